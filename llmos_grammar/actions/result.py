@@ -1,0 +1,63 @@
+"""The uniform result every action handler returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What an action did. `stdout`/`stderr` are already decoded and capped."""
+
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int | None = 0
+    signal: int | None = None
+    timed_out: bool = False
+    limit_hit: str | None = None  # "timeout" | "cpu" | "memory" | "output" | ...
+    truncated: bool = False
+    duration_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_memory_mb: float = 0.0
+    refused: str | None = None  # reason the action was not run at all
+    rows: str = ""  # sqlite: the rendered table
+    unenforced: tuple[str, ...] = ()  # limits this machine could not enforce
+    limits: dict[str, Any] = field(default_factory=dict)  # limits that applied
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.refused is None
+            and not self.timed_out
+            and self.limit_hit is None
+            and self.exit_code == 0
+        )
+
+    @property
+    def status(self) -> str:
+        if self.refused is not None:
+            return f"refused: {self.refused}"
+        if self.timed_out:
+            return "timed out"
+        if self.limit_hit is not None:
+            return f"limit hit: {self.limit_hit}"
+        if self.signal is not None:
+            return f"killed by signal {self.signal}"
+        return f"exit {self.exit_code}"
+
+    def template_fields(self) -> dict[str, Any]:
+        """Names an output template may use, e.g. "{stdout}{stderr}"."""
+        fields = asdict(self)
+        fields["status"] = self.status
+        fields["ok"] = self.ok
+        fields["output"] = self.stdout + self.stderr
+        fields["error"] = self.stderr if not self.ok else ""
+        return fields
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status
+        data["ok"] = self.ok
+        data["unenforced"] = list(self.unenforced)
+        return data

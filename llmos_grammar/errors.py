@@ -1,0 +1,134 @@
+"""The error tree, source locations, and diagnostics with caret rendering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A position in a source file; line and column are 1-based."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def shifted(self, line_offset: int, column: int) -> Location:
+        """A location `line_offset` lines below this one, at `column`."""
+        return Location(self.file, self.line + line_offset, column)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in a spec, policy or grammar."""
+
+    severity: Severity
+    message: str
+    location: Location
+    path: str = ""  # breadcrumb, e.g. "states.code.grammar"
+    code: str = ""  # short identifier, e.g. "unknown-state"
+    hint: str = ""  # what to do about it
+
+    def format(self, source_line: str | None = None) -> str:
+        where = f"{self.location}: {self.severity}"
+        crumb = f" [{self.path}]" if self.path else ""
+        text = f"{where}: {self.message}{crumb}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        if source_line is not None and self.location.column > 0:
+            caret = " " * (self.location.column - 1) + "^"
+            text += f"\n  {source_line.rstrip()}\n  {caret}"
+        return text
+
+
+class LlmosError(Exception):
+    """Root of every error llmos-grammar raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        location: Location | None = None,
+        diagnostics: list[Diagnostic] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.diagnostics: list[Diagnostic] = list(diagnostics or [])
+
+    def __str__(self) -> str:
+        if self.location is not None:
+            return f"{self.location}: {self.message}"
+        return self.message
+
+
+class SpecError(LlmosError):
+    """A spec file is malformed or inconsistent."""
+
+
+class PolicyError(LlmosError):
+    """A policy file is malformed or inconsistent."""
+
+
+class GrammarError(LlmosError):
+    """A grammar, regex or JSON schema does not compile."""
+
+
+class ModelError(LlmosError):
+    """A model could not be located or loaded."""
+
+
+class DecodeError(LlmosError):
+    """The constraint matcher rejected a step during decoding."""
+
+    def __init__(self, message: str, state: str, step: int, token: int | None) -> None:
+        super().__init__(f"{message} (state {state!r}, step {step}, token {token})")
+        self.state = state
+        self.step = step
+        self.token = token
+
+
+class ActionError(LlmosError):
+    """An action could not be run (handler missing, policy refused, ...)."""
+
+
+class ActionRefused(ActionError):
+    """An action needed approval that was not given, or isolation that is missing."""
+
+    exit_code = 3
+
+
+class BudgetExhausted(LlmosError):
+    """A token, action or wall-clock budget ran out."""
+
+    exit_code = 4
+
+
+@dataclass
+class Report:
+    """All diagnostics collected while checking one or more files."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        self.diagnostics.append(diagnostic)
+
+    def extend(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics.extend(diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]

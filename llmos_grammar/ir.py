@@ -1,0 +1,187 @@
+"""Frozen dataclasses of the compiled machine: the only form later stages see."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from llmos_grammar.errors import Location
+
+GrammarKind = Literal["lark", "regex", "json_schema"]
+Approval = Literal["never", "ask", "always"]
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class GrammarSource:
+    """A constraint's source text.
+
+    `text` is Lark text (llguidance dialect), a regex, or a JSON schema as
+    JSON text. `origin` is the file it was read from (None when inline);
+    `location` is where its first character stands, so that a line/column
+    inside `text` maps to `location.shifted(line - 1, column)`; for inline
+    block scalars `column_offset` is the indentation YAML stripped.
+    """
+
+    kind: GrammarKind
+    text: str
+    location: Location
+    origin: str | None = None
+    column_offset: int = 0
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Switch to `target` when the model emits `trigger` in a text state."""
+
+    trigger: str
+    target: str
+
+
+@dataclass(frozen=True)
+class TextState:
+    name: str
+    triggers: tuple[Transition, ...] = ()
+    on_eos: str | None = None
+    constraint: GrammarSource | None = None
+    max_tokens: int | None = None
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True)
+class GrammarState:
+    """Output constrained by `constraint`, ended by `close`, then `next`."""
+
+    name: str
+    constraint: GrammarSource
+    close: str
+    next: str
+    max_tokens: int | None = None
+    open: str = ""  # text forced on entry (after the trigger), e.g. "\n"
+    type: Literal["grammar"] = "grammar"
+
+
+@dataclass(frozen=True)
+class ActionState:
+    """Run the policy action `action` on the text of state `input`.
+
+    `output` is a str.format template over the ActionResult fields; `next` is
+    the state after a successful run, `on_error` after a failed one.
+    """
+
+    name: str
+    action: str
+    input: str
+    output: str
+    next: str
+    on_error: str | None = None
+    error_output: str | None = None
+    type: Literal["action"] = "action"
+
+
+@dataclass(frozen=True)
+class FinalState:
+    name: str
+    type: Literal["final"] = "final"
+
+
+State = Union[TextState, GrammarState, ActionState, FinalState]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model to run: the embedded default, a hub id, a folder or a GGUF."""
+
+    name: str = DEFAULT_MODEL
+    gguf_file: str | None = None
+    dtype: str = "auto"
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    system: str = ""
+    chat_template: bool = True
+    # text forced at the start of the assistant's turn (e.g. "[CODE]\n")
+    assistant_prefix: str = ""
+    # a template for the user turn; "{task}" is replaced by the task
+    user: str = "{task}"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Budgets:
+    max_tokens: int = 1024
+    max_actions: int = 8
+    wall_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class GrammarTest:
+    state: str
+    accept: tuple[str, ...] = ()
+    reject: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActionPolicy:
+    """The limits one action runs under. Defaults are the safe ones."""
+
+    name: str
+    handler: str  # python | shell | sqlite | files | http | module:function
+    timeout_s: float = 5.0
+    cpu_s: float = 5.0
+    memory_mb: int = 256
+    output_bytes: int = 8192
+    processes: int = 16
+    open_files: int = 64
+    file_size_mb: int = 16
+    disk_mb: int = 64
+    network: bool = False
+    workdir: str = "temporary"  # "temporary" or a folder path
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    database: str | None = None
+    read_only: bool = True
+    max_rows: int = 200
+    urls: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ("GET",)
+    commands: tuple[str, ...] | None = None  # shell allow-list; None = any
+    persistent: bool = False  # python: keep variables between actions of a run
+    confirm: Approval = "never"
+    strict: bool = False
+    options: Mapping[str, object] = field(default_factory=dict)
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: str
+    actions: Mapping[str, ActionPolicy]
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A compiled spec: states, prompt, model, budgets and the bound policy."""
+
+    name: str
+    path: str
+    start: str
+    states: Mapping[str, State]
+    policy: Policy
+    model: ModelRef = field(default_factory=ModelRef)
+    prompt: Prompt = field(default_factory=Prompt)
+    sampling: Sampling = field(default_factory=Sampling)
+    budgets: Budgets = field(default_factory=Budgets)
+    tests: tuple[GrammarTest, ...] = ()
+    description: str = ""
+    cache_key: str = ""
