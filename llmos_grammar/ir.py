@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from llmos_grammar.errors import Location
 
@@ -86,7 +86,7 @@ class FinalState:
     type: Literal["final"] = "final"
 
 
-State = Union[TextState, GrammarState, ActionState, FinalState]
+State = TextState | GrammarState | ActionState | FinalState
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,201 @@
+"""State-machine checks on a compiled spec: references, reachability, triggers."""
+
+from __future__ import annotations
+
+import difflib
+import string
+from collections.abc import Callable, Iterable, Mapping
+
+from llmos_grammar.actions.result import ActionResult
+from llmos_grammar.errors import Diagnostic
+from llmos_grammar.ir import ActionState, FinalState, GrammarState, Policy, State, TextState
+from llmos_grammar.schemas import crumb
+from llmos_grammar.yamldoc import Doc, Key
+
+TEMPLATE_FIELDS = frozenset(ActionResult().template_fields())
+
+
+def edges(state: State) -> list[tuple[Key, str]]:
+    """(path of the reference inside the state, target state) for each way out."""
+    if isinstance(state, TextState):
+        out: list[tuple[Key, str]] = [(("on", t.trigger), t.target) for t in state.triggers]
+        if state.on_eos is not None:
+            out.append((("eos",), state.on_eos))
+        return out
+    if isinstance(state, GrammarState):
+        return [(("next",), state.next)]
+    if isinstance(state, ActionState):
+        out = [(("next",), state.next)]
+        if state.on_error is not None:
+            out.append((("on_error",), state.on_error))
+        return out
+    return []
+
+
+class Analysis:
+    """Collects the diagnostics of one spec's state machine."""
+
+    def __init__(self, doc: Doc, start: str, states: Mapping[str, State], policy: Policy | None):
+        self.doc = doc
+        self.start = start
+        self.states = states
+        self.policy = policy
+        self.found: list[Diagnostic] = []
+
+    def run(self) -> list[Diagnostic]:
+        self._references()
+        self._reachability()
+        self._triggers()
+        self._actions()
+        self._templates()
+        return self.found
+
+    def error(self, message: str, path: Key, code: str, hint: str = "", key: bool = False) -> None:
+        self._add("error", message, path, code, hint, key)
+
+    def warning(
+        self, message: str, path: Key, code: str, hint: str = "", key: bool = False
+    ) -> None:
+        self._add("warning", message, path, code, hint, key)
+
+    def _add(self, severity: str, message: str, path: Key, code: str, hint: str, key: bool) -> None:
+        where = self.doc.loc(path, key=key)
+        self.found.append(Diagnostic(severity, message, where, crumb(path), code, hint))  # type: ignore[arg-type]
+
+    def _unknown_state(self, name: str, path: Key) -> None:
+        self.error(f"unknown state {name!r}", path, "unknown-state", suggest(name, self.states))
+
+    def _references(self) -> None:
+        if self.start not in self.states:
+            self._unknown_state(self.start, ("start",))
+        for name, state in self.states.items():
+            for path, target in edges(state):
+                if target not in self.states:
+                    self._unknown_state(target, ("states", name, *path))
+            if isinstance(state, ActionState):
+                self._input(name, state)
+
+    def _input(self, name: str, state: ActionState) -> None:
+        source = self.states.get(state.input)
+        path: Key = ("states", name, "input")
+        if source is None:
+            self._unknown_state(state.input, path)
+        elif not isinstance(source, GrammarState | TextState):
+            self.error(
+                f"input {state.input!r} is a {source.type} state, which produces no text",
+                path,
+                "bad-input",
+                "name the grammar or text state whose text the action runs",
+            )
+
+    def _reachability(self) -> None:
+        if not any(isinstance(s, FinalState) for s in self.states.values()):
+            self.error("no final state", ("states",), "no-final", "add a state with type: final")
+            return
+        reached = walk([self.start], lambda n: (t for _, t in edges(self.states[n])), self.states)
+        for name in self.states:
+            if name not in reached and self.start in self.states:
+                self.warning(
+                    f"state {name!r} is unreachable from {self.start!r}",
+                    ("states", name),
+                    "unreachable-state",
+                    "remove it, or add a transition to it",
+                    key=True,
+                )
+        incoming: dict[str, list[str]] = {n: [] for n in self.states}
+        for name, state in self.states.items():
+            for _, target in edges(state):
+                incoming.setdefault(target, []).append(name)
+        finals = [n for n, s in self.states.items() if isinstance(s, FinalState)]
+        ending = walk(finals, lambda n: incoming.get(n, ()), self.states)
+        for name in sorted(reached - ending):
+            self.error(
+                f"no final state can be reached from state {name!r}",
+                ("states", name),
+                "dead-end",
+                "add a transition (e.g. `eos: end`) that leads to a final state",
+                key=True,
+            )
+
+    def _triggers(self) -> None:
+        for name, state in self.states.items():
+            if not isinstance(state, TextState):
+                continue
+            words = [t.trigger for t in state.triggers]
+            for t in state.triggers:
+                path: Key = ("states", name, "on", t.trigger)
+                if not t.trigger.strip():
+                    self.error("empty trigger", path, "empty-trigger", key=True)
+                    continue
+                shorter = [w for w in words if w != t.trigger and w and t.trigger.startswith(w)]
+                if shorter:
+                    self.error(
+                        f"trigger {t.trigger!r} can never fire: {shorter[0]!r} is a prefix of it",
+                        path,
+                        "trigger-prefix",
+                        "make the triggers prefix-free, e.g. [SQL] and [SQLW]",
+                        key=True,
+                    )
+
+    def _actions(self) -> None:
+        if self.policy is None:
+            return
+        for name, state in self.states.items():
+            if isinstance(state, ActionState) and state.action not in self.policy.actions:
+                self.error(
+                    f"action {state.action!r} is not in the policy {self.policy.path}",
+                    ("states", name, "action"),
+                    "unknown-action",
+                    suggest(state.action, self.policy.actions)
+                    or f"add `{state.action}:` under `actions:` in the policy",
+                )
+
+    def _templates(self) -> None:
+        for name, state in self.states.items():
+            if isinstance(state, ActionState):
+                self._template(state.output, ("states", name, "output"), TEMPLATE_FIELDS)
+                if state.error_output is not None:
+                    self._template(
+                        state.error_output, ("states", name, "error_output"), TEMPLATE_FIELDS
+                    )
+
+    def _template(self, text: str, path: Key, allowed: Iterable[str]) -> None:
+        for message in template_problems(text, allowed):
+            self.error(message, path, "bad-template", "write {{ and }} for literal braces")
+
+
+def template_problems(text: str, allowed: Iterable[str]) -> list[str]:
+    """Problems of a str.format template whose fields must be in `allowed`."""
+    allowed = set(allowed)
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError as exc:
+        return [f"bad template: {exc}"]
+    problems = []
+    for field_name in fields:
+        base = field_name.split(".")[0].split("[")[0]
+        if base not in allowed:
+            near = difflib.get_close_matches(base, sorted(allowed), n=1)
+            tip = f" (did you mean {{{near[0]}}}?)" if near else ""
+            problems.append(f"unknown template field {{{field_name}}}{tip}")
+    return problems
+
+
+def walk(
+    roots: Iterable[str], step: Callable[[str], Iterable[str]], known: Mapping[str, State]
+) -> set[str]:
+    """Names reachable from `roots` by `step(name) -> names`, inside `known`."""
+    seen: set[str] = set()
+    todo = [r for r in roots if r in known]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(n for n in step(name) if n in known and n not in seen)
+    return seen
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"did you mean {close[0]!r}?" if close else ""

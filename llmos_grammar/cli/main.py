@@ -1,0 +1,91 @@
+"""`llmos` and its aliases: one parser, one subcommand module each, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from llmos_grammar import __version__
+from llmos_grammar.errors import LlmosError
+
+EXIT_USAGE = 2
+COMMANDS = {
+    "run": ("llmos_grammar.cli.run", "run a spec on a model: llmos run SPEC TASK"),
+    "check": ("llmos_grammar.cli.check", "validate specs, policies and grammars"),
+    "graph": ("llmos_grammar.cli.graph", "print a spec's state machine as Mermaid or DOT"),
+    "exec": ("llmos_grammar.cli.exec", "run one policy action on code, print JSON"),
+    "sandbox": ("llmos_grammar.cli.sandbox", "inspect the sandbox: llmos sandbox doctor"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    if only is not None:
+        module = importlib.import_module(COMMANDS[only][0])
+        parser = argparse.ArgumentParser(prog=f"llmos-{only}", description=COMMANDS[only][1])
+        module.add_arguments(parser)
+        parser.set_defaults(command_module=module)
+        return parser
+    parser = argparse.ArgumentParser(prog="llmos", description="Grammar-driven LLM shell.")
+    parser.add_argument("--version", action="version", version=f"llmos-grammar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = _import(module_name)
+        if module is None:
+            continue
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(child)
+        child.set_defaults(command_module=module)
+    return parser
+
+
+def _import(module_name: str) -> object | None:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+
+
+def dispatch(argv: Sequence[str] | None, only: str | None = None) -> int:
+    parser = build_parser(only)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return int(args.command_module.run(args))
+    except LlmosError as exc:
+        print(f"llmos: {exc}", file=sys.stderr)
+        for diagnostic in exc.diagnostics[1:]:
+            print(f"  {diagnostic.format()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("llmos: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return dispatch(argv)
+
+
+def _entry(only: str) -> int:
+    return dispatch(None, only)
+
+
+def run_main() -> int:
+    return _entry("run")
+
+
+def check_main() -> int:
+    return _entry("check")
+
+
+def graph_main() -> int:
+    return _entry("graph")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

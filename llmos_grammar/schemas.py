@@ -1,0 +1,124 @@
+"""Validate loaded YAML documents against the shipped JSON Schemas."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from llmos_grammar.errors import Diagnostic
+from llmos_grammar.yamldoc import Doc, Key
+
+STATE_DEFS = {
+    "text": "text_state",
+    "grammar": "grammar_state",
+    "action": "action_state",
+    "final": "final_state",
+}
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema `name` ("spec" or "policy") shipped with the package."""
+    text = resources.files("llmos_grammar.schema").joinpath(f"{name}.schema.json").read_text()
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def schema_path(name: str) -> str:
+    return str(resources.files("llmos_grammar.schema").joinpath(f"{name}.schema.json"))
+
+
+@cache
+def _validator(name: str, definition: str | None = None) -> Any:
+    import jsonschema
+
+    root = schema(name)
+    target: dict[str, Any] = root
+    if definition is not None:
+        target = {"$ref": f"#/$defs/{definition}", "$defs": root["$defs"]}
+    elif name == "spec":
+        # States are validated one by one against the definition their `type` names,
+        # so that an error speaks of that state type instead of every alternative.
+        target = json.loads(json.dumps(root))
+        target["$defs"]["state"] = {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"enum": sorted(STATE_DEFS)}},
+        }
+    return jsonschema.Draft202012Validator(target)
+
+
+def validate(doc: Doc, name: str) -> list[Diagnostic]:
+    """All schema violations of `doc`, each with a location and breadcrumb."""
+    diagnostics = _errors(doc, _validator(name), doc.data, ())
+    if name == "spec" and isinstance(doc.data, dict):
+        states = doc.data.get("states")
+        if isinstance(states, dict):
+            for state_name, state in states.items():
+                kind = state.get("type") if isinstance(state, dict) else None
+                if kind in STATE_DEFS:
+                    validator = _validator("spec", STATE_DEFS[kind])
+                    diagnostics += _errors(doc, validator, state, ("states", state_name))
+    return diagnostics
+
+
+def _errors(doc: Doc, validator: Any, data: Any, base: Key) -> list[Diagnostic]:
+    found = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    return [_diagnostic(doc, error, base) for error in found]
+
+
+def _diagnostic(doc: Doc, error: Any, base: Key) -> Diagnostic:
+    path: Key = (*base, *error.absolute_path)
+    hint = ""
+    key_location = False
+    message = error.message
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extras = (
+            [k for k in error.instance if k not in allowed]
+            if isinstance(error.instance, dict)
+            else []
+        )
+        if extras:
+            unknown = extras[0]
+            path = (*path, unknown)
+            key_location = True
+            message = f"unknown key {unknown!r}"
+            close = difflib.get_close_matches(unknown, allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(allowed)}"
+    elif error.validator == "required":
+        hint = "add the missing key"
+    elif error.validator == "enum":
+        hint = f"use one of: {', '.join(map(str, error.validator_value))}"
+    elif error.validator == "type":
+        message = f"{_short(error.instance)} is not of type {_types(error.validator_value)}"
+    return Diagnostic(
+        severity="error",
+        message=message,
+        location=doc.loc(path, key=key_location),
+        path=crumb(path),
+        code="schema",
+        hint=hint,
+    )
+
+
+def _types(value: Any) -> str:
+    if isinstance(value, list):
+        return " or ".join(value)
+    return str(value)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def crumb(path: Key) -> str:
+    """A breadcrumb such as `states.code.grammar` or `tests.code.accept[0]`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
