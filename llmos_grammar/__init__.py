@@ -1,5 +1,29 @@
-"""llmos-grammar: a state machine inside the decoder, driven by a YAML spec."""
+"""llmos-grammar: a state machine inside the decoder, driven by a YAML spec.
+
+    from llmos_grammar import load, Runtime
+    machine = load("examples/calculator/spec.yaml")
+    result = Runtime(machine).run("What is 1000 minus 387?")
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["Runtime", "load", "load_policy", "__version__"]
+
+_LAZY = {
+    "load": ("llmos_grammar.spec", "load"),
+    "load_policy": ("llmos_grammar.spec", "load_policy"),
+    "Runtime": ("llmos_grammar.runtime", "Runtime"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Heavy modules (torch, transformers) load only when the runtime is asked for.
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'llmos_grammar' has no attribute {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from llmos_grammar.schemas import crumb
 from llmos_grammar.yamldoc import Doc, Key
 
 BUILTIN_HANDLERS = frozenset({"python", "shell", "sqlite", "files", "http"})
+SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv", "build", "dist"})
 
 
 @dataclass
@@ -51,15 +53,18 @@ def check_paths(paths: Sequence[str]) -> tuple[Report, list[Checked]]:
 
 
 def expand(paths: Iterable[str]) -> list[str]:
+    """Files as given; folders searched for specs and policies (hidden folders skipped)."""
     out: list[str] = []
     for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for found in sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]):
-                if found.name != ".pre-commit-hooks.yaml" and _looks_like_ours(found):
-                    out.append(str(found))
-        else:
+        if not Path(raw).is_dir():
             out.append(raw)
+            continue
+        for folder, dirs, files in os.walk(raw):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS)
+            for name in sorted(files):
+                path = Path(folder) / name
+                if path.suffix in (".yaml", ".yml") and _looks_like_ours(path):
+                    out.append(str(path))
     return out
 
 

@@ -92,7 +92,9 @@ def _diagnostic(doc: Doc, error: Any, base: Key) -> Diagnostic:
     elif error.validator == "required":
         hint = "add the missing key"
     elif error.validator == "enum":
-        hint = f"use one of: {', '.join(map(str, error.validator_value))}"
+        options = [str(v) for v in error.validator_value]
+        close = difflib.get_close_matches(str(error.instance), options, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(options)}"
     elif error.validator == "type":
         message = f"{_short(error.instance)} is not of type {_types(error.validator_value)}"
     return Diagnostic(

