@@ -1,0 +1,112 @@
+"""Action handlers (python, shell, sqlite, files, http, plugins) behind one runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from llmos_grammar.actions.approval import Approver, needs_approval, terminal_approver
+from llmos_grammar.actions.result import ActionResult
+from llmos_grammar.errors import ActionError
+from llmos_grammar.ir import ActionPolicy, Policy
+from llmos_grammar.sandbox.probe import Capabilities
+
+if TYPE_CHECKING:
+    from llmos_grammar.actions.python import PythonSession
+
+KNOWN_HANDLERS: frozenset[str] = frozenset({"python", "shell", "sqlite", "files", "http"})
+
+__all__ = [
+    "KNOWN_HANDLERS",
+    "ActionResult",
+    "ActionRunner",
+    "Approver",
+    "run_action",
+    "terminal_approver",
+]
+
+
+def _dispatch(policy: ActionPolicy, text: str, caps: Capabilities | None) -> ActionResult:
+    handler = policy.handler
+    if handler == "python":
+        from llmos_grammar.actions.python import run_python
+
+        return run_python(text, policy, caps)
+    if handler == "shell":
+        from llmos_grammar.actions.shell import run_shell
+
+        return run_shell(text, policy, caps)
+    if handler == "sqlite":
+        from llmos_grammar.actions.sqlite import run_sqlite
+
+        return run_sqlite(text, policy)
+    if handler == "files":
+        from llmos_grammar.actions.files import run_files
+
+        return run_files(text, policy)
+    if handler == "http":
+        from llmos_grammar.actions.http import run_http
+
+        return run_http(text, policy)
+    from llmos_grammar.actions.plugin import load_plugin, run_plugin
+
+    return run_plugin(load_plugin(handler), text, policy)
+
+
+def run_action(
+    policy: ActionPolicy, text: str, *, caps: Capabilities | None = None
+) -> ActionResult:
+    """Run one action once, with no approval step and no persistent session."""
+    return _dispatch(policy, text, caps)
+
+
+class ActionRunner:
+    """Runs the actions of one policy for one run; holds persistent sessions until `close`."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        approve: Callable[[ActionPolicy, str], bool] | None = None,
+        caps: Capabilities | None = None,
+    ) -> None:
+        self.policy = policy
+        self.approve = approve
+        self.caps = caps
+        self._sessions: dict[str, PythonSession] = {}
+
+    def run(self, action: str, text: str) -> ActionResult:
+        """Run `text` with the action named `action`; refusals come back as results."""
+        ap = self.policy.actions.get(action)
+        if ap is None:
+            known = ", ".join(sorted(self.policy.actions)) or "none"
+            raise ActionError(f"no action {action!r} in policy {self.policy.path} (known: {known})")
+        if needs_approval(ap):
+            if self.approve is None:
+                return ActionResult(exit_code=None, refused="needs approval and no approver is set")
+            if not self.approve(ap, text):
+                return ActionResult(exit_code=None, refused="not approved")
+        if ap.handler == "python" and ap.persistent:
+            return self._session(ap).run(text)
+        return _dispatch(ap, text, self.caps)
+
+    def _session(self, ap: ActionPolicy) -> PythonSession:
+        from llmos_grammar.actions.python import PythonSession
+
+        session = self._sessions.get(ap.name)
+        if session is None:
+            session = PythonSession(ap, self.caps)
+            self._sessions[ap.name] = session
+        return session
+
+    def close(self) -> None:
+        """End persistent sessions and everything they started."""
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()
+
+    def __enter__(self) -> ActionRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

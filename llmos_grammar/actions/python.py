@@ -1,0 +1,135 @@
+"""The `python` handler: the code runs with the interpreter that runs llmos, isolated (-I).
+
+One-shot by default: a fresh process and working directory per action. With
+`persistent: true` in the policy, one sandboxed interpreter lives for the run
+and keeps its variables between actions, like a notebook kernel; it gets the
+same limits (the wall timeout per action; the CPU limit per action, within a
+hard cap of ten actions' worth for the session) and is restarted, with its
+variables lost, when an action times out or the process dies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import sys
+import time
+from typing import Any
+
+from llmos_grammar.actions.result import ActionResult
+from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.sandbox.plan import limits_of, make_plan
+from llmos_grammar.sandbox.probe import Capabilities, probe
+from llmos_grammar.sandbox.runner import Child, refusal, run_argv
+
+
+def interpreter_argv(policy: ActionPolicy) -> list[str]:
+    """`sys.executable -I` (plus -S when the policy's options say `site: false`)."""
+    argv = [sys.executable, "-I"]
+    if policy.options.get("site") is False:
+        argv.append("-S")
+    return argv
+
+
+def run_python(text: str, policy: ActionPolicy, caps: Capabilities | None = None) -> ActionResult:
+    """Run `text` as a program in a fresh sandboxed interpreter."""
+    return run_argv([*interpreter_argv(policy), "-"], policy, stdin=text.encode(), caps=caps)
+
+
+# The session's main loop: read a length-prefixed chunk of code from stdin, run it in one
+# namespace, print any traceback, flush, then write "ok"/"error" on the status pipe.
+_WORKER = r"""
+import os, resource, sys, struct, traceback
+status = int(sys.argv[1]); cpu = float(sys.argv[2]); ns = {"__name__": "__main__"}
+inp = sys.stdin.buffer
+while True:
+    head = inp.read(4)
+    if len(head) < 4:
+        break
+    code = inp.read(struct.unpack(">I", head)[0]).decode("utf-8", "replace")
+    used = sum(os.times()[:2])
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    resource.setrlimit(resource.RLIMIT_CPU, (min(hard, int(used + cpu) + 1), hard))
+    ok = True
+    try:
+        exec(compile(code, "<action>", "exec"), ns)
+    except SystemExit as exc:
+        ok = exc.code in (None, 0)
+    except BaseException:
+        ok = False
+        traceback.print_exc()
+    sys.stdout.flush(); sys.stderr.flush()
+    os.write(status, b"ok\n" if ok else b"error\n")
+"""
+
+
+class PythonSession:
+    """One persistent sandboxed interpreter for the actions of one run."""
+
+    def __init__(self, policy: ActionPolicy, caps: Capabilities | None = None) -> None:
+        self.policy = policy
+        self.caps = caps or probe()
+        self.plan = make_plan(policy, self.caps)
+        self.child: Child | None = None
+
+    def _start(self) -> Child:
+        session_policy = dataclasses.replace(self.policy, cpu_s=self.policy.cpu_s * 10)
+        argv = [
+            *interpreter_argv(self.policy),
+            "-c",
+            _WORKER,
+            "{status_fd}",
+            str(self.policy.cpu_s),
+        ]
+        return Child(argv, session_policy, self.plan, status=True)
+
+    def run(self, text: str) -> ActionResult:
+        """Run `text` in the session's namespace."""
+        refused = refusal(self.policy, self.plan)
+        if refused is not None:
+            return refused
+        if self.child is None:
+            self.child = self._start()
+        start, cpu0 = time.monotonic(), self._cpu()
+        payload = text.encode()
+        streams = self.child.exchange(
+            struct.pack(">I", len(payload)) + payload, self.policy.timeout_s, keep_stdin=True
+        )
+        if streams.status.startswith(b"ok") or streams.status.startswith(b"error"):
+            result = self._answer(streams.status.startswith(b"ok"))
+            duration = round(time.monotonic() - start, 6)
+            return dataclasses.replace(result, duration_s=duration, cpu_s=self._cpu() - cpu0)
+        result = self.child.finish()  # timed out, hit a limit or died: the session restarts
+        self.child = None
+        note = "\n[session restarted: variables were lost]\n"
+        return dataclasses.replace(result, stderr=result.stderr + note)
+
+    def _cpu(self) -> float:
+        group = self.child.cgroup if self.child is not None else None
+        return round((group.cpu_seconds() or 0.0) if group is not None else 0.0, 6)
+
+    def _answer(self, ok: bool) -> ActionResult:
+        assert self.child is not None
+        streams = self.child.streams
+        result = ActionResult(
+            stdout=bytes(streams.out).decode("utf-8", errors="replace"),
+            stderr=bytes(streams.err).decode("utf-8", errors="replace"),
+            exit_code=0 if ok else 1,
+            truncated=streams.truncated,
+            unenforced=self.plan.unenforced,
+        )
+        return dataclasses.replace(result, **self._measures())
+
+    def _measures(self) -> dict[str, Any]:
+        assert self.child is not None
+        group = self.child.cgroup
+        out: dict[str, Any] = {"limits": limits_of(self.policy, self.plan)}
+        if group is not None:
+            out["peak_memory_mb"] = round(group.peak_memory_mb() or 0.0, 3)
+        return out
+
+    def close(self) -> None:
+        """End the interpreter and everything it started."""
+        if self.child is not None:
+            self.child.finish()
+            self.child = None

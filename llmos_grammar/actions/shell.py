@@ -1,0 +1,63 @@
+"""The `shell` handler: a command line run by bash (no profile, no rc) under the sandbox.
+
+With `commands: [ls, cat, ...]` in the policy, every simple command's first word
+must be on that list, and command substitution, process substitution, `eval`,
+`exec`, `source` and redirections into command position are refused. The list
+narrows what the model is asked to do; the sandbox, not the list, is the
+security boundary.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+
+from llmos_grammar.actions.result import ActionResult
+from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.sandbox.probe import Capabilities
+from llmos_grammar.sandbox.runner import run_argv
+
+_SEPARATORS = {";", "&&", "||", "|", "&", "|&", ";;", "(", ")", "\n"}
+_FORBIDDEN = ("$(", "`", "<(", ">(")
+_NEVER = {"eval", "exec", "source", ".", "command", "builtin", "env", "xargs", "sudo"}
+
+
+def _first_words(text: str) -> list[str]:
+    lexer = shlex.shlex(text.replace("\n", " ; "), posix=True, punctuation_chars=";&|()<>")
+    lexer.whitespace_split = True
+    words: list[str] = []
+    expect = True
+    for token in lexer:
+        if token in _SEPARATORS or set(token) <= set(";&|()"):
+            expect = True
+        elif expect and "=" in token and not token.startswith("="):
+            continue  # NAME=value prefix
+        elif expect:
+            words.append(token)
+            expect = False
+    return words
+
+
+def check_commands(text: str, allowed: tuple[str, ...]) -> str | None:
+    """Why `text` is outside the allow-list, or None when every command is on it."""
+    for bad in _FORBIDDEN:
+        if bad in text:
+            return f"{bad!r} is not allowed with a command allow-list"
+    try:
+        words = _first_words(text)
+    except ValueError as exc:
+        return f"cannot parse the command line: {exc}"
+    for word in words:
+        if word in _NEVER or word not in allowed:
+            return f"command {word!r} is not on the allow-list ({', '.join(allowed)})"
+    return None
+
+
+def run_shell(text: str, policy: ActionPolicy, caps: Capabilities | None = None) -> ActionResult:
+    """Run `text` with bash; refuse it first when it breaks the policy's allow-list."""
+    if policy.commands is not None:
+        reason = check_commands(text, policy.commands)
+        if reason is not None:
+            return ActionResult(exit_code=None, refused=reason)
+    bash = shutil.which("bash") or "/bin/bash"
+    return run_argv([bash, "--noprofile", "--norc", "-s"], policy, stdin=text.encode(), caps=caps)

@@ -1,0 +1,168 @@
+"""Decide, for one action policy on this machine, which layers apply and how to start the child."""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.sandbox.probe import NOBODY, Capabilities
+
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+INSIDE_WORKDIR = "/tmp/work"
+HIDDEN = ("/root", "/home", "/tmp", "/var/tmp", "/run/user", "/mnt", "/media")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The layers one action gets: `enforced` and `unenforced` hold layer names."""
+
+    bwrap: str | None
+    setpriv: str | None
+    cgroup_bases: tuple[object, ...]
+    plain_uid_drop: bool
+    enforced: tuple[str, ...]
+    unenforced: tuple[str, ...]
+
+
+def make_plan(policy: ActionPolicy, caps: Capabilities) -> Plan:
+    """Match what `policy` asks for with what `caps` says works."""
+    bwrap = caps.bwrap
+    setpriv = caps.setpriv if bwrap else None
+    uid = bool(bwrap and setpriv) or (not bwrap and caps.plain_uid_drop)
+    enforced = ["timeout", "cpu", "memory", "file_size", "open_files", "output", "env", "workdir"]
+    unenforced: list[str] = []
+
+    def layer(name: str, ok: bool) -> None:
+        (enforced if ok else unenforced).append(name)
+
+    layer("processes", caps.pids_cgroup is not None or uid)
+    layer("kill_tree", caps.pids_cgroup is not None or bwrap is not None)
+    layer("pid_namespace", bwrap is not None)
+    if not policy.network:
+        layer("network", bwrap is not None)
+    layer("filesystem", bwrap is not None)
+    layer("uid", uid or not caps.root)
+    layer("disk", bwrap is not None and policy.workdir == "temporary")
+    groups = (caps.pids_cgroup, caps.memory_cgroup, caps.cpu_cgroup)
+    bases = tuple(b for b in groups if b is not None)
+    return Plan(bwrap, setpriv, bases, uid and not bwrap, tuple(enforced), tuple(unenforced))
+
+
+def limits_of(policy: ActionPolicy, plan: Plan) -> dict[str, object]:
+    """The limits recorded with the result (what applied, in policy units)."""
+    return {
+        "timeout_s": policy.timeout_s,
+        "cpu_s": policy.cpu_s,
+        "memory_mb": policy.memory_mb,
+        "output_bytes": policy.output_bytes,
+        "processes": policy.processes,
+        "open_files": policy.open_files,
+        "file_size_mb": policy.file_size_mb,
+        "disk_mb": policy.disk_mb,
+        "network": policy.network,
+        "layers": list(plan.enforced),
+    }
+
+
+def scrub_env(
+    policy: ActionPolicy, home: str, source: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A fresh environment: fixed safe values plus the names (or NAME=value) the policy allows."""
+    source = os.environ if source is None else source
+    bindir = os.path.dirname(sys.executable)
+    env = {
+        "PATH": f"{bindir}:{SAFE_PATH}",
+        "HOME": home,
+        "TMPDIR": home,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    for entry in policy.env:
+        name, sep, value = entry.partition("=")
+        if sep:
+            env[name] = value
+        elif name in source:
+            env[name] = source[name]
+    return env
+
+
+def _rlimits(policy: ActionPolicy) -> list[tuple[int, int, int]]:
+    cpu = max(1, int(policy.cpu_s + 0.999))
+    mem = policy.memory_mb * 1024 * 1024
+    fsize = policy.file_size_mb * 1024 * 1024
+    return [
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_AS, mem, mem),
+        (resource.RLIMIT_FSIZE, fsize, fsize),
+        (resource.RLIMIT_NOFILE, policy.open_files, policy.open_files),
+        (resource.RLIMIT_NPROC, policy.processes, policy.processes),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
+
+
+def make_preexec(policy: ActionPolicy, plan: Plan, join: list[str]) -> Callable[[], None]:
+    """What the forked child does before exec: join groups, cap resources, maybe drop uid."""
+    limits = _rlimits(policy)
+    drop = plan.plain_uid_drop
+
+    def preexec() -> None:
+        for procs in join:
+            with open(procs, "w") as fh:
+                fh.write("0")
+        if drop:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+        for which, soft, hard in limits:
+            resource.setrlimit(which, (soft, hard))
+
+    return preexec
+
+
+def _visible_again() -> list[str]:
+    """Folders under hidden places the interpreter needs (a venv or pyenv in /root)."""
+    wanted = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    return sorted(p for p in wanted if any(p == h or p.startswith(h + "/") for h in HIDDEN))
+
+
+def bwrap_argv(policy: ActionPolicy, plan: Plan, host_workdir: str | None) -> list[str]:
+    """bubblewrap arguments: read-only root, hidden homes, sized tmpfs, new namespaces."""
+    assert plan.bwrap is not None
+    argv = [plan.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if not policy.network:
+        argv.append("--unshare-net")
+    for hidden in HIDDEN:
+        if os.path.isdir(hidden):
+            argv += ["--tmpfs", hidden]
+    for path in _visible_again():
+        argv += ["--ro-bind", path, path]
+    for path in policy.read:
+        if os.path.exists(path):
+            argv += ["--ro-bind", path, path]
+    for path in policy.write:
+        if os.path.exists(path):
+            argv += ["--bind", path, path]
+    size = str(policy.disk_mb * 1024 * 1024)
+    if host_workdir is None:
+        argv += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
+        argv += ["--perms", "0777", "--dir", INSIDE_WORKDIR]
+        workdir = INSIDE_WORKDIR
+    else:
+        argv += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
+        argv += ["--bind", host_workdir, host_workdir]
+        workdir = host_workdir
+    argv += ["--chdir", workdir, "--die-with-parent", "--new-session"]
+    if not plan.setpriv:
+        argv += ["--cap-drop", "ALL"]
+    else:
+        argv += ["--", plan.setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        argv += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+    argv.append("--")
+    return argv

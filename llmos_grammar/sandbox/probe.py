@@ -1,0 +1,126 @@
+"""Find out, by trying, which isolation layers work on this machine."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from llmos_grammar.sandbox.cgroup import CgroupBase, find_base
+
+NOBODY = 65534
+ALWAYS = ("timeout", "cpu", "memory", "file_size", "open_files", "output", "env", "workdir")
+OPTIONAL = ("processes", "pid_namespace", "network", "filesystem", "uid", "disk", "kill_tree")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What this machine lets the sandbox do; each field was tried, not assumed."""
+
+    bwrap: str | None = None  # path of a bubblewrap that ran a namespaced command
+    setpriv: str | None = None  # drops to an unprivileged uid inside bwrap
+    pids_cgroup: CgroupBase | None = None
+    memory_cgroup: CgroupBase | None = None
+    cpu_cgroup: CgroupBase | None = None
+    root: bool = False
+    plain_uid_drop: bool = False  # without bwrap, can uid `nobody` run the interpreter?
+    landlock: bool = False
+    notes: tuple[str, ...] = ()
+
+    @property
+    def uid_drop(self) -> bool:
+        return bool(self.bwrap and self.setpriv) or self.plain_uid_drop
+
+
+def _try(argv: list[str], **kw: object) -> tuple[bool, str]:
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=10, check=False, **kw)  # type: ignore[call-overload]
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    return done.returncode == 0, (done.stderr or b"").decode(errors="replace").strip()
+
+
+def _probe_bwrap(notes: list[str]) -> str | None:
+    path = shutil.which("bwrap")
+    if path is None:
+        notes.append("bwrap: not installed (apt-get install -y bubblewrap)")
+        return None
+    argv = [path, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--unshare-ipc"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", "1048576", "--tmpfs", "/tmp"]
+    ok, err = _try(argv + ["--die-with-parent", "--new-session", "/bin/true"])
+    if not ok:
+        notes.append(f"bwrap: present but cannot create namespaces here: {err}")
+        return None
+    return path
+
+
+def _probe_plain_uid_drop() -> bool:
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+    ok, _ = _try([sys.executable, "-I", "-S", "-c", "pass"], preexec_fn=drop, cwd="/")
+    return ok
+
+
+def _probe_landlock() -> bool:
+    """Whether the kernel offers Landlock (reported by doctor; not used as a layer yet)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        abi = libc.syscall(444, None, 0, 1)  # landlock_create_ruleset(NULL, 0, VERSION)
+    except (OSError, AttributeError):
+        return False
+    return int(abi) > 0
+
+
+@functools.cache
+def probe() -> Capabilities:
+    """Try each layer once per process and remember the answer."""
+    notes: list[str] = []
+    root = os.geteuid() == 0
+    bwrap = _probe_bwrap(notes)
+    setpriv = shutil.which("setpriv") if root else None
+    if bwrap and root and setpriv is None:
+        notes.append("setpriv: not found; code inside bwrap keeps uid 0")
+    pids = find_base("pids")
+    memory = find_base("memory")
+    cpu = find_base("cpuacct")
+    if pids is None:
+        notes.append("cgroup pids: no writable controller; process cap is RLIMIT_NPROC only")
+    if memory is None:
+        notes.append("cgroup memory: no writable controller; memory cap is RLIMIT_AS only")
+    plain = root and _probe_plain_uid_drop()
+    if root and not plain:
+        notes.append("uid drop without bwrap: `nobody` cannot run the interpreter here")
+    return Capabilities(
+        bwrap=bwrap,
+        setpriv=setpriv,
+        pids_cgroup=pids,
+        memory_cgroup=memory,
+        cpu_cgroup=cpu,
+        root=root,
+        plain_uid_drop=plain,
+        landlock=_probe_landlock(),
+        notes=tuple(notes),
+    )
+
+
+def without_bwrap(caps: Capabilities) -> Capabilities:
+    """The same machine as if bubblewrap were absent (tests, `doctor --compare`)."""
+    return Capabilities(
+        bwrap=None,
+        setpriv=caps.setpriv,
+        pids_cgroup=caps.pids_cgroup,
+        memory_cgroup=caps.memory_cgroup,
+        cpu_cgroup=caps.cpu_cgroup,
+        root=caps.root,
+        plain_uid_drop=caps.plain_uid_drop,
+        landlock=caps.landlock,
+        notes=caps.notes + ("bwrap: disabled on request",),
+    )

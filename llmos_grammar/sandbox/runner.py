@@ -1,0 +1,276 @@
+"""Run one argv under an action policy's limits and turn what happened into an ActionResult."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+from llmos_grammar.actions.result import ActionResult
+from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.sandbox.cgroup import Cgroup
+from llmos_grammar.sandbox.plan import (
+    INSIDE_WORKDIR,
+    Plan,
+    bwrap_argv,
+    limits_of,
+    make_plan,
+    make_preexec,
+    scrub_env,
+)
+from llmos_grammar.sandbox.probe import NOBODY, Capabilities, probe
+from llmos_grammar.sandbox.pump import Streams, pump
+
+
+def refusal(policy: ActionPolicy, plan: Plan) -> ActionResult | None:
+    """A refused result when a strict policy asks for layers this machine lacks."""
+    if policy.strict and plan.unenforced:
+        missing = ", ".join(plan.unenforced)
+        return ActionResult(
+            exit_code=None,
+            refused=f"strict policy: cannot enforce {missing} here (see `llmos sandbox doctor`)",
+            unenforced=plan.unenforced,
+            limits=limits_of(policy, plan),
+        )
+    return None
+
+
+@contextlib.contextmanager
+def workspace(policy: ActionPolicy, plan: Plan) -> Iterator[tuple[str | None, str, str]]:
+    """(host folder to bind or None, cwd for Popen, the child's own view of its workdir)."""
+    if policy.workdir != "temporary":
+        os.makedirs(policy.workdir, exist_ok=True)
+        yield policy.workdir, policy.workdir, policy.workdir
+        return
+    if plan.bwrap:
+        yield None, "/", INSIDE_WORKDIR
+        return
+    folder = tempfile.mkdtemp(prefix="llmos-action-")
+    if plan.plain_uid_drop:
+        os.chown(folder, NOBODY, NOBODY)
+    try:
+        yield folder, folder, folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ns_init(info: bytearray) -> int | None:
+    text = bytes(info).decode(errors="replace")
+    start = text.find("{")
+    end = text.find("}", start)
+    if start < 0 or end < 0:
+        return None
+    with contextlib.suppress(ValueError, TypeError):
+        return int(json.loads(text[start : end + 1])["child-pid"])
+    return None
+
+
+class Child:
+    """A program started inside the sandbox, with its workspace, groups and pipes.
+
+    One-shot actions talk to it once (`exchange`, then `finish`); a persistent
+    session exchanges many times over the same pipes, with `status=True` giving
+    the program a pipe (its number replaces "{status_fd}" in argv) on which it
+    writes one line after each action.
+    """
+
+    def __init__(
+        self, argv: list[str], policy: ActionPolicy, plan: Plan, status: bool = False
+    ) -> None:
+        self.policy, self.plan = policy, plan
+        self._stack = contextlib.ExitStack()
+        bind, cwd, inside = self._stack.enter_context(workspace(policy, plan))
+        self.cgroup: Cgroup | None = None
+        if plan.cgroup_bases:
+            self.cgroup = Cgroup(list(plan.cgroup_bases))  # type: ignore[arg-type]
+            self._stack.callback(self.cgroup.remove)
+            self.cgroup.set_limits(policy.processes, policy.memory_mb)
+        self.streams = Streams()
+        self.info = bytearray()
+        self._fds: dict[str, int] = {}
+        self._own: list[int] = []
+        passed: list[int] = []
+        full = list(argv)
+        if plan.bwrap:
+            _, info_w = self._pipe("info", passed)
+            full = bwrap_argv(policy, plan, bind) + full
+            full[1:1] = ["--info-fd", str(info_w)]
+        if status:
+            _, status_w = self._pipe("status", passed)
+            full = [a.replace("{status_fd}", str(status_w)) for a in full]
+        join = self.cgroup.procs_files() if self.cgroup is not None else []
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(
+            full,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=scrub_env(policy, inside),
+            preexec_fn=make_preexec(policy, plan, join),
+            start_new_session=True,
+            pass_fds=tuple(passed),
+        )
+        for fd in passed:
+            os.close(fd)
+        pipes = (self.proc.stdin, self.proc.stdout, self.proc.stderr)
+        for name, pipe in zip(("in", "out", "err"), pipes, strict=True):
+            assert pipe is not None
+            self._fds[name] = pipe.fileno()
+        self.pidfd = os.pidfd_open(self.proc.pid)
+        self.returncode: int | None = None
+
+    def _pipe(self, name: str, passed: list[int]) -> tuple[int, int]:
+        r, w = os.pipe()
+        self._fds[name] = r
+        self._own.append(r)
+        passed.append(w)
+        return r, w
+
+    def exchange(self, stdin: bytes, timeout_s: float, keep_stdin: bool = False) -> Streams:
+        """Feed `stdin`, collect capped output until exit, a status line, or the deadline."""
+        self.streams = Streams(info=self.info)
+        pump(
+            self._fds,
+            stdin,
+            self.pidfd,
+            self.policy.output_bytes,
+            time.monotonic() + timeout_s,
+            self.kill,
+            result=self.streams,
+            keep_stdin=keep_stdin,
+        )
+        self.info = self.streams.info
+        return self.streams
+
+    def kill(self) -> None:
+        """Stop every process of the action: the namespace, the session, the group."""
+        init = None if self.streams.exited else _ns_init(self.info)
+        if init is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(init, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if init is None and self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+
+    def finish(self) -> ActionResult:
+        """Kill what is left, reap, clean up, and describe the last exchange."""
+        try:
+            self.kill()
+            _, status, usage = os.wait4(self.proc.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+            self.proc.returncode = self.returncode
+            duration = time.monotonic() - self.start
+            return _result(
+                self.policy, self.plan, self.streams, self.returncode, usage, duration, self.cgroup
+            )
+        finally:
+            self.close_fds()
+            self._stack.close()
+
+    def close_fds(self) -> None:
+        os.close(self.pidfd)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                f.close()  # type: ignore[union-attr]
+        for fd in self._own:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def run_argv(
+    argv: list[str],
+    policy: ActionPolicy,
+    *,
+    stdin: bytes = b"",
+    caps: Capabilities | None = None,
+) -> ActionResult:
+    """Run `argv` (the program inside the sandbox) with `stdin` under `policy`."""
+    plan = make_plan(policy, caps or probe())
+    refused = refusal(policy, plan)
+    if refused is not None:
+        return refused
+    child = Child(argv, policy, plan)
+    try:
+        child.exchange(stdin, policy.timeout_s)
+    finally:
+        result = child.finish()
+    return result
+
+
+def _exit_and_signal(returncode: int, plan: Plan) -> tuple[int | None, int | None]:
+    if returncode < 0:
+        return None, -returncode
+    if plan.bwrap and 128 < returncode <= 128 + 64:  # bwrap reports a signal as 128 + n
+        return None, returncode - 128
+    return returncode, None
+
+
+def _which_limit(
+    policy: ActionPolicy,
+    streams: Streams,
+    sig: int | None,
+    cpu: float,
+    cgroup: Cgroup | None,
+) -> str | None:
+    err = bytes(streams.err[-4096:])
+    if streams.timed_out:
+        return "timeout"
+    if streams.overflow:
+        return "output"
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= policy.cpu_s - 0.05):
+        return "cpu"
+    if (cgroup is not None and cgroup.memory_failed()) or b"MemoryError" in err:
+        return "memory"
+    if sig == signal.SIGXFSZ or b"File too large" in err:
+        return "file_size"
+    if b"No space left on device" in err:
+        return "disk"
+    if (cgroup is not None and cgroup.pids_failed()) or b"Resource temporarily unavailable" in err:
+        return "processes"
+    if b"Too many open files" in err:
+        return "open_files"
+    return None
+
+
+def _result(
+    policy: ActionPolicy,
+    plan: Plan,
+    streams: Streams,
+    returncode: int,
+    usage: object,
+    duration: float,
+    cgroup: Cgroup | None,
+) -> ActionResult:
+    exit_code, sig = _exit_and_signal(returncode, plan)
+    cpu = float(getattr(usage, "ru_utime", 0.0)) + float(getattr(usage, "ru_stime", 0.0))
+    group_cpu = cgroup.cpu_seconds() if cgroup is not None else None
+    cpu = max(cpu, group_cpu or 0.0)
+    peak = cgroup.peak_memory_mb() if cgroup is not None else None
+    if peak is None:
+        peak = float(getattr(usage, "ru_maxrss", 0)) / 1024
+    limit = _which_limit(policy, streams, sig, cpu, cgroup)
+    return ActionResult(
+        stdout=bytes(streams.out).decode("utf-8", errors="replace"),
+        stderr=bytes(streams.err).decode("utf-8", errors="replace"),
+        exit_code=None if streams.timed_out else exit_code,
+        signal=sig,
+        timed_out=streams.timed_out,
+        limit_hit=limit,
+        truncated=streams.truncated,
+        duration_s=round(duration, 6),
+        cpu_s=round(cpu, 6),
+        peak_memory_mb=round(peak, 3),
+        unenforced=plan.unenforced,
+        limits=limits_of(policy, plan),
+    )
