@@ -1,0 +1,35 @@
+"""The decoding runtime: a state machine inside the decode loop, KV-cache resume, events."""
+
+from __future__ import annotations
+
+from llmos_grammar.runtime.engine import Runtime
+from llmos_grammar.runtime.events import (
+    ActionFinished,
+    ActionRecord,
+    ActionStarted,
+    DoneEvent,
+    Event,
+    InjectedEvent,
+    Result,
+    Segment,
+    Stats,
+    TokenEvent,
+    TransitionEvent,
+    event_to_json,
+)
+
+__all__ = [
+    "ActionFinished",
+    "ActionRecord",
+    "ActionStarted",
+    "DoneEvent",
+    "Event",
+    "InjectedEvent",
+    "Result",
+    "Runtime",
+    "Segment",
+    "Stats",
+    "TokenEvent",
+    "TransitionEvent",
+    "event_to_json",
+]

