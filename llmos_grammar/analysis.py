@@ -44,7 +44,8 @@ class Analysis:
 
     def run(self) -> list[Diagnostic]:
         self._references()
-        self._reachability()
+        if not any(d.code == "unknown-state" for d in self.found):
+            self._reachability()  # would only repeat the unknown references
         self._triggers()
         self._actions()
         self._templates()

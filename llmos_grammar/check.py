@@ -193,11 +193,12 @@ def check_spec_doc(doc: Doc) -> Checked:
     if checked.diagnostics:
         return checked
     policy, policy_text = _spec_policy(doc, checked.diagnostics)
-    states = _compile_states(doc, checked.diagnostics)
+    states, broken = _compile_states(doc, checked.diagnostics)
     checked.diagnostics += Analysis(doc, doc.data["start"], states, policy).run()
     checked.diagnostics += _prompt_problems(doc)
-    checked.diagnostics += _grammar_problems(doc, states)
-    checked.diagnostics += _test_problems(doc, states)
+    sound = {n: s for n, s in states.items() if n not in broken}
+    checked.diagnostics += _grammar_problems(doc, sound)
+    checked.diagnostics += _test_problems(doc, sound, broken)
     if policy is not None and not any(d.severity == "error" for d in checked.diagnostics):
         checked.machine = compiler.compile_machine(doc, states, policy, policy_text)
         checked.policy = policy
@@ -227,33 +228,49 @@ def _spec_policy(doc: Doc, out: list[Diagnostic]) -> tuple[Policy | None, str]:
     return policy, policy_doc.text
 
 
-def _compile_states(doc: Doc, out: list[Diagnostic]) -> dict[str, State]:
+def _compile_states(doc: Doc, out: list[Diagnostic]) -> tuple[dict[str, State], set[str]]:
+    """All states, and the names of those whose grammar could not be loaded."""
     states: dict[str, State] = {}
+    broken: set[str] = set()
     for name, raw in doc.data["states"].items():
         path: Key = ("states", name)
         given = [k for k in compiler.CONSTRAINT_KEYS if k in raw]
+        source = None
         if len(given) > 1:
+            where = doc.loc((*path, given[1]), key=True)
             out.append(
                 Diagnostic(
                     "error",
                     f"more than one constraint: {', '.join(given)}",
-                    doc.loc((*path, given[1]), key=True),
+                    where,
                     crumb(path),
                     "constraint",
                     "keep one of grammar, lark, regex, json_schema",
                 )
             )
-            continue
-        try:
-            states[name] = compiler.compile_state(doc, name, raw)
-        except LlmosError as exc:
-            at = (*path, given[0]) if given else path
+            broken.add(name)
+        elif raw["type"] == "grammar" and not given:
             out.append(
                 Diagnostic(
-                    "error", exc.message, exc.location or doc.loc(at), crumb(at), type(exc).__name__
+                    "error",
+                    "grammar state without a grammar",
+                    doc.loc(path, key=True),
+                    crumb(path),
+                    "constraint",
+                    "add one of grammar, lark, regex, json_schema",
                 )
             )
-    return states
+            broken.add(name)
+        elif given:
+            try:
+                source = compiler.constraint_source(doc, path, raw)
+            except LlmosError as exc:
+                at = (*path, given[0])
+                where = exc.location if exc.location and exc.location.line else doc.loc(at)
+                out.append(Diagnostic("error", exc.message, where, crumb(at), type(exc).__name__))
+                broken.add(name)
+        states[name] = compiler.compile_state(doc, name, raw, source)
+    return states, broken
 
 
 def _prompt_problems(doc: Doc) -> list[Diagnostic]:
@@ -307,12 +324,14 @@ def _grammar_problems(doc: Doc, states: dict[str, State]) -> list[Diagnostic]:
     return found
 
 
-def _test_problems(doc: Doc, states: dict[str, State]) -> list[Diagnostic]:
+def _test_problems(doc: Doc, states: dict[str, State], broken: set[str]) -> list[Diagnostic]:
     from llmos_grammar import grammar
 
     found: list[Diagnostic] = []
     constrained = dict(_constraints(states))
     for name, tests in doc.data.get("tests", {}).items():
+        if name in broken:
+            continue
         if name not in constrained:
             what = "unknown state" if name not in states else "state without a grammar"
             found.append(

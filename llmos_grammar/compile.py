@@ -30,6 +30,7 @@ from llmos_grammar.ir import (
 from llmos_grammar.paths import shipped
 from llmos_grammar.yamldoc import Doc, Key
 
+ANY_TEXT = r"(?s:.*)"
 CONSTRAINT_KEYS = ("grammar", "lark", "regex", "json_schema")
 PATH_FIELDS = ("database",)
 PATH_LIST_FIELDS = ("read", "write")
@@ -106,8 +107,8 @@ def inline_location(doc: Doc, path: Key) -> tuple[Location, int]:
     return Location(doc.file, node.start_mark.line + 1, column + 1), column
 
 
-def compile_state(doc: Doc, name: str, raw: dict[str, Any]) -> State:
-    path: Key = ("states", name)
+def compile_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource | None) -> State:
+    """One state; `source` is its constraint, from constraint_source()."""
     kind = raw["type"]
     if kind == "text":
         triggers = tuple(Transition(t, s) for t, s in raw.get("on", {}).items())
@@ -115,13 +116,12 @@ def compile_state(doc: Doc, name: str, raw: dict[str, Any]) -> State:
             name=name,
             triggers=triggers,
             on_eos=raw.get("eos"),
-            constraint=constraint_source(doc, path, raw),
+            constraint=source,
             max_tokens=raw.get("max_tokens"),
         )
     if kind == "grammar":
-        source = constraint_source(doc, path, raw)
-        if source is None:
-            source = GrammarSource(kind="regex", text=r"(?s:.*)", location=doc.loc(path))
+        if source is None:  # any text up to the close delimiter
+            source = GrammarSource(kind="regex", text=ANY_TEXT, location=doc.loc(("states", name)))
         return GrammarState(
             name=name,
             constraint=source,

@@ -1,0 +1,63 @@
+"""The check and graph commands as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmos_grammar.cli.main import main
+from tests.specs import SPEC, write
+
+
+def test_check_json_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = SPEC.replace("next: talk", "next: tlak").replace("eos: end", "eos: ned")
+    assert main(["check", "--format", "json", str(write(tmp_path, spec))]) == 1
+    out = json.loads(capsys.readouterr().out)
+    rows = [d for d in out["diagnostics"] if d["code"] == "unknown-state"]
+    assert len(rows) == 2 and all(r["line"] > 0 and r["column"] > 0 for r in rows)
+
+
+def test_check_github_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write(tmp_path, SPEC.replace("next: talk", "next: tlak"))
+    assert main(["check", "--format", "github", str(spec)]) == 1
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"::error file={spec},line=")
+    assert "unknown state 'tlak'" in first
+
+
+def test_check_text_shows_caret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write(tmp_path, SPEC.replace("next: talk", "next: tlak"))
+    assert main(["check", str(spec)]) == 1
+    out = capsys.readouterr().out
+    assert "    next: tlak\n" in out and "\n            ^" in out
+    assert "failed: 1 file(s), 1 error(s)" in out
+
+
+def test_strict_turns_warnings_into_failure(tmp_path: Path) -> None:
+    spec = write(tmp_path, SPEC + "  orphan: {type: final}\n")
+    assert main(["check", str(spec)]) == 0
+    assert main(["check", "--strict", str(spec)]) == 1
+
+
+def test_graph_mermaid_and_dot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(write(tmp_path))
+    assert main(["graph", spec]) == 0
+    mermaid = capsys.readouterr().out
+    assert mermaid.startswith("flowchart TD")
+    assert 's_talk -- "[CODE]" --> s_code' in mermaid
+    assert 's_code -- "[/CODE]" --> s_run' in mermaid
+    assert "action: python (python)" in mermaid
+    assert main(["graph", "--format", "dot", spec]) == 0
+    dot = capsys.readouterr().out
+    assert '"talk" -> "code" [label="[CODE]"];' in dot
+    assert '"end" [shape=doublecircle' in dot
+
+
+def test_graph_of_a_broken_spec_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write(tmp_path, SPEC.replace("next: talk", "next: tlak"))
+    assert main(["graph", str(spec)]) == 1
+    assert "unknown state 'tlak'" in capsys.readouterr().err
