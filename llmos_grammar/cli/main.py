@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from llmos_grammar import __version__
 from llmos_grammar.errors import LlmosError
@@ -31,16 +32,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llmos-grammar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        module = _import(module_name)
-        if module is None:
+        found = _import(module_name)
+        if found is None:
             continue
         child = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(child)
-        child.set_defaults(command_module=module)
+        found.add_arguments(child)
+        child.set_defaults(command_module=found)
     return parser
 
 
-def _import(module_name: str) -> object | None:
+def _import(module_name: str) -> ModuleType | None:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
