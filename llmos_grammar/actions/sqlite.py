@@ -81,15 +81,15 @@ def _execute(conn: sqlite3.Connection, text: str, policy: ActionPolicy) -> tuple
 
 
 def _statements(text: str) -> list[str]:
+    """Split on the semicolons that end complete statements (not those inside strings)."""
     parts, current = [], ""
-    for line in text.splitlines(keepends=True):
-        current += line
+    for piece in text.split(";"):
+        current += piece + ";"
         if sqlite3.complete_statement(current):
             parts.append(current)
             current = ""
-    if current.strip():
-        parts.append(current)
-    return parts
+    parts.append(current)
+    return [p for p in parts if p.strip(" ;\n\t\r")]
 
 
 def run_sqlite(text: str, policy: ActionPolicy) -> ActionResult:

@@ -131,6 +131,17 @@ def _visible_again() -> list[str]:
     return sorted(p for p in wanted if any(p == h or p.startswith(h + "/") for h in HIDDEN))
 
 
+def _open_parents(path: str) -> list[str]:
+    """Make the folders above `path` inside a hidden tmpfs traversable (0755) for `nobody`."""
+    argv: list[str] = []
+    for hidden in HIDDEN:
+        if path.startswith(hidden + "/"):
+            parts = path[len(hidden) + 1 :].split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                argv += ["--perms", "0755", "--dir", "/".join([hidden, *parts[:i]])]
+    return argv
+
+
 def bwrap_argv(policy: ActionPolicy, plan: Plan, host_workdir: str | None) -> list[str]:
     """bubblewrap arguments: read-only root, hidden homes, sized tmpfs, new namespaces."""
     assert plan.bwrap is not None
@@ -138,24 +149,21 @@ def bwrap_argv(policy: ActionPolicy, plan: Plan, host_workdir: str | None) -> li
     argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     if not policy.network:
         argv.append("--unshare-net")
-    for hidden in HIDDEN:
-        if os.path.isdir(hidden):
-            argv += ["--tmpfs", hidden]
-    for path in _visible_again():
-        argv += ["--ro-bind", path, path]
-    for path in policy.read:
-        if os.path.exists(path):
-            argv += ["--ro-bind", path, path]
-    for path in policy.write:
-        if os.path.exists(path):
-            argv += ["--bind", path, path]
     size = str(policy.disk_mb * 1024 * 1024)
+    for hidden in HIDDEN:
+        if hidden == "/tmp":  # the sized tmpfs that holds the working directory
+            argv += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
+        elif os.path.isdir(hidden):
+            argv += ["--tmpfs", hidden]
+    binds = [("--ro-bind", p) for p in _visible_again()]
+    binds += [("--ro-bind", p) for p in policy.read if os.path.exists(p)]
+    binds += [("--bind", p) for p in policy.write if os.path.exists(p)]
+    for option, path in binds:
+        argv += _open_parents(path) + [option, path, path]
     if host_workdir is None:
-        argv += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
         argv += ["--perms", "0777", "--dir", INSIDE_WORKDIR]
         workdir = INSIDE_WORKDIR
     else:
-        argv += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
         argv += ["--bind", host_workdir, host_workdir]
         workdir = host_workdir
     argv += ["--chdir", workdir, "--die-with-parent", "--new-session"]

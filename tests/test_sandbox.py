@@ -1,0 +1,132 @@
+"""The sandbox: probing, plans, strict refusal, reporting, cleanup; with and without bwrap."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import pytest
+
+from llmos_grammar.actions import run_action
+from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.sandbox import probe, run_argv, without_bwrap
+from llmos_grammar.sandbox.plan import HIDDEN, bwrap_argv, make_plan, scrub_env
+from llmos_grammar.sandbox.probe import Capabilities
+
+CAPS = probe()
+NO_BWRAP = without_bwrap(CAPS)
+BARE = Capabilities(root=CAPS.root)  # no bwrap, no cgroups: only the "always" layer
+MODES = {"probed": CAPS, "no-bwrap": NO_BWRAP, "bare": BARE}
+PY = ActionPolicy(name="py", handler="python", timeout_s=2)
+
+
+def test_probe_is_cached_and_consistent() -> None:
+    assert probe() is CAPS
+    if CAPS.bwrap is None:
+        assert any("bwrap" in note for note in CAPS.notes)
+
+
+def test_plan_always_layer_and_optional_layers() -> None:
+    bare = make_plan(PY, BARE)
+    for layer in (
+        "timeout",
+        "cpu",
+        "memory",
+        "file_size",
+        "open_files",
+        "output",
+        "env",
+        "workdir",
+    ):
+        assert layer in bare.enforced
+    assert {"pid_namespace", "network", "filesystem", "disk"} <= set(bare.unenforced)
+    online = make_plan(dataclasses.replace(PY, network=True), BARE)
+    assert "network" not in online.unenforced + online.enforced
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_trivial_action_in_every_mode_reports_unenforced_layers(mode: str) -> None:
+    caps = MODES[mode]
+    result = run_action(PY, "print('hi')\n", caps=caps)
+    assert result.ok and result.stdout == "hi\n", result
+    assert result.unenforced == make_plan(PY, caps).unenforced
+    assert result.limits["memory_mb"] == 256
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_strict_policy_refuses_missing_isolation(mode: str) -> None:
+    caps = MODES[mode]
+    strict = dataclasses.replace(PY, strict=True)
+    result = run_action(strict, "print('hi')\n", caps=caps)
+    if make_plan(strict, caps).unenforced:
+        assert result.refused is not None and "strict" in result.refused
+        assert result.unenforced and not result.stdout
+    else:
+        assert result.ok
+
+
+def test_scrub_env_keeps_only_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_TOKEN", "x")
+    monkeypatch.setenv("KEEP_ME", "y")
+    env = scrub_env(dataclasses.replace(PY, env=("KEEP_ME", "SET=1", "ABSENT")), "/w")
+    assert env["KEEP_ME"] == "y" and env["SET"] == "1" and env["HOME"] == "/w"
+    assert "SECRET_TOKEN" not in env and "ABSENT" not in env
+    assert env["PATH"].split(":")[0] == os.path.dirname(sys.executable)
+
+
+@pytest.mark.skipif(CAPS.bwrap is None, reason="bwrap is not usable here")
+def test_bwrap_argv_hides_homes_and_binds_allowed_paths(tmp_path: object) -> None:
+    ap = dataclasses.replace(PY, read=(str(tmp_path),), write=(str(tmp_path),))
+    argv = bwrap_argv(ap, make_plan(ap, CAPS), None)
+    pairs = list(zip(argv, argv[1:], strict=False))
+    for hidden in HIDDEN:
+        if os.path.isdir(hidden):
+            assert ("--tmpfs", hidden) in pairs
+    assert argv.index("--bind") > argv.index("/tmp")
+    assert (
+        ("--bind", str(tmp_path)) in pairs and "--unshare-net" in argv and "--unshare-pid" in argv
+    )
+
+
+@pytest.mark.skipif(CAPS.bwrap is None, reason="bwrap is not usable here")
+def test_bwrap_write_path_is_writable_and_rest_read_only(tmp_path: object) -> None:
+    os.chmod(str(tmp_path), 0o777)
+    ap = dataclasses.replace(PY, write=(str(tmp_path),))
+    code = f"open({str(tmp_path)!r} + '/ok', 'w').write('1')\nopen('/usr/pwned', 'w')\n"
+    result = run_action(ap, code)
+    assert os.path.exists(os.path.join(str(tmp_path), "ok"))
+    assert "Read-only file system" in result.stderr or "Permission denied" in result.stderr
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_no_cgroup_or_workdir_left_behind(mode: str) -> None:
+    caps = MODES[mode]
+
+    def groups() -> set[str]:
+        found = set()
+        for base in (caps.pids_cgroup, caps.memory_cgroup, caps.cpu_cgroup):
+            if base is not None:
+                found |= {n for n in os.listdir(base.path) if n.startswith(f"llmos-{os.getpid()}-")}
+        return found
+
+    before = groups()
+    result = run_action(PY, "import os\nprint(os.getcwd())\n", caps=caps)
+    assert result.ok and groups() == before
+    if caps.bwrap is None:
+        assert not os.path.exists(result.stdout.strip())
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_stdin_larger_than_a_pipe_and_explicit_workdir(mode: str, tmp_path: object) -> None:
+    caps = MODES[mode]
+    code = "x = 1\n" * 50000 + "import os\nprint(x, os.getcwd())\n"
+    os.chmod(str(tmp_path), 0o777)
+    result = run_action(dataclasses.replace(PY, workdir=str(tmp_path)), code, caps=caps)
+    assert result.ok and result.stdout == f"1 {tmp_path}\n", result
+    assert "disk" in result.unenforced
+
+
+def test_run_argv_reports_signal() -> None:
+    result = run_argv(["/bin/sh", "-c", "kill -TERM $$"], PY)
+    assert result.signal == 15 and result.exit_code is None and not result.ok

@@ -1,0 +1,42 @@
+"""The hostile corpus under each sandbox mode: the host is unaffected and the result is clear."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from llmos_grammar.actions import run_action
+from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.sandbox.probe import Capabilities
+from tests.hostile.cases import CASES, SECRET, Case, Context
+from tests.hostile.table import modes
+
+MODES = modes()
+
+
+@pytest.fixture()
+def ctx(monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
+    monkeypatch.setenv("LLMOS_HOSTILE_SECRET", SECRET)
+    context = Context.create()
+    yield context
+    context.close()
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_case_is_contained(case: Case, mode: str, ctx: Context) -> None:
+    caps: Capabilities = MODES[mode]
+    missing = case.missing_layer(case.policy(ctx), caps)
+    if missing is not None:
+        pytest.skip(f"{mode}: {missing}")
+    result = case.run(ctx, caps)
+    problem = case.check(result, ctx)
+    assert problem is None, f"{case.name} [{mode}]: {problem}"
+    assert result.status  # a clear status line for the model
+    after = run_action(ActionPolicy(name="ok", handler="python"), "print(6 * 7)\n", caps=caps)
+    assert after.ok and after.stdout == "42\n", f"runtime broken after {case.name}: {after}"
+    assert os.getppid() > 1 and sys.executable
