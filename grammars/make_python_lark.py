@@ -1,4 +1,4 @@
-"""Generate grammars/python.lark: shared expression rules plus one block of statement rules per depth.
+"""Generate grammars/python.lark: shared expression rules plus statement rules for each depth.
 
 llguidance has no INDENT/DEDENT postlexer, so indentation is spelled out: a statement at depth d
 starts with exactly 4*d spaces, and every compound statement at depth d takes its body at d + 1.
@@ -36,14 +36,18 @@ HEADER = """\
 
 TERMINALS = r"""
 // ---------------------------------------------------------------- terminals
-NAME: /[A-Za-z_][A-Za-z0-9_]*/
+KEYWORD: /and|as|assert|async|await|break|class|continue|def|del|elif|else|except|finally|for/
+       | /from|global|if|import|in|is|lambda|nonlocal|not|or|pass|raise|return|try|while|with/
+       | /yield/
+NAME: /[A-Za-z_][A-Za-z0-9_]*/ & ~KEYWORD
 NUMBER: /0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+/
       | /([0-9][0-9_]*)?\.[0-9][0-9_]*([eE][+\-]?[0-9]+)?[jJ]?/
       | /[0-9][0-9_]*(\.([eE][+\-]?[0-9]+)?|[eE][+\-]?[0-9]+)?[jJ]?/
 NO_CLOSE: ~/(?s:.*)\[\/(?s:.*)/
 STR_PREFIX: /([rRbBuUfF]|[rR][bBfF]|[bBfF][rR])?/
-STR_BODY: /"([^"\\\n]|\\.)*"/ | /'([^'\\\n]|\\.)*'/
-        | /"{3}([^"\\]|\\(?s:.)|"[^"\\]|""[^"\\])*"{3}/ | /'{3}([^'\\]|\\(?s:.)|'[^'\\]|''[^'\\])*'{3}/
+STR_BODY: /"([^"\\\n]|\\.)*"/ | /'([^'\\\n]|\\.)*'/ | LONG_STR
+LONG_STR: /"{3}([^"\\]|\\(?s:.)|"[^"\\]|""[^"\\])*"{3}/
+        | /'{3}([^'\\]|\\(?s:.)|'[^'\\]|''[^'\\])*'{3}/
 STRING: (STR_PREFIX STR_BODY) & NO_CLOSE
 COMMENT: /#[^\n]*/ & NO_CLOSE
 NL: /[ \t]*/ COMMENT? /\r?\n/
@@ -95,8 +99,8 @@ IMPORT_B: /[ \t]+import[ \t]+/
 EXPRESSIONS = r"""
 // ---------------------------------------------------------------- simple statements
 simple_stmts: small_stmt (SEMI small_stmt)* SEMI?
-?small_stmt: expr_stmt | del_stmt | "pass" | "break" | "continue" | return_stmt | raise_stmt
-    | global_stmt | nonlocal_stmt | import_stmt | assert_stmt
+?small_stmt: expr_stmt | yield_expr | del_stmt | "pass" | "break" | "continue" | return_stmt
+    | raise_stmt | global_stmt | nonlocal_stmt | import_stmt | assert_stmt
 expr_stmt: testlist_star (COLON test (ASSIGN rhs)? | AUGASSIGN rhs | (ASSIGN rhs)*)
 ?rhs: testlist_star | yield_expr
 yield_expr: "yield" | "yield" SP testlist_star | "yield" SP "from" SP test
@@ -145,7 +149,8 @@ argument: test comp_for? | NAME ASSIGN test | NAME WALRUS test | STAR test | DST
 subscripts: subscript (BCOMMA subscript)* BCOMMA?
 subscript: test | test? COLON test? (COLON test?)?
 atom: NAME | NUMBER | strings | "..."
-    | LPAR STRING (BGAP? STRING)+ RPAR | LPAR RPAR | LPAR yield_expr RPAR | LPAR items RPAR | LPAR namedexpr_test comp_for RPAR
+    | LPAR STRING (BGAP? STRING)+ RPAR | LPAR RPAR | LPAR yield_expr RPAR | LPAR items RPAR
+    | LPAR namedexpr_test comp_for RPAR
     | LSQB RSQB | LSQB items RSQB | LSQB namedexpr_test comp_for RSQB
     | LBRACE RBRACE | LBRACE dict_items RBRACE | LBRACE dict_item comp_for RBRACE
     | LBRACE items RBRACE | LBRACE namedexpr_test comp_for RBRACE
@@ -188,8 +193,7 @@ def depth_rules(d: int) -> str:
         f' ({i}"elif" SP namedexpr_test COLON suite_{n})* else_{d}?',
         f'else_{d}: {i}"else" COLON suite_{n}',
         f'while_{d}: {i}"while" SP namedexpr_test COLON suite_{n} else_{d}?',
-        f'for_{d}: {i}("async" SP)? "for" SP exprlist IN_B testlist_star COLON suite_{n}'
-        f" else_{d}?",
+        f'for_{d}: {i}("async" SP)? "for" SP exprlist IN_B testlist_star COLON suite_{n} else_{d}?',
         f'try_{d}: {i}"try" COLON suite_{n} (except_{d}+ else_{d}? finally_{d}? | finally_{d})',
         f'except_{d}: {i}("except" | "except" SP STAR? test (AS_B NAME)?) COLON suite_{n}',
         f'finally_{d}: {i}"finally" COLON suite_{n}',

