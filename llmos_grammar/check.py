@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -10,22 +9,19 @@ from pathlib import Path
 
 from llmos_grammar import compile as compiler
 from llmos_grammar import schemas, yamldoc
-from llmos_grammar.analysis import Analysis, suggest, template_problems
+from llmos_grammar.analysis import Analysis, template_problems
+from llmos_grammar.check_grammars import grammar_problems, test_problems
+from llmos_grammar.check_policy import check_policy_doc
 from llmos_grammar.errors import Diagnostic, LlmosError, Location, Report
 from llmos_grammar.ir import (
-    ActionPolicy,
-    GrammarSource,
-    GrammarState,
     Machine,
     Policy,
     State,
-    TextState,
 )
 from llmos_grammar.paths import default_policy
 from llmos_grammar.schemas import crumb
 from llmos_grammar.yamldoc import Doc, Key
 
-BUILTIN_HANDLERS = frozenset({"python", "shell", "sqlite", "files", "http"})
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv", "build", "dist"})
 
 
@@ -106,84 +102,6 @@ def _from_error(exc: LlmosError, path: str, crumb_path: str = "") -> Diagnostic:
     return Diagnostic("error", exc.message, where, crumb_path, type(exc).__name__)
 
 
-# ---- policies ---------------------------------------------------------------
-
-
-def check_policy_doc(doc: Doc) -> tuple[list[Diagnostic], Policy | None]:
-    diagnostics = schemas.validate(doc, "policy")
-    if diagnostics:
-        return diagnostics, None
-    policy = compiler.compile_policy(doc)
-    for name, action in policy.actions.items():
-        diagnostics += _action_problems(doc, ("actions", name), action)
-    return diagnostics, policy
-
-
-def _action_problems(doc: Doc, path: Key, action: ActionPolicy) -> list[Diagnostic]:
-    found: list[Diagnostic] = []
-
-    def add(severity: str, message: str, key: str, code: str, hint: str = "") -> None:
-        at = (*path, key)
-        where = doc.loc(at) if at in doc.locations else doc.loc(path, key=True)
-        found.append(Diagnostic(severity, message, where, crumb(at), code, hint))  # type: ignore[arg-type]
-
-    handler = action.handler
-    if handler not in BUILTIN_HANDLERS:
-        module = handler.partition(":")[0]
-        if _find_module(module) is None:
-            add(
-                "error",
-                f"plugin module {module!r} not found",
-                "handler",
-                "missing-handler",
-                "install the module, or use one of: " + ", ".join(sorted(BUILTIN_HANDLERS)),
-            )
-    if handler == "sqlite":
-        if action.database is None:
-            add(
-                "error",
-                "sqlite action without a database",
-                "handler",
-                "no-database",
-                "add `database: path/to/file.db` (relative to the policy)",
-            )
-        elif not Path(action.database).is_file():
-            add("error", f"database {action.database} not found", "database", "no-database")
-    if handler == "http":
-        if not action.network:
-            add(
-                "error",
-                "http action with network off can reach nothing",
-                "handler",
-                "http-no-network",
-                "set `network: true` and list `urls:`",
-            )
-        if not action.urls:
-            add(
-                "error",
-                "http action allows no URL",
-                "handler",
-                "http-no-urls",
-                "list allowed URL prefixes under `urls:`",
-            )
-    for key in ("read", "write"):
-        for folder in getattr(action, key):
-            if not Path(folder).exists():
-                add("warning", f"folder {folder} does not exist", key, "missing-folder")
-    if action.persistent and handler != "python":
-        add("warning", "`persistent` only applies to the python handler", "persistent", "ignored")
-    if action.commands is not None and handler != "shell":
-        add("warning", "`commands` only applies to the shell handler", "commands", "ignored")
-    return found
-
-
-def _find_module(name: str) -> object | None:
-    try:
-        return importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-
-
 # ---- specs ------------------------------------------------------------------
 
 
@@ -197,8 +115,8 @@ def check_spec_doc(doc: Doc) -> Checked:
     checked.diagnostics += Analysis(doc, doc.data["start"], states, policy).run()
     checked.diagnostics += _prompt_problems(doc)
     sound = {n: s for n, s in states.items() if n not in broken}
-    checked.diagnostics += _grammar_problems(doc, sound)
-    checked.diagnostics += _test_problems(doc, sound, broken)
+    checked.diagnostics += grammar_problems(doc, sound)
+    checked.diagnostics += test_problems(doc, sound, broken)
     if policy is not None and not any(d.severity == "error" for d in checked.diagnostics):
         checked.machine = compiler.compile_machine(doc, states, policy, policy_text)
         checked.policy = policy
@@ -293,81 +211,3 @@ def _prompt_problems(doc: Doc) -> list[Diagnostic]:
             )
         )
     return found
-
-
-def _constraints(states: dict[str, State]) -> list[tuple[str, GrammarSource]]:
-    return [
-        (n, s.constraint)
-        for n, s in states.items()
-        if isinstance(s, GrammarState | TextState) and s.constraint is not None
-    ]
-
-
-def _grammar_problems(doc: Doc, states: dict[str, State]) -> list[Diagnostic]:
-    from llmos_grammar import grammar
-
-    found: list[Diagnostic] = []
-    for name, source in _constraints(states):
-        problems = grammar.validate(source)
-        found += [_with_crumb(d, ("states", name)) for d in problems]
-        state = states[name]
-        if isinstance(state, GrammarState) and not any(d.severity == "error" for d in problems):
-            conflict = grammar.close_conflict(source, state.close)
-            if conflict is not None:
-                found.append(
-                    _relocate(
-                        conflict,
-                        doc.loc(("states", name, "close")),
-                        crumb(("states", name, "close")),
-                    )
-                )
-    return found
-
-
-def _test_problems(doc: Doc, states: dict[str, State], broken: set[str]) -> list[Diagnostic]:
-    from llmos_grammar import grammar
-
-    found: list[Diagnostic] = []
-    constrained = dict(_constraints(states))
-    for name, tests in doc.data.get("tests", {}).items():
-        if name in broken:
-            continue
-        if name not in constrained:
-            what = "unknown state" if name not in states else "state without a grammar"
-            found.append(
-                Diagnostic(
-                    "error",
-                    f"tests for {what} {name!r}",
-                    doc.loc(("tests", name), key=True),
-                    f"tests.{name}",
-                    "grammar-test",
-                    suggest(name, constrained),
-                )
-            )
-            continue
-        source = constrained[name]
-        for expect in ("accept", "reject"):
-            for i, text in enumerate(tests.get(expect, [])):
-                if grammar.accepts(source, text) != (expect == "accept"):
-                    path: Key = ("tests", name, expect, i)
-                    verb = "rejects" if expect == "accept" else "accepts"
-                    found.append(
-                        Diagnostic(
-                            "error",
-                            f"grammar of {name!r} {verb} {text!r}",
-                            doc.loc(path),
-                            crumb(path),
-                            "grammar-test",
-                        )
-                    )
-    return found
-
-
-def _with_crumb(d: Diagnostic, path: Key) -> Diagnostic:
-    if d.path:
-        return d
-    return Diagnostic(d.severity, d.message, d.location, crumb(path), d.code, d.hint)
-
-
-def _relocate(d: Diagnostic, where: Location, path: str) -> Diagnostic:
-    return Diagnostic(d.severity, d.message, where, path, d.code, d.hint)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmos_grammar.check import Checked, check_file, check_policy_doc
+from llmos_grammar.check import Checked, check_file
+from llmos_grammar.check_policy import check_policy_doc
 from llmos_grammar.errors import Diagnostic, Location, PolicyError, SpecError
 from llmos_grammar.ir import Machine, Policy
 from llmos_grammar.yamldoc import load as load_yaml

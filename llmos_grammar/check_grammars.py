@@ -1,0 +1,87 @@
+"""Grammar checks of a spec: each constraint compiled, close delimiters, inline tests."""
+
+from __future__ import annotations
+
+from llmos_grammar.analysis import suggest
+from llmos_grammar.errors import Diagnostic, Location
+from llmos_grammar.ir import GrammarSource, GrammarState, State, TextState
+from llmos_grammar.schemas import crumb
+from llmos_grammar.yamldoc import Doc, Key
+
+
+def constraints(states: dict[str, State]) -> list[tuple[str, GrammarSource]]:
+    return [
+        (n, s.constraint)
+        for n, s in states.items()
+        if isinstance(s, GrammarState | TextState) and s.constraint is not None
+    ]
+
+
+def grammar_problems(doc: Doc, states: dict[str, State]) -> list[Diagnostic]:
+    from llmos_grammar import grammar
+
+    found: list[Diagnostic] = []
+    for name, source in constraints(states):
+        problems = grammar.validate(source)
+        found += [_with_crumb(d, ("states", name)) for d in problems]
+        state = states[name]
+        if isinstance(state, GrammarState) and not any(d.severity == "error" for d in problems):
+            conflict = grammar.close_conflict(source, state.close)
+            if conflict is not None:
+                found.append(
+                    _relocate(
+                        conflict,
+                        doc.loc(("states", name, "close")),
+                        crumb(("states", name, "close")),
+                    )
+                )
+    return found
+
+
+def test_problems(doc: Doc, states: dict[str, State], broken: set[str]) -> list[Diagnostic]:
+    from llmos_grammar import grammar
+
+    found: list[Diagnostic] = []
+    constrained = dict(constraints(states))
+    for name, tests in doc.data.get("tests", {}).items():
+        if name in broken:
+            continue
+        if name not in constrained:
+            what = "unknown state" if name not in states else "state without a grammar"
+            found.append(
+                Diagnostic(
+                    "error",
+                    f"tests for {what} {name!r}",
+                    doc.loc(("tests", name), key=True),
+                    f"tests.{name}",
+                    "grammar-test",
+                    suggest(name, constrained),
+                )
+            )
+            continue
+        source = constrained[name]
+        for expect in ("accept", "reject"):
+            for i, text in enumerate(tests.get(expect, [])):
+                if grammar.accepts(source, text) != (expect == "accept"):
+                    path: Key = ("tests", name, expect, i)
+                    verb = "rejects" if expect == "accept" else "accepts"
+                    found.append(
+                        Diagnostic(
+                            "error",
+                            f"grammar of {name!r} {verb} {text!r}",
+                            doc.loc(path),
+                            crumb(path),
+                            "grammar-test",
+                        )
+                    )
+    return found
+
+
+def _with_crumb(d: Diagnostic, path: Key) -> Diagnostic:
+    if d.path:
+        return d
+    return Diagnostic(d.severity, d.message, d.location, crumb(path), d.code, d.hint)
+
+
+def _relocate(d: Diagnostic, where: Location, path: str) -> Diagnostic:
+    return Diagnostic(d.severity, d.message, where, path, d.code, d.hint)

@@ -1,0 +1,90 @@
+"""Policy checks: schema, handlers, databases, network and folders."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from llmos_grammar import compile as compiler
+from llmos_grammar import schemas
+from llmos_grammar.errors import Diagnostic
+from llmos_grammar.ir import ActionPolicy, Policy
+from llmos_grammar.schemas import crumb
+from llmos_grammar.yamldoc import Doc, Key
+
+BUILTIN_HANDLERS = frozenset({"python", "shell", "sqlite", "files", "http"})
+
+
+def check_policy_doc(doc: Doc) -> tuple[list[Diagnostic], Policy | None]:
+    diagnostics = schemas.validate(doc, "policy")
+    if diagnostics:
+        return diagnostics, None
+    policy = compiler.compile_policy(doc)
+    for name, action in policy.actions.items():
+        diagnostics += _action_problems(doc, ("actions", name), action)
+    return diagnostics, policy
+
+
+def _action_problems(doc: Doc, path: Key, action: ActionPolicy) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+
+    def add(severity: str, message: str, key: str, code: str, hint: str = "") -> None:
+        at = (*path, key)
+        where = doc.loc(at) if at in doc.locations else doc.loc(path, key=True)
+        found.append(Diagnostic(severity, message, where, crumb(at), code, hint))  # type: ignore[arg-type]
+
+    handler = action.handler
+    if handler not in BUILTIN_HANDLERS:
+        module = handler.partition(":")[0]
+        if _find_module(module) is None:
+            add(
+                "error",
+                f"plugin module {module!r} not found",
+                "handler",
+                "missing-handler",
+                "install the module, or use one of: " + ", ".join(sorted(BUILTIN_HANDLERS)),
+            )
+    if handler == "sqlite":
+        if action.database is None:
+            add(
+                "error",
+                "sqlite action without a database",
+                "handler",
+                "no-database",
+                "add `database: path/to/file.db` (relative to the policy)",
+            )
+        elif not Path(action.database).is_file():
+            add("error", f"database {action.database} not found", "database", "no-database")
+    if handler == "http":
+        if not action.network:
+            add(
+                "error",
+                "http action with network off can reach nothing",
+                "handler",
+                "http-no-network",
+                "set `network: true` and list `urls:`",
+            )
+        if not action.urls:
+            add(
+                "error",
+                "http action allows no URL",
+                "handler",
+                "http-no-urls",
+                "list allowed URL prefixes under `urls:`",
+            )
+    for key in ("read", "write"):
+        for folder in getattr(action, key):
+            if not Path(folder).exists():
+                add("warning", f"folder {folder} does not exist", key, "missing-folder")
+    if action.persistent and handler != "python":
+        add("warning", "`persistent` only applies to the python handler", "persistent", "ignored")
+    if action.commands is not None and handler != "shell":
+        add("warning", "`commands` only applies to the shell handler", "commands", "ignored")
+    return found
+
+
+def _find_module(name: str) -> object | None:
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
