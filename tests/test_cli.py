@@ -61,3 +61,16 @@ def test_graph_of_a_broken_spec_fails_cleanly(
     spec = write(tmp_path, SPEC.replace("next: talk", "next: tlak"))
     assert main(["graph", str(spec)]) == 1
     assert "unknown state 'tlak'" in capsys.readouterr().err
+
+
+def test_check_never_imports_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from llmos_grammar.cli.main import main; "
+        f"rc = main(['check', {str(write(tmp_path))!r}]); "
+        "sys.exit(rc if 'torch' not in sys.modules else 99)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
