@@ -83,14 +83,13 @@ def _diagnostic(source: GrammarSource, severity: str, message: str) -> Diagnosti
     first = lines[0] + "".join(" " + x for x in lines[1:] if x.startswith("error: "))
     where = source.location
     match = _POSITION.match(first)
-    if match:
-        line, column = int(match.group(1)), int(match.group(2))
-        if "params not supported" in message:
-            column = _template_column(source.text, line, column)
-        where = _text_location(source, line, column)
-        first = first[match.end() :]
-    elif source.kind == "regex":
+    if source.kind == "regex":
         where = _regex_location(source, message)
+    elif match:
+        line, column = int(match.group(1)), int(match.group(2))
+        where = _text_location(source, line, _refine_column(source.text, message, line, column))
+    if match:
+        first = first[match.end() :]
     hint = ""
     for fragment, construct, remedy in UNSUPPORTED:
         if fragment in message:
@@ -116,10 +115,19 @@ def _lark_verdict(source: GrammarSource) -> str:
     return " (lark accepts this grammar; the construct is outside llguidance's dialect)"
 
 
-def _template_column(text: str, line: int, column: int) -> int:
-    """The column of the template name (`name{`) on `line`, else `column`."""
+def _refine_column(text: str, message: str, line: int, column: int) -> int:
+    """A better column than llguidance's for templates (`name{`) and unknown names."""
     lines = text.split("\n")
-    found = re.search(r"[\w-]+\{", lines[line - 1]) if 0 < line <= len(lines) else None
+    if not 0 < line <= len(lines):
+        return column
+    unknown = re.search(r'unknown name: "([^"]+)"', message)
+    if unknown:
+        pattern = r"(?<![\w\"/-])" + re.escape(unknown.group(1)) + r"(?![\w-])"
+    elif "params not supported" in message:
+        pattern = r"[\w-]+\{"
+    else:
+        return column
+    found = re.search(pattern, lines[line - 1])
     return found.start() + 1 if found else column
 
 
