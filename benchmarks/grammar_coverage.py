@@ -23,6 +23,7 @@ from typing import Any
 import llguidance as llg
 
 from llmos_grammar import grammar
+from llmos_grammar.grammar import backend
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,7 +74,7 @@ def coverage(label: str, programs: list[tuple[str, str]], source: Any) -> None:
     for name, text in programs:
         if grammar.accepts(source, text):
             continue
-        line, column, reason = stop_point(grammar._matcher(source), text)
+        line, column, reason = stop_point(backend.matcher(source), text)
         kind = reason.split(" near ")[0]
         reasons[kind] += 1
         failures.append(f"  {name}:{line}:{column}: {reason}")

@@ -149,6 +149,13 @@ def test_close_conflict_suspected_in_an_unreached_terminal() -> None:
     assert "S" in problem.message
 
 
+def test_close_conflict_suspected_when_no_completion_is_found() -> None:
+    unfinished = source("lark", 'start: "[/CODE]" "z"{40}\n')
+    problem = grammar.close_conflict(unfinished, "[/CODE]")
+    assert problem is not None and problem.severity == "warning"
+    assert "no way to finish" in problem.message
+
+
 @pytest.mark.parametrize(
     "text",
     [

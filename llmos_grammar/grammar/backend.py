@@ -1,0 +1,72 @@
+"""llguidance behind the grammar stage: backend grammars, cached byte-level matchers, accepts."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from llmos_grammar.errors import GrammarError, Location
+from llmos_grammar.ir import GrammarSource
+
+
+def backend_grammar(source: GrammarSource) -> str:
+    """The llguidance grammar for `source` (raises ValueError on JSON that is not an object)."""
+    import llguidance as llg
+
+    if source.kind == "lark":
+        return str(llg.LLMatcher.grammar_from_lark(source.text))
+    if source.kind == "regex":
+        return str(llg.LLMatcher.grammar_from_regex(source.text))
+    if source.kind == "json_schema":
+        return str(llg.LLMatcher.grammar_from_json_schema(source.text))
+    raise ValueError(f"unknown grammar kind {source.kind!r}")
+
+
+@functools.cache
+def byte_tokenizer() -> Any:
+    """llguidance's byte-level tokenizer: token i < 256 is byte i; no model needed."""
+    import llguidance as llg
+
+    return llg.LLTokenizer("byte")
+
+
+@functools.lru_cache(maxsize=64)
+def template_matcher(kind: str, text: str) -> Any:
+    """A fresh matcher for (kind, text), compiled once; callers use deep copies."""
+    import llguidance as llg
+
+    source = GrammarSource(kind=kind, text=text, location=Location("<grammar>"))  # type: ignore[arg-type]
+    try:
+        grammar = backend_grammar(source)
+    except ValueError as exc:
+        raise GrammarError(str(exc)) from None
+    compiled = llg.LLMatcher(byte_tokenizer(), grammar, log_level=0)
+    if compiled.is_error():
+        raise GrammarError(f"grammar does not compile: {compiled.get_error()}")
+    return compiled
+
+
+def matcher(source: GrammarSource) -> Any:
+    """A fresh byte-level matcher for `source` (GrammarError when it does not compile)."""
+    try:
+        return template_matcher(source.kind, source.text).deep_copy()
+    except GrammarError as exc:
+        raise GrammarError(exc.message, source.location) from None
+
+
+def consume(state: Any, data: bytes) -> bool:
+    """Feed `data` byte by byte; True when every byte was allowed."""
+    return bool(state.try_consume_tokens(list(data)) == len(data)) and not state.is_error()
+
+
+def accepts(source: GrammarSource, text: str) -> bool:
+    """Whether the whole of `text` is a string of the grammar's language (raises GrammarError if
+    the grammar does not compile)."""
+    state = matcher(source)
+    return consume(state, text.encode("utf-8")) and bool(state.is_accepting())
+
+
+def allowed(state: Any, wanted: bytes) -> list[int]:
+    """The bytes of `wanted` the matcher allows next (byte tokenizer: token id = byte)."""
+    mask = state.compute_bitmask()
+    return [b for b in wanted if mask[b // 8] >> (b % 8) & 1]
