@@ -141,7 +141,7 @@ def expressions() -> st.SearchStrategy[str]:
             inner.map(lambda e: f"({e})"),
             inner.map(lambda e: f"-{e}"),
             st.lists(inner, min_size=0, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
-            st.tuples(inner, inner, inner).map(lambda t: f"{t[0]} if {t[1]} else {t[2]}"),
+            st.tuples(inner, inner, inner).map(lambda t: f"({t[0]} if {t[1]} else {t[2]})"),
             inner.map(lambda e: f"(not {e})"),
         ),
         max_leaves=8,

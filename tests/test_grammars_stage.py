@@ -64,6 +64,26 @@ def test_unsupported_constructs_are_named(text: str, construct: str) -> None:
     assert problem.location.line == 2
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('start: x\nx: "a" | "b"\n%extend x: "c"\n', 3),
+        ("start: A\nA: /(?P<n>a)(?P=n)/\n", 2),
+    ],
+)
+def test_any_construct_lark_accepts_but_llguidance_rejects_is_named(text: str, line: int) -> None:
+    (problem,) = grammar.validate(source("lark", text))
+    assert problem.severity == "error"
+    assert "does not support" in problem.message
+    assert "lark accepts this grammar" in problem.hint
+    assert problem.location.line == line
+
+
+def test_broken_grammar_gets_no_lark_note() -> None:
+    (problem,) = grammar.validate(source("lark", "start: (\n"))
+    assert "lark accepts" not in problem.hint
+
+
 def test_bad_regex_is_an_error_at_its_column() -> None:
     (problem,) = grammar.validate(source("regex", "ab(c", "r.regex"))
     assert problem.severity == "error"

@@ -78,6 +78,11 @@ def _diagnostic(source: GrammarSource, severity: str, message: str) -> Diagnosti
             first = f"llguidance does not support {construct}: {first}"
             hint = remedy + _lark_verdict(source)
             break
+    else:
+        verdict = _lark_verdict(source) if severity == "error" else ""
+        if verdict:
+            first = f"llguidance does not support a construct here: {first}"
+            hint = "rewrite it in llguidance's Lark dialect" + verdict
     code = "grammar" if severity == "error" else "grammar-warning"
     return Diagnostic(severity, first, where, code=code, hint=hint)  # type: ignore[arg-type]
 
@@ -90,11 +95,13 @@ def _lark_verdict(source: GrammarSource) -> str:
 
     rules = [name for name, _ in definitions(source.text) if name[:1].islower()]
     start = "start" if "start" in rules or not rules else rules[0]
-    try:
-        lark.Lark(source.text, parser="earley", start=start)
-    except Exception:  # lark raises many types for bad grammars; any means "lark rejects it"
-        return ""
-    return " (lark accepts this grammar; the construct is outside llguidance's dialect)"
+    for parser in ("earley", "lalr"):
+        try:
+            lark.Lark(source.text, parser=parser, start=start)
+        except Exception:  # lark raises many types for bad grammars; any means "rejects it"
+            continue
+        return " (lark accepts this grammar; the construct is outside llguidance's dialect)"
+    return ""
 
 
 def _refine_column(text: str, message: str, line: int, column: int) -> int:
