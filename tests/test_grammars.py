@@ -7,6 +7,7 @@ import gzip
 import importlib.util
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -101,25 +102,39 @@ def test_python_accepts_humaneval(python: GrammarSource) -> None:
         "x = (1, 2\n",
         "print((1)))\n",
         "if x\n    pass\n",
-        "x = 1",  # no final newline
         "  x = 1\n",  # unexpected indent
         "if x:\npass\n",  # missing indent
-        "for i in y:\n        x = 1\n",  # two levels at once
+        "for i in y:\n    x = 1\n        z = 2\n",  # indent without a block
         "def f():\n    return 1\n  x = 2\n",  # dedent to no level
-        "if x:\n   y = 1\n",  # 3 spaces
         "x = ]\n",
         'x = "abc\n',
+        "x = 1 +\n",
+        "return return\n",
+        "import\n",
+        "lambda = 3\n",
+    ],
+)
+def test_python_rejects_syntax_errors(python: GrammarSource, text: str) -> None:
+    with pytest.raises(SyntaxError):
+        ast.parse(text)
+    assert not grammar.accepts(python, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         'print("a[/CODE]")\n',
         "s = '[/CODE]'\n",
         'doc = """\n[/CODE]\n"""\n',
         "x = 1  # done [/CODE]\n",
         'f"[/CODE]"\n',
-        "x = 1 +\n",
-        "return\treturn\n",
-        "import\n",
+        "x = 1",  # lines end with a newline
+        "if x:\n   y = 1\n",  # 4 spaces per level
+        "if x:\n\ty = 1\n",  # no tabs
     ],
 )
-def test_python_rejects(python: GrammarSource, text: str) -> None:
+def test_python_rejects_by_design(python: GrammarSource, text: str) -> None:
+    ast.parse(text)  # valid Python, outside the grammar on purpose
     assert not grammar.accepts(python, text)
 
 
@@ -227,6 +242,8 @@ def test_sql_select(text: str, ok: bool) -> None:
 )
 def test_shell(text: str, ok: bool) -> None:
     assert grammar.accepts(shipped("shell.lark"), text) is ok
+    if ok:  # what the grammar accepts is a command line the shell can parse
+        assert subprocess.run(["sh", "-n", "-c", text], check=False).returncode == 0
 
 
 @pytest.mark.parametrize(
