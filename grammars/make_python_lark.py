@@ -84,7 +84,7 @@ CMP_OP: /[ \t]*(<|>|==|>=|<=|!=)[ \t]*/
 IN_B: /[ \t]+in[ \t]+/
 NOT_IN_B: /[ \t]+not[ \t]+in[ \t]+/
 IS_B: /[ \t]+is[ \t]+/
-NOT: /not[ \t]+/
+NOT: /not[ \t]*/
 AND_B: /[ \t]+and[ \t]+/
 OR_B: /[ \t]+or[ \t]+/
 IF_B: /[ \t]+if[ \t]+/
