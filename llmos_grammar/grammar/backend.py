@@ -33,6 +33,11 @@ def byte_tokenizer() -> Any:
 @functools.lru_cache(maxsize=64)
 def template_matcher(kind: str, text: str) -> Any:
     """A fresh matcher for (kind, text), compiled once; callers use deep copies."""
+    return compile_matcher(kind, text)
+
+
+def compile_matcher(kind: str, text: str) -> Any:
+    """A new byte-level matcher for (kind, text); GrammarError when it does not compile."""
     import llguidance as llg
 
     source = GrammarSource(kind=kind, text=text, location=Location("<grammar>"))  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from llmos_grammar.errors import Diagnostic, GrammarError
-from llmos_grammar.grammar.backend import allowed, consume, matcher, template_matcher
+from llmos_grammar.grammar.backend import allowed, compile_matcher, consume, matcher
 from llmos_grammar.grammar.larktext import LITERAL_TOKEN, START_DEF, rule_lexemes, unquote
 from llmos_grammar.ir import GrammarSource
 
@@ -28,6 +28,7 @@ COMPLETION_BYTES = b"\"')]}`;:0\n,a= "
 MAX_COMPLETION_STATES = 400
 MAX_PROBE_STATES = 400
 MAX_TERMINAL_STATES = 40
+MAX_TERMINAL_PROBES = 120
 MAX_PROBE_DEPTH = 8
 MAX_COMPLETION = 24
 
@@ -157,7 +158,7 @@ def _terminal_witnesses(source: GrammarSource, close: str, hints: bytes) -> dict
     text = START_DEF.sub(r"\1llmos_original_start\2", source.text)
     contains = "/(?s:.*)" + re.escape(close).replace("/", "\\/") + "(?s:.*)/"
     found: dict[str, bytes] = {}
-    for kind, item in rule_lexemes(source.text):
+    for kind, item in rule_lexemes(source.text)[:MAX_TERMINAL_PROBES]:
         if item in found:
             continue
         if kind == "literal":
@@ -167,7 +168,7 @@ def _terminal_witnesses(source: GrammarSource, close: str, hints: bytes) -> dict
             continue
         probe = f"{text}\nstart: LLMOS_PROBE\nLLMOS_PROBE: ({item}) & {contains}\n"
         try:
-            state = template_matcher("lark", probe).deep_copy()
+            state = compile_matcher("lark", probe)
         except GrammarError:
             continue
         lexeme, _ = _probe(state, [b""], [close.encode("utf-8")], hints, MAX_TERMINAL_STATES)

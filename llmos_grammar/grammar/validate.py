@@ -36,7 +36,10 @@ def validate(source: GrammarSource) -> list[Diagnostic]:
         return [Diagnostic("error", str(exc), source.location, code="grammar")]
     import llguidance as llg
 
-    is_error, messages = llg.LLMatcher.validate_grammar_with_warnings(grammar)
+    try:
+        is_error, messages = llg.LLMatcher.validate_grammar_with_warnings(grammar)
+    except (ValueError, RuntimeError) as exc:  # API-level refusal of the grammar text
+        return [Diagnostic("error", f"grammar rejected: {exc}", source.location, code="grammar")]
     severity = "error" if is_error else "warning"
     return [_diagnostic(source, severity, message) for message in messages]
 
