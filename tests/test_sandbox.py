@@ -127,6 +127,8 @@ def test_stdin_larger_than_a_pipe_and_explicit_workdir(mode: str, tmp_path: obje
     assert "disk" in result.unenforced
 
 
-def test_run_argv_reports_signal() -> None:
-    result = run_argv(["/bin/sh", "-c", "kill -TERM $$"], PY)
-    assert result.signal == 15 and result.exit_code is None and not result.ok
+@pytest.mark.parametrize("mode", list(MODES))
+def test_run_argv_reports_signal(mode: str) -> None:
+    argv = [sys.executable, "-I", "-c", "import ctypes; ctypes.string_at(0)"]
+    result = run_argv(argv, PY, caps=MODES[mode])
+    assert result.signal == 11 and result.exit_code is None and not result.ok

@@ -13,6 +13,7 @@ from llmos_grammar.sandbox.probe import Capabilities
 
 if TYPE_CHECKING:
     from llmos_grammar.actions.python import PythonSession
+    from llmos_grammar.sandbox.standby import StandbyPool
 
 KNOWN_HANDLERS: frozenset[str] = frozenset({"python", "shell", "sqlite", "files", "http"})
 
@@ -26,16 +27,18 @@ __all__ = [
 ]
 
 
-def _dispatch(policy: ActionPolicy, text: str, caps: Capabilities | None) -> ActionResult:
+def _dispatch(
+    policy: ActionPolicy, text: str, caps: Capabilities | None, pool: StandbyPool | None = None
+) -> ActionResult:
     handler = policy.handler
     if handler == "python":
         from llmos_grammar.actions.python import run_python
 
-        return run_python(text, policy, caps)
+        return run_python(text, policy, caps, pool)
     if handler == "shell":
         from llmos_grammar.actions.shell import run_shell
 
-        return run_shell(text, policy, caps)
+        return run_shell(text, policy, caps, pool)
     if handler == "sqlite":
         from llmos_grammar.actions.sqlite import run_sqlite
 
@@ -61,7 +64,12 @@ def run_action(
 
 
 class ActionRunner:
-    """Runs the actions of one policy for one run; holds persistent sessions until `close`."""
+    """Runs the actions of one policy for one run; holds persistent sessions until `close`.
+
+    With `warm=True` (the default) python and shell actions keep a standby
+    sandbox ready after their first use (see `llmos_grammar.sandbox.standby`),
+    so later actions skip start-up; `warm=False` starts each one cold.
+    """
 
     def __init__(
         self,
@@ -69,11 +77,17 @@ class ActionRunner:
         *,
         approve: Callable[[ActionPolicy, str], bool] | None = None,
         caps: Capabilities | None = None,
+        warm: bool = True,
     ) -> None:
         self.policy = policy
         self.approve = approve
         self.caps = caps
         self._sessions: dict[str, PythonSession] = {}
+        self._pool: StandbyPool | None = None
+        if warm:
+            from llmos_grammar.sandbox.standby import StandbyPool
+
+            self._pool = StandbyPool(caps)
 
     def run(self, action: str, text: str) -> ActionResult:
         """Run `text` with the action named `action`; refusals come back as results."""
@@ -88,7 +102,7 @@ class ActionRunner:
                 return ActionResult(exit_code=None, refused="not approved")
         if ap.handler == "python" and ap.persistent:
             return self._session(ap).run(text)
-        return _dispatch(ap, text, self.caps)
+        return _dispatch(ap, text, self.caps, self._pool)
 
     def _session(self, ap: ActionPolicy) -> PythonSession:
         from llmos_grammar.actions.python import PythonSession
@@ -104,6 +118,8 @@ class ActionRunner:
         for session in self._sessions.values():
             session.close()
         self._sessions.clear()
+        if self._pool is not None:
+            self._pool.close()
 
     def __enter__(self) -> ActionRunner:
         return self

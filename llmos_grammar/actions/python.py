@@ -20,7 +20,8 @@ from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.sandbox.plan import limits_of, make_plan
 from llmos_grammar.sandbox.probe import Capabilities, probe
-from llmos_grammar.sandbox.runner import Child, refusal, run_argv
+from llmos_grammar.sandbox.runner import Child, refusal, run_argv, run_child
+from llmos_grammar.sandbox.standby import StandbyPool
 
 
 def interpreter_argv(policy: ActionPolicy) -> list[str]:
@@ -31,15 +32,26 @@ def interpreter_argv(policy: ActionPolicy) -> list[str]:
     return argv
 
 
-def run_python(text: str, policy: ActionPolicy, caps: Capabilities | None = None) -> ActionResult:
-    """Run `text` as a program in a fresh sandboxed interpreter."""
-    return run_argv([*interpreter_argv(policy), "-"], policy, stdin=text.encode(), caps=caps)
+def run_python(
+    text: str,
+    policy: ActionPolicy,
+    caps: Capabilities | None = None,
+    pool: StandbyPool | None = None,
+) -> ActionResult:
+    """Run `text` as a program in a fresh sandboxed interpreter (a warm one from `pool`)."""
+    argv = [*interpreter_argv(policy), "-"]
+    if pool is not None:
+        child = pool.take(f"python:{policy.name}", argv, policy)
+        if child is not None:
+            return run_child(child, text.encode(), warm=True)
+    return run_argv(argv, policy, stdin=text.encode(), caps=caps)
 
 
 # The session's main loop: read a length-prefixed chunk of code from stdin, run it in one
 # namespace, print any traceback, flush, then write "ok"/"error" on the status pipe.
 _WORKER = r"""
-import os, resource, sys, struct, traceback
+import math, os, resource, signal, sys, struct, traceback
+signal.signal(signal.SIGXCPU, lambda *_: os._exit(128 + signal.SIGXCPU))
 status = int(sys.argv[1]); cpu = float(sys.argv[2]); ns = {"__name__": "__main__"}
 inp = sys.stdin.buffer
 while True:
@@ -49,7 +61,7 @@ while True:
     code = inp.read(struct.unpack(">I", head)[0]).decode("utf-8", "replace")
     used = sum(os.times()[:2])
     hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-    resource.setrlimit(resource.RLIMIT_CPU, (min(hard, int(used + cpu) + 1), hard))
+    resource.setrlimit(resource.RLIMIT_CPU, (min(hard, math.ceil(used + cpu)), hard))
     ok = True
     try:
         exec(compile(code, "<action>", "exec"), ns)
@@ -100,6 +112,7 @@ class PythonSession:
             duration = round(time.monotonic() - start, 6)
             return dataclasses.replace(result, duration_s=duration, cpu_s=self._cpu() - cpu0)
         result = self.child.finish()  # timed out, hit a limit or died: the session restarts
+        result = dataclasses.replace(result, limits=limits_of(self.policy, self.plan))
         self.child = None
         note = "\n[session restarted: variables were lost]\n"
         return dataclasses.replace(result, stderr=result.stderr + note)

@@ -15,7 +15,8 @@ import shutil
 from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.sandbox.probe import Capabilities
-from llmos_grammar.sandbox.runner import run_argv
+from llmos_grammar.sandbox.runner import run_argv, run_child
+from llmos_grammar.sandbox.standby import StandbyPool
 
 _SEPARATORS = {";", "&&", "||", "|", "&", "|&", ";;", "(", ")", "\n"}
 _FORBIDDEN = ("$(", "`", "<(", ">(")
@@ -53,11 +54,20 @@ def check_commands(text: str, allowed: tuple[str, ...]) -> str | None:
     return None
 
 
-def run_shell(text: str, policy: ActionPolicy, caps: Capabilities | None = None) -> ActionResult:
+def run_shell(
+    text: str,
+    policy: ActionPolicy,
+    caps: Capabilities | None = None,
+    pool: StandbyPool | None = None,
+) -> ActionResult:
     """Run `text` with bash; refuse it first when it breaks the policy's allow-list."""
     if policy.commands is not None:
         reason = check_commands(text, policy.commands)
         if reason is not None:
             return ActionResult(exit_code=None, refused=reason)
-    bash = shutil.which("bash") or "/bin/bash"
-    return run_argv([bash, "--noprofile", "--norc", "-s"], policy, stdin=text.encode(), caps=caps)
+    argv = [shutil.which("bash") or "/bin/bash", "--noprofile", "--norc", "-s"]
+    if pool is not None:
+        child = pool.take(f"shell:{policy.name}", argv, policy)
+        if child is not None:
+            return run_child(child, text.encode(), warm=True)
+    return run_argv(argv, policy, stdin=text.encode(), caps=caps)

@@ -28,8 +28,15 @@ class Plan:
     unenforced: tuple[str, ...]
 
 
-def make_plan(policy: ActionPolicy, caps: Capabilities) -> Plan:
-    """Match what `policy` asks for with what `caps` says works."""
+def make_plan(policy: ActionPolicy, caps: Capabilities, warm: bool = False) -> Plan:
+    """Match what `policy` asks for with what `caps` says works.
+
+    Joining a cgroup costs an RCU grace period (5-15 ms here), so when bubblewrap
+    and the uid drop already cap processes (RLIMIT_NPROC) and end the tree (PID
+    namespace), per-action cgroups are used only for a warm standby child (paid
+    ahead of time) or when the policy's options say `cgroup: true`; they then
+    add a total memory cap over all the action's processes ("memory_total").
+    """
     bwrap = caps.bwrap
     setpriv = caps.setpriv if bwrap else None
     uid = bool(bwrap and setpriv) or (not bwrap and caps.plain_uid_drop)
@@ -49,6 +56,10 @@ def make_plan(policy: ActionPolicy, caps: Capabilities) -> Plan:
     layer("disk", bwrap is not None and policy.workdir == "temporary")
     groups = (caps.pids_cgroup, caps.memory_cgroup, caps.cpu_cgroup)
     bases = tuple(b for b in groups if b is not None)
+    if bwrap and uid and not warm and not policy.options.get("cgroup", False):
+        bases = ()
+    if caps.memory_cgroup is not None and caps.memory_cgroup in bases:
+        enforced.append("memory_total")
     return Plan(bwrap, setpriv, bases, uid and not bwrap, tuple(enforced), tuple(unenforced))
 
 
@@ -93,11 +104,11 @@ def scrub_env(
 
 
 def _rlimits(policy: ActionPolicy) -> list[tuple[int, int, int]]:
-    cpu = max(1, int(policy.cpu_s + 0.999))
+    cpu = max(1, int(policy.cpu_s + 0.999))  # soft = hard: SIGKILL (a pid-1 ignores SIGXCPU)
     mem = policy.memory_mb * 1024 * 1024
     fsize = policy.file_size_mb * 1024 * 1024
     return [
-        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_CPU, cpu, cpu),
         (resource.RLIMIT_AS, mem, mem),
         (resource.RLIMIT_FSIZE, fsize, fsize),
         (resource.RLIMIT_NOFILE, policy.open_files, policy.open_files),
@@ -146,7 +157,13 @@ def bwrap_argv(policy: ActionPolicy, plan: Plan, host_workdir: str | None) -> li
     """bubblewrap arguments: read-only root, hidden homes, sized tmpfs, new namespaces."""
     assert plan.bwrap is not None
     argv = [plan.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    argv += [
+        "--unshare-pid",
+        "--as-pid-1",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+    ]
     if not policy.network:
         argv.append("--unshare-net")
     size = str(policy.disk_mb * 1024 * 1024)

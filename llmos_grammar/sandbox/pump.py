@@ -54,7 +54,7 @@ def pump(
             os.set_blocking(fds["in"], False)
             sel.register(fds["in"], selectors.EVENT_WRITE, "in")
         elif not keep_stdin:
-            os.close(fds["in"])
+            os.close(fds.pop("in"))
     total = 0
     stop_at = deadline
     try:
@@ -83,7 +83,7 @@ def pump(
                     if not pending:
                         sel.unregister(key.fd)
                         if not keep_stdin:
-                            os.close(key.fd)
+                            os.close(fds.pop("in"))
                 else:
                     try:
                         chunk = os.read(key.fd, 65536)
@@ -111,9 +111,9 @@ def pump(
                         stop_at = min(stop_at, time.monotonic() + grace_s)
     finally:
         for key in list(sel.get_map().values()):
-            if key.data == "in" and not keep_stdin:
+            if key.data == "in" and not keep_stdin and "in" in fds:
                 with contextlib.suppress(OSError):
-                    os.close(key.fd)
+                    os.close(fds.pop("in"))
         sel.close()
     return result
 

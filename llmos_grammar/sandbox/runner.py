@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 
@@ -94,47 +95,58 @@ class Child:
         self.streams = Streams()
         self.info = bytearray()
         self._fds: dict[str, int] = {}
-        self._own: list[int] = []
         passed: list[int] = []
         full = list(argv)
         if plan.bwrap:
-            _, info_w = self._pipe("info", passed)
+            info_w = self._pipe("info", passed)
             full = bwrap_argv(policy, plan, bind) + full
             full[1:1] = ["--info-fd", str(info_w)]
         if status:
-            _, status_w = self._pipe("status", passed)
+            status_w = self._pipe("status", passed)
             full = [a.replace("{status_fd}", str(status_w)) for a in full]
+        child_in, self._fds["in"] = os.pipe()
+        self._fds["out"], child_out = os.pipe()
+        self._fds["err"], child_err = os.pipe()
+        for fd in (self._fds["in"], self._fds["out"], self._fds["err"]):
+            os.set_inheritable(fd, False)
         join = self.cgroup.procs_files() if self.cgroup is not None else []
         self.start = time.monotonic()
-        self.proc = subprocess.Popen(
-            full,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=scrub_env(policy, inside),
-            preexec_fn=make_preexec(policy, plan, join),
-            start_new_session=True,
-            pass_fds=tuple(passed),
-        )
-        for fd in passed:
-            os.close(fd)
-        pipes = (self.proc.stdin, self.proc.stdout, self.proc.stderr)
-        for name, pipe in zip(("in", "out", "err"), pipes, strict=True):
-            assert pipe is not None
-            self._fds[name] = pipe.fileno()
+        try:
+            self.proc = subprocess.Popen(
+                full,
+                stdin=child_in,
+                stdout=child_out,
+                stderr=child_err,
+                cwd=cwd,
+                env=scrub_env(policy, inside),
+                preexec_fn=make_preexec(policy, plan, join),
+                start_new_session=True,
+                pass_fds=tuple(passed),
+            )
+        except BaseException:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._stack.close()
+            raise
+        finally:
+            for fd in (*passed, child_in, child_out, child_err):
+                os.close(fd)
         self.pidfd = os.pidfd_open(self.proc.pid)
         self.returncode: int | None = None
 
-    def _pipe(self, name: str, passed: list[int]) -> tuple[int, int]:
+    def _pipe(self, name: str, passed: list[int]) -> int:
+        """A pipe whose read end we keep as `name` and whose write end the child gets."""
         r, w = os.pipe()
         self._fds[name] = r
-        self._own.append(r)
         passed.append(w)
-        return r, w
+        return w
 
-    def exchange(self, stdin: bytes, timeout_s: float, keep_stdin: bool = False) -> Streams:
+    def exchange(
+        self, stdin: bytes, timeout_s: float, keep_stdin: bool = False, restart_clock: bool = False
+    ) -> Streams:
         """Feed `stdin`, collect capped output until exit, a status line, or the deadline."""
+        if restart_clock:  # a standby child: the action starts now, not at spawn
+            self.start = time.monotonic()
         self.streams = Streams(info=self.info)
         pump(
             self._fds,
@@ -163,29 +175,38 @@ class Child:
         if self.cgroup is not None:
             self.cgroup.kill_all()
 
-    def finish(self) -> ActionResult:
-        """Kill what is left, reap, clean up, and describe the last exchange."""
+    def finish(self, background_cleanup: bool = False) -> ActionResult:
+        """Kill what is left, reap, clean up, and describe the last exchange.
+
+        Everything the action started is dead before this returns; with
+        `background_cleanup` only removing its (empty) cgroups and workspace is
+        left to a thread, since rmdir of a cgroup waits for an RCU grace period.
+        """
         try:
-            self.kill()
+            if not self.streams.exited:
+                self.kill()
             _, status, usage = os.wait4(self.proc.pid, 0)
             self.returncode = os.waitstatus_to_exitcode(status)
             self.proc.returncode = self.returncode
             duration = time.monotonic() - self.start
+            self.kill()
             return _result(
                 self.policy, self.plan, self.streams, self.returncode, usage, duration, self.cgroup
             )
         finally:
             self.close_fds()
-            self._stack.close()
+            if background_cleanup:
+                threading.Thread(target=self._stack.close, daemon=True).start()
+            else:
+                self._stack.close()
 
     def close_fds(self) -> None:
+        """Close our ends; each fd is closed once (pump removes "in" when it closes it)."""
         os.close(self.pidfd)
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                f.close()  # type: ignore[union-attr]
-        for fd in self._own:
+        for fd in self._fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self._fds.clear()
 
 
 def run_argv(
@@ -200,11 +221,15 @@ def run_argv(
     refused = refusal(policy, plan)
     if refused is not None:
         return refused
-    child = Child(argv, policy, plan)
+    return run_child(Child(argv, policy, plan), stdin)
+
+
+def run_child(child: Child, stdin: bytes, warm: bool = False) -> ActionResult:
+    """One exchange with a started child, then its result (`warm`: a standby child)."""
     try:
-        child.exchange(stdin, policy.timeout_s)
+        child.exchange(stdin, child.policy.timeout_s, restart_clock=warm)
     finally:
-        result = child.finish()
+        result = child.finish(background_cleanup=warm)
     return result
 
 

@@ -1,0 +1,114 @@
+"""`llmos sandbox doctor`: which isolation layers work on this machine, tried not assumed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from llmos_grammar.sandbox.probe import Capabilities
+
+LAYERS = {
+    "timeout": "wall timeout, kills the whole process tree",
+    "cpu": "RLIMIT_CPU seconds",
+    "memory": "RLIMIT_AS (+ memory cgroup when available)",
+    "file_size": "RLIMIT_FSIZE per file",
+    "open_files": "RLIMIT_NOFILE",
+    "output": "stdout/stderr read incrementally, capped, child stopped past the cap",
+    "env": "environment scrubbed to an allow-list",
+    "workdir": "a fresh working directory per action",
+    "processes": "pids cgroup or RLIMIT_NPROC under an unprivileged uid",
+    "kill_tree": "pids cgroup kill or PID namespace: daemons do not outlive the action",
+    "pid_namespace": "bubblewrap --unshare-pid",
+    "network": "bubblewrap --unshare-net when `network: false`",
+    "filesystem": "bubblewrap read-only root, homes and /tmp hidden, allowed paths bound",
+    "uid": "code runs as uid 65534 with no capabilities",
+    "disk": "the temporary working directory is a tmpfs of `disk_mb`",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Subcommands of `llmos sandbox`."""
+    sub = parser.add_subparsers(dest="sandbox_command", metavar="COMMAND", required=True)
+    doctor = sub.add_parser("doctor", help="print which sandbox layers work here")
+    doctor.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    doctor.add_argument("--runs", type=int, default=10, help="trivial actions timed (0 = skip)")
+
+
+def report(caps: Capabilities, runs: int) -> dict[str, Any]:
+    """Layers (enforced or not, with what provides them), notes, and a start-up timing."""
+    from llmos_grammar.actions import run_action
+    from llmos_grammar.ir import ActionPolicy
+    from llmos_grammar.sandbox.plan import make_plan
+
+    policy = ActionPolicy(name="doctor", handler="python")
+    plan = make_plan(policy, caps)
+    layers = {name: {"works": name in plan.enforced, "how": how} for name, how in LAYERS.items()}
+    data: dict[str, Any] = {
+        "layers": layers,
+        "bwrap": caps.bwrap,
+        "setpriv": caps.setpriv,
+        "cgroups": {
+            name: (f"v{base.version} {base.path}" if base else None)
+            for name, base in (
+                ("pids", caps.pids_cgroup),
+                ("memory", caps.memory_cgroup),
+                ("cpu", caps.cpu_cgroup),
+            )
+        },
+        "landlock_available_unused": caps.landlock,
+        "notes": list(caps.notes),
+    }
+    if runs > 0:
+        sandboxed, bare = [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            result = run_action(policy, "pass\n", caps=caps)
+            sandboxed.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], check=False)
+            bare.append(time.perf_counter() - start)
+        data["trivial_action"] = {
+            "ok": result.ok,
+            "sandboxed_p50_ms": round(statistics.median(sandboxed) * 1000, 2),
+            "bare_subprocess_p50_ms": round(statistics.median(bare) * 1000, 2),
+        }
+    return data
+
+
+def _print_text(data: dict[str, Any]) -> None:
+    print("llmos sandbox doctor\n")
+    for name, layer in data["layers"].items():
+        mark = "yes" if layer["works"] else "NO "
+        print(f"  {mark}  {name:<14} {layer['how']}")
+    print()
+    for tool in ("bwrap", "setpriv"):
+        print(f"  {tool}: {data[tool] or 'unavailable'}")
+    for name, where in data["cgroups"].items():
+        print(f"  cgroup {name}: {where or 'unavailable'}")
+    for note in data["notes"]:
+        print(f"  note: {note}")
+    timing = data.get("trivial_action")
+    if timing:
+        verdict = "ok" if timing["ok"] else "FAILED"
+        print(
+            f"\n  trivial python action ({verdict}): {timing['sandboxed_p50_ms']} ms p50 sandboxed,"
+        )
+        print(f"  {timing['bare_subprocess_p50_ms']} ms p50 bare subprocess")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the doctor's report; exit 0 when a trivial action runs, 1 otherwise."""
+    from llmos_grammar.sandbox import probe
+
+    data = report(probe(), args.runs)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        _print_text(data)
+    timing = data.get("trivial_action")
+    return 0 if timing is None or timing["ok"] else 1
