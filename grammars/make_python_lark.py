@@ -1,7 +1,8 @@
 """Generate grammars/python.lark: shared expression rules plus statement rules for each depth.
 
-llguidance has no INDENT/DEDENT postlexer, so indentation is spelled out: a statement at depth d
-starts with exactly 4*d spaces, and every compound statement at depth d takes its body at d + 1.
+llguidance has no INDENT/DEDENT postlexer, so indentation is spelled out: a statement at column c
+starts with exactly c spaces, and a compound statement at column c takes its body at any deeper
+column of COLUMNS; every line of a body stands at the body's column.
 Run `python grammars/make_python_lark.py` after editing; tests check the file is up to date.
 """
 
@@ -12,7 +13,6 @@ import sys
 from pathlib import Path
 
 KEYWORD_BLANK = re.compile(r'"([a-z]+)" SP')
-MAX_DEPTH = 6  # deepest statement: 6 levels of 4 spaces
 
 HEADER = """\
 // python.lark -- Python statements as small models write them (llguidance Lark dialect).
@@ -26,10 +26,12 @@ HEADER = """\
 // chains, bitwise, arithmetic, unary, power, await, walrus), calls, attributes, subscripts,
 // slices, list/dict/set/generator comprehensions, literals (int/float/complex/hex/oct/bin,
 // strings with prefixes incl. f-strings as opaque text, triple-quoted strings), comments.
-// Indentation: exactly 4 spaces per level, up to {depth} levels. Inside (), [] and {} an item list
-// may break lines after "(" "[" "{" and ",", and before the closing bracket.
-// Not accepted: tabs, backslash continuations, `match`, operators at a line break inside
-// brackets, f-string replacement fields checked as code.
+// Indentation: a block is indented by any even number of spaces more than its header, up to
+// column {depth} (6 levels of 4 spaces, 12 of 2); dedent only to the column of an open block.
+// Inside (), [] and {} an item list may break lines after "(" "[" "{" and ",", and before the
+// closing bracket.
+// Not accepted: tabs, odd indentation, backslash continuations, `match`, operators at a line
+// break inside brackets, f-string replacement fields checked as code.
 // Strings and comments can never contain the two characters "[/", so a close delimiter such as
 // "[/CODE]" cannot occur inside the code.
 """
@@ -169,24 +171,29 @@ with_item: test (AS_B expr)?
 """
 
 
-def indent(depth: int) -> str:
-    """The literal that starts a statement at `depth` (empty at depth 0)."""
-    return f'"{"    " * depth}" ' if depth else ""
+COLUMNS = tuple(range(0, 25, 2))
+
+
+def indent(column: int) -> str:
+    """The literal that starts a statement at `column` (empty at column 0)."""
+    return f'"{" " * column}" ' if column else ""
 
 
 def depth_rules(d: int) -> str:
-    """Statement rules for depth `d`; compound statements exist only below MAX_DEPTH."""
+    """Statement rules for column `d`; compound statements exist only below the last column."""
     i = indent(d)
+    last = d == COLUMNS[-1]
     lines = [
-        f"// ---------------------------------------------------------------- depth {d}",
-        f"stmt_{d}: {i}simple_stmts NL" + (f" | compound_{d}" if d < MAX_DEPTH else ""),
+        f"// ---------------------------------------------------------------- column {d}",
+        f"stmt_{d}: {i}simple_stmts NL" + ("" if last else f" | compound_{d}"),
+        f"body_{d}: (NL* stmt_{d})+",
     ]
-    if d == MAX_DEPTH:
+    if last:
         return "\n".join(lines) + "\n"
-    n = d + 1
+    n = d
+    deeper = " | ".join(f"body_{c}" for c in COLUMNS if c > d)
     lines += [
-        f"body_{n}: (NL* stmt_{n})+",
-        f"suite_{n}: simple_stmts NL | NL body_{n}",
+        f"suite_{n}: simple_stmts NL | NL ({deeper})",
         f"compound_{d}: if_{d} | while_{d} | for_{d} | try_{d} | with_{d} | def_{d} | class_{d}"
         f" | decorated_{d}",
         f'if_{d}: {i}"if" SP namedexpr_test COLON suite_{n}'
@@ -209,12 +216,12 @@ def depth_rules(d: int) -> str:
 def render() -> str:
     """The full text of python.lark."""
     parts = [
-        HEADER.replace("{depth}", str(MAX_DEPTH)),
+        HEADER.replace("{depth}", str(COLUMNS[-1])),
         "start: (NL* stmt_0)+ NL*\n",
         TERMINALS,
         EXPRESSIONS,
     ]
-    parts += [depth_rules(d) for d in range(MAX_DEPTH + 1)]
+    parts += [depth_rules(d) for d in COLUMNS]
     # A keyword and the blank after it form one lexeme: with a separate blank lexeme the lexer
     # (longest match, no backtracking) would lose `import a` to `import and ...`. The blank is
     # optional (`if(x):`); `iffy` still lexes as a name because the longest match wins.
