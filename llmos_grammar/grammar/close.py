@@ -7,7 +7,13 @@ from typing import Any
 
 from llmos_grammar.errors import Diagnostic, GrammarError
 from llmos_grammar.grammar.backend import allowed, compile_matcher, consume, matcher
-from llmos_grammar.grammar.larktext import LITERAL_TOKEN, START_DEF, rule_lexemes, unquote
+from llmos_grammar.grammar.larktext import (
+    LITERAL_TOKEN,
+    START_DEF,
+    rule_lexemes,
+    terminal_text,
+    unquote,
+)
 from llmos_grammar.ir import GrammarSource
 
 # Method. (1) Language probe: walk the grammar's states breadth-first from the start and from
@@ -155,6 +161,7 @@ def _complete(state: Any, hints: bytes = b"") -> bytes | None:
 def _terminal_witnesses(source: GrammarSource, close: str, hints: bytes) -> dict[str, bytes]:
     """For each lexeme the Lark rules use (named terminal, inline regex or literal, %ignore) that
     can match text containing `close`, one such text."""
+    terminals = terminal_text(source.text)
     text = START_DEF.sub(r"\1llmos_original_start\2", source.text)
     contains = "/(?s:.*)" + re.escape(close).replace("/", "\\/") + "(?s:.*)/"
     found: dict[str, bytes] = {}
@@ -166,11 +173,14 @@ def _terminal_witnesses(source: GrammarSource, close: str, hints: bytes) -> dict
             if close in value:
                 found[item] = value.encode("utf-8")
             continue
-        probe = f"{text}\nstart: LLMOS_PROBE\nLLMOS_PROBE: ({item}) & {contains}\n"
+        probe = f"start: LLMOS_PROBE\nLLMOS_PROBE: ({item}) & {contains}\n"
         try:
-            state = compile_matcher("lark", probe)
-        except GrammarError:
-            continue
+            state = compile_matcher("lark", f"{terminals}\n{probe}")
+        except GrammarError:  # the terminals may lean on the rest of the grammar: use all of it
+            try:
+                state = compile_matcher("lark", f"{text}\n{probe}")
+            except GrammarError:
+                continue
         lexeme, _ = _probe(state, [b""], [close.encode("utf-8")], hints, MAX_TERMINAL_STATES)
         if lexeme is not None:
             found[item] = lexeme

@@ -7,6 +7,7 @@ import re
 
 LITERAL_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"i?')
 REGEX_TOKEN = re.compile(r"/(?![/*])(?:[^/\\\n]|\\.)+/[imsux]*")
+_HEAD = re.compile(r"^\??([A-Za-z_][\w-]*)(?:\.\d+)?(?:\[[^\]\n]*\])?\s*:(?!=)")
 START_DEF = re.compile(r"^(\??)start(\s*(?:\[[^\]\n]*\])?\s*:)", re.MULTILINE)
 
 
@@ -25,12 +26,32 @@ def rule_lexemes(text: str) -> list[tuple[str, str]]:
     return list(dict.fromkeys(found))
 
 
+def terminal_text(text: str) -> str:
+    """Only the terminal (UPPERCASE) definitions and `%import` lines of a Lark text: enough to
+    compile a grammar over its terminals, much smaller than the whole grammar."""
+    kept: list[str] = []
+    keep = False
+    for line in text.split("\n"):
+        head = _HEAD.match(line)
+        if head:
+            keep = head.group(1)[:1].isupper()
+        elif line.startswith("%import"):
+            kept.append(line)
+            keep = False
+            continue
+        elif line[:1] not in (" ", "\t", "|"):
+            keep = False
+        if keep:
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def definitions(text: str) -> list[tuple[str, str]]:
     """(name, body) of each rule/terminal definition; `%ignore X` counts as a rule using X."""
     found: list[tuple[str, str]] = []
     for line in text.split("\n"):
         code = "" if line.lstrip().startswith(("//", "#")) else line
-        head = re.match(r"^\??([A-Za-z_][\w-]*)(?:\.\d+)?(?:\[[^\]\n]*\])?\s*:(?!=)", code)
+        head = _HEAD.match(code)
         if head:
             found.append((head.group(1), code[head.end() :]))
         elif code.startswith("%ignore"):
