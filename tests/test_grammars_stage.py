@@ -132,8 +132,10 @@ def test_accepts_is_a_full_match() -> None:
 
 def test_accepts_raises_for_a_grammar_that_does_not_compile() -> None:
     with pytest.raises(GrammarError) as caught:
-        grammar.accepts(source("lark", "start: nope\n"), "x")
-    assert caught.value.location == Location("g.lark", 1, 1)
+        grammar.accepts(source("lark", 'start: a\na: "x" | nope\n'), "x")
+    assert "unknown name" in caught.value.message
+    assert caught.value.location == Location("g.lark", 2, 10)
+    assert caught.value.diagnostics
 
 
 # ------------------------------------------------------------------------------- close_conflict

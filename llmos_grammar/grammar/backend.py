@@ -52,11 +52,19 @@ def compile_matcher(kind: str, text: str) -> Any:
 
 
 def matcher(source: GrammarSource) -> Any:
-    """A fresh byte-level matcher for `source` (GrammarError when it does not compile)."""
+    """A fresh byte-level matcher for `source`; GrammarError (located, with all diagnostics)
+    when it does not compile."""
     try:
         return template_matcher(source.kind, source.text).deep_copy()
     except GrammarError as exc:
-        raise GrammarError(exc.message, source.location) from None
+        from llmos_grammar.grammar.validate import validate
+
+        found = validate(source)
+        errors = [d for d in found if d.severity == "error"]
+        if not errors:
+            raise GrammarError(exc.message, source.location) from None
+        first = errors[0]
+        raise GrammarError(first.message, first.location, diagnostics=found) from None
 
 
 def consume(state: Any, data: bytes) -> bool:
