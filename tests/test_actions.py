@@ -260,16 +260,28 @@ def test_plugins() -> None:
 def test_runner_approval_and_unknown_action() -> None:
     ap = policy("python", confirm="ask")
     pol = Policy("p.yaml", {"py": ap})
-    assert ActionRunner(pol).run("py", "print(1)").refused is not None
-    assert (
-        ActionRunner(pol, approve=lambda a, t: False).run("py", "print(1)").refused
-        == "not approved"
-    )
+    with ActionRunner(pol) as runner:
+        assert runner.run("py", "print(1)").refused is not None
+        with pytest.raises(ActionError, match="no action 'nope'"):
+            runner.run("nope", "")
+    with ActionRunner(pol, approve=lambda a, t: False) as runner:
+        assert runner.run("py", "print(1)").refused == "not approved"
     seen: list[str] = []
-    approved = ActionRunner(pol, approve=lambda a, t: seen.append(t) is None).run("py", "print(1)")
+    with ActionRunner(pol, approve=lambda a, t: seen.append(t) is None) as runner:
+        approved = runner.run("py", "print(1)")
     assert approved.stdout == "1\n" and seen == ["print(1)"]
-    with pytest.raises(ActionError, match="no action 'nope'"):
-        ActionRunner(pol).run("nope", "")
+
+
+def test_warm_runner_gives_fresh_sandboxes() -> None:
+    pol = Policy("p.yaml", {"py": policy("python"), "sh": policy("shell")})
+    with ActionRunner(pol) as runner:
+        for _ in range(3):
+            result = runner.run("py", "import os\nprint(os.listdir('.'))\nopen('x', 'w')\n")
+            assert result.ok and result.stdout == "[]\n", result
+            assert runner.run("sh", "ls; touch y").stdout == ""
+        slow = runner.run("py", "import time\ntime.sleep(5)\n")
+        assert slow.timed_out and slow.duration_s < 5.5
+        assert runner.run("py", "print(1)").stdout == "1\n"
 
 
 class _Tty(io.StringIO):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -162,16 +163,25 @@ class Child:
         return self.streams
 
     def kill(self) -> None:
-        """Stop every process of the action: the namespace, the session, the group."""
+        """Stop every process of the action: the namespace, the session, the group.
+
+        Inside bwrap the program is PID 1 of its namespace: killing it ends the
+        namespace, and bwrap reaps it before exiting (so nothing is left for the
+        machine's PID 1 to reap). After we reaped bwrap only the cgroup is used.
+        """
+        if self.returncode is not None:
+            if self.cgroup is not None:
+                self.cgroup.kill_all()
+            return
         init = None if self.streams.exited else _ns_init(self.info)
         if init is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(init, signal.SIGKILL)
+            select.select([self.pidfd], [], [], 1.0)  # bwrap reaps it and exits
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        if init is None and self.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)  # not reaped yet: the id is still ours
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
         if self.cgroup is not None:
             self.cgroup.kill_all()
 
@@ -183,8 +193,7 @@ class Child:
         left to a thread, since rmdir of a cgroup waits for an RCU grace period.
         """
         try:
-            if not self.streams.exited:
-                self.kill()
+            self.kill()
             _, status, usage = os.wait4(self.proc.pid, 0)
             self.returncode = os.waitstatus_to_exitcode(status)
             self.proc.returncode = self.returncode

@@ -4,13 +4,19 @@ A standby is the very process the action will be (bubblewrap, uid drop,
 rlimits, its own cgroups and fresh working directory), started ahead of time
 from a fresh interpreter that never saw the runtime's memory, and blocked
 reading its program from stdin. Taking one costs no start-up; the pool then
-starts the next in a background thread. Guarantees are those of a cold start:
-one process tree per action, killed and cleaned up when the action ends.
+starts the next. Guarantees are those of a cold start: one process tree per
+action, killed and cleaned up when the action ends.
+
+Children are started by one long-lived thread: bwrap's --die-with-parent is
+tied to the thread that forked it, so a short-lived thread would kill them.
 """
 
 from __future__ import annotations
 
+import atexit
+import queue
 import threading
+from dataclasses import dataclass, field
 
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.sandbox.plan import make_plan
@@ -18,45 +24,67 @@ from llmos_grammar.sandbox.probe import Capabilities, probe
 from llmos_grammar.sandbox.runner import Child
 
 
+@dataclass
+class _Order:
+    argv: list[str]
+    policy: ActionPolicy
+    done: threading.Event = field(default_factory=threading.Event)
+    child: Child | None = None
+
+
 class StandbyPool:
-    """At most one ready child per key (an action); thread-safe enough for one runtime."""
+    """At most one ready child per key (an action), started by the pool's own thread."""
 
     def __init__(self, caps: Capabilities | None = None) -> None:
         self.caps = caps or probe()
-        self._pending: dict[str, tuple[threading.Thread, list[Child | BaseException]]] = {}
-        self._lock = threading.Lock()
+        self._orders: dict[str, _Order] = {}
+        self._queue: queue.Queue[_Order | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        atexit.register(self.close)  # a forgotten runner must not leave sandboxes behind
 
-    def _spawn(self, key: str, argv: list[str], policy: ActionPolicy) -> None:
-        box: list[Child | BaseException] = []
-
-        def start() -> None:
+    def _work(self) -> None:
+        while True:
+            order = self._queue.get()
+            if order is None:
+                return
             try:
-                box.append(Child(argv, policy, make_plan(policy, self.caps, warm=True)))
-            except BaseException as exc:  # reported when the child is taken
-                box.append(exc)
-
-        thread = threading.Thread(target=start, name=f"llmos-standby-{key}", daemon=True)
-        thread.start()
-        self._pending[key] = (thread, box)
+                plan = make_plan(order.policy, self.caps, warm=True)
+                order.child = Child(order.argv, order.policy, plan)
+            except Exception:  # the action then starts cold
+                order.child = None
+            order.done.set()
 
     def take(self, key: str, argv: list[str], policy: ActionPolicy) -> Child | None:
-        """The ready child for `key` (None the first time), and start the next one."""
-        with self._lock:
-            entry = self._pending.pop(key, None)
-            self._spawn(key, argv, policy)
-        if entry is None:
+        """The ready child for `key` (None the first time), and order the next one."""
+        if self._closed:
             return None
-        thread, box = entry
-        thread.join()
-        found = box[0] if box else None
-        return found if isinstance(found, Child) else None
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="llmos-standby", daemon=True)
+            self._thread.start()
+        previous = self._orders.pop(key, None)
+        order = _Order(argv, policy)
+        self._orders[key] = order
+        if previous is None:
+            self._queue.put(order)
+            return None
+        previous.done.wait()
+        self._queue.put(order)
+        if previous.argv != argv or previous.policy != policy:
+            if previous.child is not None:
+                previous.child.finish()
+            return None
+        return previous.child
 
     def close(self) -> None:
-        """Stop every standby child and clean up after it."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        for thread, box in pending.values():
-            thread.join()
-            for item in box:
-                if isinstance(item, Child):
-                    item.finish()
+        """Stop every standby child and the thread that started them."""
+        atexit.unregister(self.close)
+        self._closed = True
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join()
+        for order in self._orders.values():
+            if order.child is not None:
+                order.child.finish()
+        self._orders.clear()
