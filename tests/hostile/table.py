@@ -13,16 +13,16 @@ from llmos_grammar.sandbox.probe import Capabilities, probe, without_bwrap
 from tests.hostile.cases import CASES, SECRET, Case, Context
 
 
-def modes() -> dict[str, Capabilities]:
-    """ "all layers" (what probe finds) and, when bwrap works, "no bwrap" (the degraded path)."""
+def modes() -> dict[str, tuple[Capabilities, bool]]:
+    """Mode name -> (capabilities, warm): every layer found, cold and warm; and without bwrap."""
     caps = probe()
-    found = {"all layers": caps}
+    found = {"all layers": (caps, False), "warm standby": (caps, True)}
     if caps.bwrap:
-        found["no bwrap"] = without_bwrap(caps)
+        found["no bwrap"] = (without_bwrap(caps), False)
     return found
 
 
-def outcome(case: Case, caps: Capabilities) -> tuple[str, str]:
+def outcome(case: Case, caps: Capabilities, warm: bool = False) -> tuple[str, str]:
     """(verdict, detail): verdict is "held", "FAILED" or "skipped"."""
     ctx = Context.create()
     try:
@@ -31,7 +31,7 @@ def outcome(case: Case, caps: Capabilities) -> tuple[str, str]:
         if missing is not None:
             return "skipped", missing
         start = time.monotonic()
-        result = case.run(ctx, caps)
+        result = case.run(ctx, caps, warm)
         took = time.monotonic() - start
         problem = case.check(result, ctx)
         detail = f"{result.status} in {took:.2f}s"
@@ -43,13 +43,21 @@ def outcome(case: Case, caps: Capabilities) -> tuple[str, str]:
 def main() -> int:
     os.environ["LLMOS_HOSTILE_SECRET"] = SECRET
     failures = 0
-    for mode, caps in modes().items():
-        print(f"\n== {mode} ==")
-        print(f"{'case':<20} {'verdict':<8} detail")
+    rows: dict[str, list[str]] = {case.name: [] for case in CASES}
+    names = list(modes())
+    for caps, warm in modes().values():
         for case in CASES:
-            verdict, detail = outcome(case, caps)
+            if warm and case.handler not in ("python", "shell"):
+                rows[case.name].append("(same as cold)")
+                continue
+            verdict, detail = outcome(case, caps, warm)
             failures += verdict == "FAILED"
-            print(f"{case.name:<20} {verdict:<8} {detail}")
+            rows[case.name].append(f"{verdict}: {detail}" if verdict != "held" else detail)
+    width = 34
+    print(f"{'case':<20} " + " ".join(f"{n:<{width}}" for n in names))
+    for name, cells in rows.items():
+        print(f"{name:<20} " + " ".join(f"{c[:width]:<{width}}" for c in cells))
+    print("\ncells: the result the model saw (all held unless marked FAILED/skipped)")
     return 1 if failures else 0
 
 
