@@ -1,9 +1,9 @@
 """How much real Python the shipped python.lark accepts, why it rejects the rest, and its cost.
 
-Prints: the fraction of HumanEval programs (prompt + canonical solution) and of the test corpus
-accepted, each rejection with the line and column where the grammar stopped and a reason, the
-time to build a matcher, and the mean time to compute a token mask with the byte tokenizer and,
-when it loads offline, the default model's tokenizer.
+Prints: the fraction of HumanEval programs (prompt + canonical solution), of the test corpus
+and of small standard-library modules accepted, each rejection with the line and column where
+the grammar stopped and a reason, the time to build a matcher, and the mean time to compute a
+token mask with the byte tokenizer and, when it loads offline, the default model's tokenizer.
 
     python benchmarks/grammar_coverage.py
 """
@@ -15,6 +15,7 @@ import importlib.util
 import json
 import statistics
 import sys
+import sysconfig
 import time
 from collections import Counter
 from pathlib import Path
@@ -47,6 +48,18 @@ def corpus() -> list[tuple[str, str]]:
     return [(p.stem, p.read_text()) for p in sorted(folder.glob("*.py"))]
 
 
+def stdlib_sample() -> list[tuple[str, str]]:
+    """Small modules (< 15 KB, no tabs) of the running Python's standard library."""
+    folder = Path(sysconfig.get_paths()["stdlib"])
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        if path.stat().st_size < 15_000:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if "\t" not in text:
+                found.append((path.name, text))
+    return found
+
+
 def stop_point(matcher: Any, text: str) -> tuple[int, int, str]:
     """(line, column, reason) where the grammar stops accepting `text`."""
     data = text.encode()
@@ -55,12 +68,16 @@ def stop_point(matcher: Any, text: str) -> tuple[int, int, str]:
     start = data.rfind(b"\n", 0, used) + 1
     column = used - start + 1
     head = data[start:used].decode(errors="replace")
+    rest = data[used : data.find(b"\n", used)].decode(errors="replace")
     if used == len(data):
         reason = "incomplete at end"
+    elif rest.startswith("\\"):
+        reason = "backslash line continuation"
+    elif len(head) - len(head.lstrip(" ")) >= 32:
+        reason = "block deeper than column 32"
     elif head.strip() == "":
-        reason = "indentation (not 4 spaces per level, or deeper than the grammar)"
+        reason = "indentation (odd, or deeper than column 32)"
     else:
-        rest = data[used : data.find(b"\n", used)].decode(errors="replace")
         reason = f"syntax not covered near {head.strip()[-20:]!r} | {rest[:20]!r}"
     return line, column, reason
 
@@ -121,6 +138,7 @@ def main() -> int:
     programs = humaneval()
     coverage("HumanEval", programs, source)
     coverage("corpus", corpus(), source)
+    coverage("stdlib sample (harder than model code)", stdlib_sample(), source)
     grammar_json = llg.LLMatcher.grammar_from_lark(source.text)
     sample = "".join(text for _, text in programs[:20]) or corpus()[0][1]
     byte_tok = llg.LLTokenizer("byte")

@@ -27,11 +27,13 @@ HEADER = """\
 // slices, list/dict/set/generator comprehensions, literals (int/float/complex/hex/oct/bin,
 // strings with prefixes incl. f-strings as opaque text, triple-quoted strings), comments.
 // Indentation: a block is indented by any even number of spaces more than its header, up to
-// column {depth} (6 levels of 4 spaces, 12 of 2); dedent only to the column of an open block.
-// Inside (), [] and {} an item list may break lines after "(" "[" "{" and ",", and before the
-// closing bracket.
-// Not accepted: tabs, odd indentation, backslash continuations, `match`, operators at a line
-// break inside brackets, f-string replacement fields checked as code.
+// column {depth} ({levels4} levels of 4 spaces, {levels2} of 2); dedent only to the column of an
+// open block.
+// Inside (), [] and {} lines may break (with comments) between items and around operators, as
+// Python's implicit line joining allows; adjacent strings concatenate, across lines in brackets.
+// Backslash-newline continues a line between tokens.
+// Not accepted: tabs, odd indentation, `match`, f-string replacement fields checked as code
+// (f-strings are opaque strings).
 // Strings and comments can never contain the two characters "[/", so a close delimiter such as
 // "[/CODE]" cannot occur inside the code.
 """
@@ -48,14 +50,16 @@ NUMBER: /0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+/
 NO_CLOSE: ~/(?s:.*)\[\/(?s:.*)/
 STR_PREFIX: /([rRbBuUfF]|[rR][bBfF]|[bBfF][rR])?/
 STR_BODY: /"([^"\\\n]|\\.)*"/ | /'([^'\\\n]|\\.)*'/ | LONG_STR
-LONG_STR: /"{3}([^"\\]|\\(?s:.)|"[^"\\]|""[^"\\])*"{3}/
-        | /'{3}([^'\\]|\\(?s:.)|'[^'\\]|''[^'\\])*'{3}/
+LONG_STR: /"{3}([^"\\]|\\(?s:.)|"{1,2}([^"\\]|\\(?s:.)))*"{3}/
+        | /'{3}([^'\\]|\\(?s:.)|'{1,2}([^'\\]|\\(?s:.)))*'{3}/
 STRING: (STR_PREFIX STR_BODY) & NO_CLOSE
 COMMENT: /#[^\n]*/ & NO_CLOSE
 NL: /[ \t]*/ COMMENT? /\r?\n/
-BWS: (/[ \t]*/ COMMENT? /\r?\n/)* /[ \t]*/
-GAP: /[ \t]+/
-BGAP: /[ \t]*/ COMMENT? /\r?\n/ BWS | /[ \t]+/
+BWS: (/[ \t]*/ (COMMENT | "\\")? /\r?\n/)* /[ \t]*/
+// the blank before a concatenated string belongs to it: a lone blank lexeme would lose
+// `"a"\n f"b"` to a `for` that the lexer cannot take back
+STR_NEXT: /[ \t]*/ STRING
+STR_NEXT_N: BWS STRING
 SP: /[ \t]+/
 LPAR: "(" BWS
 CALL_LPAR: /[ \t]*\(/ BWS
@@ -96,19 +100,41 @@ CIF_B: /([ \t]*\r?\n)*[ \t]+if[ \t]+/
 AS_B: /[ \t]+as[ \t]+/
 FROM_B: /[ \t]+from[ \t]+/
 IMPORT_B: /[ \t]+import[ \t]+/
+DOT: "."
+// inside brackets: line breaks and comments may stand around any operator
+WSN: (/[ \t]+/ | /[ \t]*/ (COMMENT | "\\")? /\r?\n/)+
+DOT_N: BWS "."
+COLON_N: BWS ":" BWS
+ASSIGN_N: BWS "=" BWS
+NOT_N: "not" BWS
+ADD_OP_N: BWS /[+\-]/ BWS
+MUL_OP_N: BWS /(\*|\/|\/\/|%|@)/ BWS
+POW_N: BWS "**" BWS
+SHIFT_OP_N: BWS /(<<|>>)/ BWS
+BAND_N: BWS "&" BWS
+BXOR_N: BWS "^" BWS
+BOR_N: BWS "|" BWS
+CMP_OP_N: BWS /(<|>|==|>=|<=|!=)/ BWS
+IN_N: WSN "in" WSN
+NOT_IN_N: WSN "not" WSN "in" WSN
+IS_N: WSN "is" WSN
+AND_N: WSN "and" WSN
+OR_N: WSN "or" WSN
+IF_N: WSN "if" WSN
+ELSE_N: WSN "else" WSN
 """
 
-EXPRESSIONS = r"""
+STATEMENTS = r"""
 // ---------------------------------------------------------------- simple statements
 simple_stmts: small_stmt (SEMI small_stmt)* SEMI?
 ?small_stmt: expr_stmt | yield_expr | del_stmt | "pass" | "break" | "continue" | return_stmt
     | raise_stmt | global_stmt | nonlocal_stmt | import_stmt | assert_stmt
 expr_stmt: testlist_star (COLON test (ASSIGN rhs)? | AUGASSIGN rhs | (ASSIGN rhs)*)
 ?rhs: testlist_star | yield_expr
-yield_expr: "yield" | "yield" SP testlist_star | "yield" SP "from" SP test
+yield_expr: "yield" SP ("from" SP test | testlist_star)?
 del_stmt: "del" SP exprlist
-return_stmt: "return" | "return" SP testlist_star
-raise_stmt: "raise" | "raise" SP test (FROM_B test)?
+return_stmt: "return" SP testlist_star?
+raise_stmt: "raise" SP (test (FROM_B test)?)?
 global_stmt: "global" SP NAME (COMMA NAME)*
 nonlocal_stmt: "nonlocal" SP NAME (COMMA NAME)*
 assert_stmt: "assert" SP test (COMMA test)?
@@ -119,15 +145,20 @@ dotted_as_name: dotted_name (AS_B NAME)?
 dotted_name: NAME ("." NAME)*
 import_names: NAME (AS_B NAME)? (COMMA NAME (AS_B NAME)?)*
 import_names_b: NAME (AS_B NAME)? (BCOMMA NAME (AS_B NAME)?)* BCOMMA?
-
-// ---------------------------------------------------------------- expressions
 testlist_star: (test | star_expr) (COMMA (test | star_expr))* COMMA?
+with_item: test (AS_B expr)?
+"""
+
+# Expression rules, rendered twice: as written for statements, and with the names in
+# BRACKET_NAMES renamed for the inside of brackets, where Python joins lines implicitly and so
+# every operator may have line breaks (and comments) around it.
+OPERATORS = r"""
 exprlist: (expr | star_expr) (COMMA (expr | star_expr))* COMMA?
 star_expr: STAR expr
 ?namedexpr_test: test | NAME WALRUS test
 ?test: or_test (IF_B or_test ELSE_B test)? | lambdef
 ?test_nocond: or_test | lambdef
-lambdef: "lambda" COLON test | "lambda" SP lambda_params COLON test
+lambdef: "lambda" SP lambda_params? COLON test
 lambda_params: lambda_param (COMMA lambda_param)*
 lambda_param: NAME (ASSIGN test)? | STAR NAME? | DSTAR NAME
 ?or_test: and_test (OR_B and_test)*
@@ -145,33 +176,105 @@ comp_op: CMP_OP | IN_B | NOT_IN_B | IS_B | IS_B NOT
 ?power: await_primary (POW factor)?
 ?await_primary: "await" SP atom_expr | atom_expr
 ?atom_expr: atom trailer*
-trailer: CALL_LPAR arglist? RPAR | LSQB subscripts RSQB | "." NAME
-arglist: argument (BCOMMA argument)* BCOMMA?
-argument: test comp_for? | NAME ASSIGN test | NAME WALRUS test | STAR test | DSTAR test
-subscripts: subscript (BCOMMA subscript)* BCOMMA?
-subscript: test | test? COLON test? (COLON test?)?
+trailer: CALL_LPAR arglist? RPAR | LSQB subscripts RSQB | DOT NAME
 atom: NAME | NUMBER | strings | "..."
-    | LPAR STRING (BGAP? STRING)+ RPAR | LPAR RPAR | LPAR yield_expr RPAR | LPAR items RPAR
-    | LPAR namedexpr_test comp_for RPAR
-    | LSQB RSQB | LSQB items RSQB | LSQB namedexpr_test comp_for RSQB
+    | LPAR RPAR | LPAR yield_expr RPAR | LPAR items RPAR | LPAR namedexpr_test_b comp_for RPAR
+    | LSQB RSQB | LSQB items RSQB | LSQB namedexpr_test_b comp_for RSQB
     | LBRACE RBRACE | LBRACE dict_items RBRACE | LBRACE dict_item comp_for RBRACE
-    | LBRACE items RBRACE | LBRACE namedexpr_test comp_for RBRACE
-strings: STRING (GAP? STRING)*
-items: (namedexpr_test | star_expr) (BCOMMA (namedexpr_test | star_expr))* BCOMMA?
-dict_items: dict_item (BCOMMA dict_item)* BCOMMA?
-dict_item: test COLON test | DSTAR expr
-comp_for: FOR_B exprlist IN_B or_test comp_iter?
-?comp_iter: comp_for | CIF_B test_nocond comp_iter?
+    | LBRACE items RBRACE | LBRACE namedexpr_test_b comp_for RBRACE
+strings: STRING STR_NEXT*
+"""
 
-// ---------------------------------------------------------------- parameters
+BRACKET_NAMES = {
+    **{rule: rule + "_b" for rule in re.findall(r"^\??([a-z_]+):", OPERATORS, re.MULTILINE)},
+    **{
+        term: term.removesuffix("_B") + "_N"
+        for term in ("IF_B", "ELSE_B", "OR_B", "AND_B", "IN_B", "NOT_IN_B", "IS_B")
+    },
+    **{
+        term: term + "_N"
+        for term in ("CMP_OP", "BOR", "BXOR", "BAND", "SHIFT_OP", "ADD_OP", "MUL_OP", "POW")
+    },
+    "COLON": "COLON_N",
+    "ASSIGN": "ASSIGN_N",
+    "NOT": "NOT_N",
+    "COMMA": "BCOMMA",
+    "STR_NEXT": "STR_NEXT_N",
+    "DOT": "DOT_N",
+}
+
+BRACKETS = r"""
+// ---------------------------------------------------------------- inside brackets
+arglist: argument (BCOMMA argument)* BCOMMA?
+argument: test_b comp_for? | NAME ASSIGN_N test_b | NAME WALRUS test_b | STAR test_b
+    | DSTAR test_b
+subscripts: subscript (BCOMMA subscript)* BCOMMA?
+subscript: test_b | test_b? COLON_N test_b? (COLON_N test_b?)?
+items: (namedexpr_test_b | star_expr_b) (BCOMMA (namedexpr_test_b | star_expr_b))* BCOMMA?
+dict_items: dict_item (BCOMMA dict_item)* BCOMMA?
+dict_item: test_b COLON_N test_b | DSTAR expr_b
+comp_for: FOR_B exprlist_b IN_N or_test_b comp_iter?
+?comp_iter: comp_for | CIF_B test_nocond_b comp_iter?
 parameters: param (BCOMMA param)* BCOMMA?
-param: NAME (COLON test)? (ASSIGN test)? | STAR (NAME (COLON test)?)? | DSTAR NAME (COLON test)?
-    | "/"
-with_item: test (AS_B expr)?
+param: NAME (COLON_N test_b)? (ASSIGN_N test_b)? | STAR (NAME (COLON_N test_b)?)?
+    | DSTAR NAME (COLON_N test_b)? | "/"
 """
 
 
-COLUMNS = tuple(range(0, 25, 2))
+def bracket_operators() -> str:
+    """OPERATORS with every rule and operator renamed for the inside of brackets."""
+    names = re.compile(r"\b(" + "|".join(map(re.escape, BRACKET_NAMES)) + r")\b")
+    return names.sub(lambda m: BRACKET_NAMES[m.group(1)], OPERATORS)
+
+
+COLUMNS = tuple(range(0, 33, 2))
+
+
+# Statement-level blanks may hold backslash-newline continuations; these terminals get them.
+CONTINUED = [
+    "SP",
+    "COMMA",
+    "COLON",
+    "SEMI",
+    "ASSIGN",
+    "AUGASSIGN",
+    "WALRUS",
+    "ARROW",
+    "ADD_OP",
+    "MUL_OP",
+    "POW",
+    "SHIFT_OP",
+    "BAND",
+    "BXOR",
+    "BOR",
+    "UNARY",
+    "STAR",
+    "DSTAR",
+    "CMP_OP",
+    "IN_B",
+    "NOT_IN_B",
+    "IS_B",
+    "NOT",
+    "AND_B",
+    "OR_B",
+    "IF_B",
+    "ELSE_B",
+    "AS_B",
+    "FROM_B",
+    "IMPORT_B",
+    "STR_NEXT",
+]
+BLANK = r"[ \t]"
+BLANK_OR_CONTINUATION = r"([ \t]|\\\r?\n)"
+
+
+def with_continuations(terminals: str) -> str:
+    """TERMINALS where the blanks of CONTINUED terminals may be backslash continuations."""
+    lines = terminals.split("\n")
+    for index, line in enumerate(lines):
+        if line.split(":", 1)[0] in CONTINUED:
+            lines[index] = line.replace(BLANK, BLANK_OR_CONTINUATION)
+    return "\n".join(lines)
 
 
 def indent(column: int) -> str:
@@ -197,17 +300,17 @@ def depth_rules(d: int) -> str:
         f"compound_{d}: if_{d} | while_{d} | for_{d} | try_{d} | with_{d} | def_{d} | class_{d}"
         f" | decorated_{d}",
         f'if_{d}: {i}"if" SP namedexpr_test COLON suite_{n}'
-        f' ({i}"elif" SP namedexpr_test COLON suite_{n})* else_{d}?',
-        f'else_{d}: {i}"else" COLON suite_{n}',
+        f' (NL* {i}"elif" SP namedexpr_test COLON suite_{n})* else_{d}?',
+        f'else_{d}: NL* {i}"else" COLON suite_{n}',
         f'while_{d}: {i}"while" SP namedexpr_test COLON suite_{n} else_{d}?',
         f'for_{d}: {i}("async" SP)? "for" SP exprlist IN_B testlist_star COLON suite_{n} else_{d}?',
         f'try_{d}: {i}"try" COLON suite_{n} (except_{d}+ else_{d}? finally_{d}? | finally_{d})',
-        f'except_{d}: {i}("except" | "except" SP STAR? test (AS_B NAME)?) COLON suite_{n}',
-        f'finally_{d}: {i}"finally" COLON suite_{n}',
+        f'except_{d}: NL* {i}"except" SP (STAR? test (AS_B NAME)?)? COLON suite_{n}',
+        f'finally_{d}: NL* {i}"finally" COLON suite_{n}',
         f'with_{d}: {i}("async" SP)? "with" SP with_item (COMMA with_item)* COLON suite_{n}',
-        f'def_{d}: {i}("async" SP)? "def" SP NAME LPAR parameters? RPAR (ARROW test)?'
+        f'def_{d}: {i}("async" SP)? "def" SP NAME CALL_LPAR parameters? RPAR (ARROW test)?'
         f" COLON suite_{n}",
-        f'class_{d}: {i}"class" SP NAME (LPAR arglist? RPAR)? COLON suite_{n}',
+        f'class_{d}: {i}"class" SP NAME (CALL_LPAR arglist? RPAR)? COLON suite_{n}',
         f'decorated_{d}: ({i}"@" namedexpr_test NL)+ (def_{d} | class_{d})',
     ]
     return "\n".join(lines) + "\n"
@@ -216,16 +319,24 @@ def depth_rules(d: int) -> str:
 def render() -> str:
     """The full text of python.lark."""
     parts = [
-        HEADER.replace("{depth}", str(COLUMNS[-1])),
+        HEADER.replace("{depth}", str(COLUMNS[-1]))
+        .replace("{levels4}", str(COLUMNS[-1] // 4))
+        .replace("{levels2}", str(COLUMNS[-1] // 2)),
         "start: (NL* stmt_0)+ NL*\n",
-        TERMINALS,
-        EXPRESSIONS,
+        with_continuations(TERMINALS),
+        STATEMENTS,
+        "// ---------------------------------------------------------------- expressions",
+        OPERATORS,
+        "// ---------------------------------------------------------------- the same in brackets",
+        bracket_operators(),
+        BRACKETS,
     ]
     parts += [depth_rules(d) for d in COLUMNS]
     # A keyword and the blank after it form one lexeme: with a separate blank lexeme the lexer
     # (longest match, no backtracking) would lose `import a` to `import and ...`. The blank is
     # optional (`if(x):`); `iffy` still lexes as a name because the longest match wins.
-    return KEYWORD_BLANK.sub(r"/\1[ \\t]*/", "\n".join(parts))
+    keyword = r"/\1" + BLANK_OR_CONTINUATION.replace("\\", "\\\\") + "*/"
+    return KEYWORD_BLANK.sub(keyword, "\n".join(parts))
 
 
 def main() -> int:

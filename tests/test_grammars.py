@@ -112,6 +112,8 @@ def test_python_accepts_humaneval(python: GrammarSource) -> None:
         "return return\n",
         "import\n",
         "lambda = 3\n",
+        "x = a and\n    b\n",  # a line break outside brackets
+        's = "a"\n    "b"\n',
     ],
 )
 def test_python_rejects_syntax_errors(python: GrammarSource, text: str) -> None:
@@ -146,6 +148,7 @@ def test_python_rejects_by_design(python: GrammarSource, text: str) -> None:
         ("for a in b:\n    if c:\n            d = 1\n    e = 2\n", True),  # 8 deeper
         ("if a:\n    if b:\n        c = 1\n      d = 2\n", False),  # dedent to no block
         ("if a:\n    b = 1\n      c = 2\n", False),  # indent without a header
+        ("try:\n    a()\n\n# done\nexcept E:\n    pass\n\nelse:\n    b()\n", True),
     ],
 )
 def test_python_indentation(python: GrammarSource, text: str, ok: bool) -> None:
@@ -157,10 +160,33 @@ def test_python_indentation(python: GrammarSource, text: str, ok: bool) -> None:
     assert grammar.accepts(python, text) is ok
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = (a and\n     not b)\n",
+        's = ("abc"\n     f"def{x}"  # part two\n     "ghi")\n',
+        "y = [\n    i * 2\n    for i in range(3)\n    if i\n]\n",
+        "z = foo(a,\n        b) + bar(\n    c)\n",
+        "w = (obj\n     .method()\n     .other())\n",
+        "v = {\n    'a': 1,  # note\n    'b': 2,\n}\n",
+        "q = (a +\n     b\n     - c) % (\n    d)\n",
+        "if (a is not None\n        and b in c):\n    pass\n",
+        "f(a=\n    1, b=l[1:\n    2])\n",
+        "x = 1 + \\\n    2\n",  # backslash continuation
+        "if a and \\\n        b:\n    pass\n",
+        "class A (B):\n    def f (self, x: int = 1,\n           y=None) -> None:\n        pass\n",
+        'doc = """say "hi" and ""quoted"" \\t"""\n',
+    ],
+)
+def test_python_joins_lines(python: GrammarSource, text: str) -> None:
+    ast.parse(text)
+    assert grammar.accepts(python, text)
+
+
 def test_python_depth_limit(python: GrammarSource) -> None:
-    nested = "".join("    " * d + f"if x{d}:\n" for d in range(6)) + "    " * 6 + "pass\n"
+    nested = "".join("    " * d + f"if x{d}:\n" for d in range(8)) + "    " * 8 + "pass\n"
     assert grammar.accepts(python, nested)
-    deeper = "".join("    " * d + f"if x{d}:\n" for d in range(7)) + "    " * 7 + "pass\n"
+    deeper = "".join("    " * d + f"if x{d}:\n" for d in range(9)) + "    " * 9 + "pass\n"
     assert not grammar.accepts(python, deeper)
 
 
