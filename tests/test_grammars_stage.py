@@ -7,6 +7,8 @@ from pathlib import Path
 
 import lark
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmos_grammar import grammar
 from llmos_grammar.errors import GrammarError, Location
@@ -306,3 +308,59 @@ def test_unknown_suffix_needs_a_kind(tree: Path) -> None:
     with pytest.raises(GrammarError, match="kind"):
         grammar.load_source("g.txt", base_dirs=[str(tree)])
     assert grammar.load_source("g.txt", "regex", base_dirs=[str(tree)]).kind == "regex"
+
+
+@pytest.fixture(scope="module")
+def maze(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("maze")
+    spec = root / "spec"
+    (spec / "sub").mkdir(parents=True)
+    (spec / "a.lark").write_text('start: "a"\n')
+    (spec / "sub" / "b.lark").write_text('start: "b"\n')
+    (root / "outside.lark").write_text('start: "out"\n')
+    os.symlink(root / "outside.lark", spec / "link_out.lark")
+    os.symlink(spec / "a.lark", spec / "sub" / "link_in.lark")
+    os.symlink(root, spec / "sub" / "up")
+    return spec
+
+
+SEGMENTS = [
+    "..",
+    ".",
+    "sub",
+    "up",
+    "a.lark",
+    "b.lark",
+    "outside.lark",
+    "link_out.lark",
+    "link_in.lark",
+    "spec",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=4))
+def test_load_source_never_leaves_its_folders(maze: Path, segments: list[str]) -> None:
+    path = "/".join(segments)
+    try:
+        loaded = grammar.load_source(path, base_dirs=[str(maze)])
+    except GrammarError:
+        return
+    assert loaded.origin is not None
+    assert Path(loaded.origin).resolve().is_relative_to(maze.resolve())
+    assert loaded.text in ('start: "a"\n', 'start: "b"\n')
+
+
+def test_lark_text_reading() -> None:
+    from llmos_grammar.grammar import larktext
+
+    text = (
+        '// comment: not a rule\nstart: a B "lit" /re+/\n    | C\na: "x"\n'
+        'B: C "y"\nC: /[0-9]+/\n%ignore WS\n%import common.WS\n'
+    )
+    assert [name for name, _ in larktext.definitions(text)] == ["start", "a", "B", "C", "ignore"]
+    lexemes = larktext.rule_lexemes(text)
+    assert ("name", "B") in lexemes and ("name", "C") in lexemes and ("name", "WS") in lexemes
+    assert ("literal", '"lit"') in lexemes and ("regex", "/re+/") in lexemes
+    assert larktext.terminal_text(text) == 'B: C "y"\nC: /[0-9]+/\n%import common.WS'
+    assert larktext.unquote('"a\\"b"') == 'a"b'
