@@ -66,9 +66,10 @@ def run_action(
 class ActionRunner:
     """Runs the actions of one policy for one run; holds persistent sessions until `close`.
 
-    With `warm=True` (the default) python and shell actions keep a standby
-    sandbox ready after their first use (see `llmos_grammar.sandbox.standby`),
-    so later actions skip start-up; `warm=False` starts each one cold.
+    With `warm=True` (the default) every python and shell action keeps a
+    standby sandbox ready, from construction on (see
+    `llmos_grammar.sandbox.standby`), so actions skip start-up; `warm=False`
+    starts each one cold.
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class ActionRunner:
             from llmos_grammar.sandbox.standby import StandbyPool
 
             self._pool = StandbyPool(caps)
+            self._prewarm(self._pool)
 
     def run(self, action: str, text: str) -> ActionResult:
         """Run `text` with the action named `action`; refusals come back as results."""
@@ -103,6 +105,16 @@ class ActionRunner:
         if ap.handler == "python" and ap.persistent:
             return self._session(ap).run(text)
         return _dispatch(ap, text, self.caps, self._pool)
+
+    def _prewarm(self, pool: StandbyPool) -> None:
+        from llmos_grammar.actions.python import program_argv
+        from llmos_grammar.actions.shell import shell_argv
+
+        for ap in self.policy.actions.values():
+            if ap.handler == "python" and not ap.persistent:
+                pool.prepare(f"python:{ap.name}", program_argv(ap), ap)
+            elif ap.handler == "shell":
+                pool.prepare(f"shell:{ap.name}", shell_argv(), ap)
 
     def _session(self, ap: ActionPolicy) -> PythonSession:
         from llmos_grammar.actions.python import PythonSession

@@ -32,6 +32,11 @@ def interpreter_argv(policy: ActionPolicy) -> list[str]:
     return argv
 
 
+def program_argv(policy: ActionPolicy) -> list[str]:
+    """The interpreter reading its program from stdin."""
+    return [*interpreter_argv(policy), "-"]
+
+
 def run_python(
     text: str,
     policy: ActionPolicy,
@@ -39,7 +44,7 @@ def run_python(
     pool: StandbyPool | None = None,
 ) -> ActionResult:
     """Run `text` as a program in a fresh sandboxed interpreter (a warm one from `pool`)."""
-    argv = [*interpreter_argv(policy), "-"]
+    argv = program_argv(policy)
     if pool is not None:
         child = pool.take(f"python:{policy.name}", argv, policy)
         if child is not None:

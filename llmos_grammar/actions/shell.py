@@ -54,6 +54,11 @@ def check_commands(text: str, allowed: tuple[str, ...]) -> str | None:
     return None
 
 
+def shell_argv() -> list[str]:
+    """bash reading the command line from stdin, without profile or rc files."""
+    return [shutil.which("bash") or "/bin/bash", "--noprofile", "--norc", "-s"]
+
+
 def run_shell(
     text: str,
     policy: ActionPolicy,
@@ -65,7 +70,7 @@ def run_shell(
         reason = check_commands(text, policy.commands)
         if reason is not None:
             return ActionResult(exit_code=None, refused=reason)
-    argv = [shutil.which("bash") or "/bin/bash", "--noprofile", "--norc", "-s"]
+    argv = shell_argv()
     if pool is not None:
         child = pool.take(f"shell:{policy.name}", argv, policy)
         if child is not None:

@@ -55,6 +55,11 @@ class StandbyPool:
                 order.child = None
             order.done.set()
 
+    def prepare(self, key: str, argv: list[str], policy: ActionPolicy) -> None:
+        """Start a standby child for `key` now, if none is ordered yet."""
+        if key not in self._orders and not self._closed:
+            self.take(key, argv, policy)
+
     def take(self, key: str, argv: list[str], policy: ActionPolicy) -> Child | None:
         """The ready child for `key` (None the first time), and order the next one."""
         if self._closed:
