@@ -86,6 +86,12 @@ def test_broken_grammar_gets_no_lark_note() -> None:
     assert "lark accepts" not in problem.hint
 
 
+def test_unknown_builtin_import_is_not_called_a_file_import() -> None:
+    (problem,) = grammar.validate(source("lark", "%import common.NUMBR\nstart: NUMBR\n"))
+    assert problem.severity == "error"
+    assert "file" not in problem.message and "common.NUMBER" in problem.message
+
+
 def test_bad_regex_is_an_error_at_its_column() -> None:
     (problem,) = grammar.validate(source("regex", "ab(c", "r.regex"))
     assert problem.severity == "error"
@@ -105,6 +111,13 @@ def test_json_schema_that_is_not_json_has_line_and_column() -> None:
 def test_invalid_json_schema_is_an_error(text: str) -> None:
     problems = grammar.validate(source("json_schema", text, "s.json"))
     assert problems and all(p.severity == "error" for p in problems)
+
+
+def test_invalid_json_schema_points_at_the_key() -> None:
+    text = '{\n  "type": "object",\n  "properties": {\n    "a": {"type": 5}\n  }\n}'
+    (problem,) = grammar.validate(source("json_schema", text, "s.json"))
+    assert "/properties/a/type" in problem.message
+    assert problem.location == Location("s.json", 4, 11)
 
 
 def test_llguidance_warning_becomes_a_warning() -> None:

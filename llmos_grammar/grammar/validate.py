@@ -12,7 +12,7 @@ from llmos_grammar.grammar.source import INCLUDE_MARK
 from llmos_grammar.ir import GrammarSource
 
 _POSITION = re.compile(r"^(?:at )?(\d+)\((\d+)\): ")
-# (fragment of an llguidance message, construct it concerns, what to do)
+# (regex over an llguidance message, construct it concerns, what to do)
 UNSUPPORTED: tuple[tuple[str, str, str], ...] = (
     ("params not supported", "rule template (`name{param}: ...`)", "write one rule per use"),
     ("priority not supported", "priority (`NAME.2: ...`)", "drop the priority"),
@@ -20,7 +20,11 @@ UNSUPPORTED: tuple[tuple[str, str, str], ...] = (
     ("override statement", "`%override`", "edit the rule itself"),
     ("extend statement", "`%extend`", "add the alternatives to the rule"),
     ("look-around", "regex look-around", "use `&` and `~` on terminals instead"),
-    ("Unknown common regex", "`%import` of a file", "load the grammar from a file"),
+    (
+        r"Unknown common regex: (?!common\.)",
+        "`%import` of a file",
+        "load the grammar from a file with `grammar:` (its imports are inlined then)",
+    ),
 )
 
 
@@ -56,10 +60,27 @@ def _json_problems(source: GrammarSource) -> list[Diagnostic]:
     validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     found = []
     for error in validator(validator.META_SCHEMA).iter_errors(schema):
-        pointer = "/" + "/".join(str(p) for p in error.absolute_path)
+        path = list(error.absolute_path)
+        pointer = "/" + "/".join(str(p) for p in path)
         message = f"invalid JSON schema at {pointer}: {error.message}"
-        found.append(Diagnostic("error", message, source.location, code="grammar"))
+        where = _json_key_location(source, [str(p) for p in path if isinstance(p, str)])
+        found.append(Diagnostic("error", message, where, code="grammar"))
     return found
+
+
+def _json_key_location(source: GrammarSource, keys: list[str]) -> Location:
+    """Where the last of `keys` is written, found key after key in the text (approximate)."""
+    offset = -1
+    for key in keys:
+        found = source.text.find(json.dumps(key), offset + 1)
+        if found < 0:
+            break
+        offset = found
+    if offset < 0:
+        return source.location
+    line = source.text.count("\n", 0, offset) + 1
+    column = offset - (source.text.rfind("\n", 0, offset) + 1) + 1
+    return _text_location(source, line, column)
 
 
 def _diagnostic(source: GrammarSource, severity: str, message: str) -> Diagnostic:
@@ -77,7 +98,7 @@ def _diagnostic(source: GrammarSource, severity: str, message: str) -> Diagnosti
         first = first[match.end() :]
     hint = ""
     for fragment, construct, remedy in UNSUPPORTED:
-        if fragment in message:
+        if re.search(fragment, message):
             first = f"llguidance does not support {construct}: {first}"
             hint = remedy + _lark_verdict(source)
             break
