@@ -35,6 +35,7 @@ MAX_COMPLETION_STATES = 400
 MAX_PROBE_STATES = 400
 MAX_TERMINAL_STATES = 40
 MAX_TERMINAL_PROBES = 120
+MAX_SEEDS = 200
 MAX_PROBE_DEPTH = 8
 MAX_COMPLETION = 24
 
@@ -90,7 +91,7 @@ def _seed_prefixes(source: GrammarSource) -> list[bytes]:
     if source.kind == "lark":
         for literal in LITERAL_TOKEN.findall(source.text):
             seeds.append(unquote(literal).encode("utf-8"))
-    return list(dict.fromkeys(seeds))
+    return list(dict.fromkeys(seeds))[:MAX_SEEDS]
 
 
 def _probe(
