@@ -217,6 +217,50 @@ def test_python_accepts_generated_expressions(expression: str) -> None:
     assert grammar.accepts(shipped("python.lark"), text)
 
 
+HEADERS = st.sampled_from(
+    [
+        "if x:",
+        "elif_chain",
+        "for i in range(3):",
+        "while n > 0:",
+        "def f(a, b=1):",
+        "class C:",
+        "with open(p) as fh:",
+        "try_except",
+    ]
+)
+SIMPLE = st.sampled_from(["x = 1", "print(x)", "n -= 1", "return a", "pass", "y = [i for i in z]"])
+
+
+@st.composite
+def programs(draw: st.DrawFn, depth: int = 0, column: int = 0) -> str:
+    """Random valid programs: nested blocks indented by a random even step."""
+    pad = " " * column
+    lines = []
+    for _ in range(draw(st.integers(1, 3))):
+        if depth < 3 and draw(st.booleans()):
+            step = draw(st.sampled_from([2, 4, 8]))
+            body = draw(programs(depth + 1, column + step))
+            header = draw(HEADERS)
+            if header == "elif_chain":
+                other = draw(programs(depth + 1, column + step))
+                lines.append(f"{pad}if a:\n{body}{pad}elif b:\n{other}{pad}else:\n{body}")
+            elif header == "try_except":
+                lines.append(f"{pad}try:\n{body}{pad}except ValueError as e:\n{body}")
+            else:
+                lines.append(f"{pad}{header}\n{body}")
+        else:
+            lines.append(f"{pad}{draw(SIMPLE)}\n")
+    return "".join(lines)
+
+
+@settings(max_examples=60, deadline=None)
+@given(programs())
+def test_python_accepts_generated_programs(program: str) -> None:
+    ast.parse(program)
+    assert grammar.accepts(shipped("python.lark"), program)
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab [/]C#xé")), max_size=12))
 def test_python_strings_and_comments_exclude_only_bracket_slash(content: str) -> None:
