@@ -103,7 +103,19 @@ def scrub_env(
     return env
 
 
-def _rlimits(policy: ActionPolicy) -> list[tuple[int, int, int]]:
+def _user_processes(uid: int) -> int:
+    """How many processes `uid` runs now (RLIMIT_NPROC counts them all)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                count += os.stat(f"/proc/{entry}").st_uid == uid
+            except OSError:
+                continue
+    return count
+
+
+def _rlimits(policy: ActionPolicy, nproc_base: int = 0) -> list[tuple[int, int, int]]:
     cpu = max(1, int(policy.cpu_s + 0.999))  # soft = hard: SIGKILL (a pid-1 ignores SIGXCPU)
     mem = policy.memory_mb * 1024 * 1024
     fsize = policy.file_size_mb * 1024 * 1024
@@ -112,15 +124,18 @@ def _rlimits(policy: ActionPolicy) -> list[tuple[int, int, int]]:
         (resource.RLIMIT_AS, mem, mem),
         (resource.RLIMIT_FSIZE, fsize, fsize),
         (resource.RLIMIT_NOFILE, policy.open_files, policy.open_files),
-        (resource.RLIMIT_NPROC, policy.processes, policy.processes),
+        (resource.RLIMIT_NPROC, nproc_base + policy.processes, nproc_base + policy.processes),
         (resource.RLIMIT_CORE, 0, 0),
     ]
 
 
 def make_preexec(policy: ActionPolicy, plan: Plan, join: list[str]) -> Callable[[], None]:
     """What the forked child does before exec: join groups, cap resources, maybe drop uid."""
-    limits = _rlimits(policy)
     drop = plan.plain_uid_drop
+    # Root's children drop to `nobody` (inside bwrap or here) or are capped by a pids
+    # cgroup; a normal user's own processes already count towards RLIMIT_NPROC.
+    base = 0 if os.geteuid() == 0 else _user_processes(os.geteuid())
+    limits = _rlimits(policy, base)
 
     def preexec() -> None:
         for procs in join:

@@ -30,6 +30,8 @@ class Context:
     port: int = 0
     listener: socket.socket | None = None
     database: str = ""
+    udp: socket.socket | None = None
+    udp_port: int = 0
     allowed: str = ""
     outside: str = ""
 
@@ -41,6 +43,10 @@ class Context:
         ctx.listener = socket.create_server(("127.0.0.1", 0))
         ctx.listener.setblocking(False)
         ctx.port = ctx.listener.getsockname()[1]
+        ctx.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        ctx.udp.bind(("127.0.0.1", 0))
+        ctx.udp.setblocking(False)
+        ctx.udp_port = ctx.udp.getsockname()[1]
         ctx.database = os.path.join(root, "shop.db")
         with sqlite3.connect(ctx.database) as conn:
             conn.execute("CREATE TABLE items (id INTEGER, name TEXT)")
@@ -67,11 +73,22 @@ class Context:
         conn.close()
         return True
 
+    def udp_received(self) -> bool:
+        """Whether a datagram arrived on the UDP socket."""
+        assert self.udp is not None
+        try:
+            self.udp.recv(4096)
+        except BlockingIOError:
+            return False
+        return True
+
     def close(self) -> None:
         import shutil
 
         if self.listener is not None:
             self.listener.close()
+        if self.udp is not None:
+            self.udp.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -312,6 +329,16 @@ CASES: tuple[Case, ...] = (
         lambda r, ctx: _expect(
             not ctx.accepted() and "connected" not in r.stdout, "reached the host listener"
         ),
+        needs=("network",),
+    ),
+    Case(
+        "loopback_udp",
+        "python",
+        lambda ctx: (
+            "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            f"s.sendto(b'{SECRET}', ('127.0.0.1', {ctx.udp_port}))\nprint('sent')\n"
+        ),
+        lambda r, ctx: _expect(not ctx.udp_received(), "a UDP datagram reached the host"),
         needs=("network",),
     ),
     Case("daemon", "python", _const(DAEMON), _daemon_check, needs=("kill_tree",)),
