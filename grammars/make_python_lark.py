@@ -25,15 +25,15 @@ HEADER = """\
 // decorators), expressions with Python precedence (lambda, conditional, boolean, comparison
 // chains, bitwise, arithmetic, unary, power, await, walrus), calls, attributes, subscripts,
 // slices, list/dict/set/generator comprehensions, literals (int/float/complex/hex/oct/bin,
-// strings with prefixes incl. f-strings as opaque text, triple-quoted strings), comments.
+// strings with prefixes, f-strings, triple-quoted strings), comments.
 // Indentation: a block is indented by any even number of spaces more than its header, up to
 // column {depth} ({levels4} levels of 4 spaces, {levels2} of 2); dedent only to the column of an
 // open block.
 // Inside (), [] and {} lines may break (with comments) between items and around operators, as
 // Python's implicit line joining allows; adjacent strings concatenate, across lines in brackets.
 // Backslash-newline continues a line between tokens.
-// Not accepted: tabs, odd indentation, `match`, f-string replacement fields checked as code
-// (f-strings are opaque strings).
+// f-strings: replacement fields must pair up their braces (no nested fields, not parsed as
+// code). Not accepted: tabs, odd indentation, `match`.
 // Strings and comments can never contain the two characters "[/", so a close delimiter such as
 // "[/CODE]" cannot occur inside the code.
 """
@@ -48,11 +48,15 @@ NUMBER: /0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+/
       | /([0-9][0-9_]*)?\.[0-9][0-9_]*([eE][+\-]?[0-9]+)?[jJ]?/
       | /[0-9][0-9_]*(\.([eE][+\-]?[0-9]+)?|[eE][+\-]?[0-9]+)?[jJ]?/
 NO_CLOSE: ~/(?s:.*)\[\/(?s:.*)/
-STR_PREFIX: /([rRbBuUfF]|[rR][bBfF]|[bBfF][rR])?/
+STR_PREFIX: /([rRbBuU]|[rR][bB]|[bB][rR])?/
+F_PREFIX: /[fF]|[fF][rR]|[rR][fF]/
+// f-strings: braces pair up ({{ and }} are literal); a field holds no braces or newline
+F_BODY: /"([^"\\\n{}]|\\.|\{\{|\}\}|\{[^"\n{}]+\})*"/
+      | /'([^'\\\n{}]|\\.|\{\{|\}\}|\{[^'\n{}]+\})*'/
 STR_BODY: /"([^"\\\n]|\\.)*"/ | /'([^'\\\n]|\\.)*'/ | LONG_STR
 LONG_STR: /"{3}([^"\\]|\\(?s:.)|"{1,2}([^"\\]|\\(?s:.)))*"{3}/
         | /'{3}([^'\\]|\\(?s:.)|'{1,2}([^'\\]|\\(?s:.)))*'{3}/
-STRING: (STR_PREFIX STR_BODY) & NO_CLOSE
+STRING: (STR_PREFIX STR_BODY | F_PREFIX (F_BODY | LONG_STR)) & NO_CLOSE
 COMMENT: /#[^\n]*/ & NO_CLOSE
 NL: /[ \t]*/ COMMENT? /\r?\n/
 BWS: (/[ \t]*/ (COMMENT | "\\")? /\r?\n/)* /[ \t]*/

@@ -113,6 +113,8 @@ def test_python_accepts_humaneval(python: GrammarSource) -> None:
         "import\n",
         "lambda = 3\n",
         "x = a and\n    b\n",  # a line break outside brackets
+        'x = f"{a"\n',
+        "x = f'a}'\n",
         's = "a"\n    "b"\n',
     ],
 )
@@ -176,6 +178,7 @@ def test_python_indentation(python: GrammarSource, text: str, ok: bool) -> None:
         "if a and \\\n        b:\n    pass\n",
         "class A (B):\n    def f (self, x: int = 1,\n           y=None) -> None:\n        pass\n",
         'doc = """say "hi" and ""quoted"" \\t"""\n',
+        "s = f\"{{a}} {b!r:>8} {c['k']:.2f}\" + rf'{d}\\d' + F'{e}'\n",
     ],
 )
 def test_python_joins_lines(python: GrammarSource, text: str) -> None:
