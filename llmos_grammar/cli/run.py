@@ -1,0 +1,174 @@
+"""`llmos-run SPEC TASK`: stream a run in the terminal, or as JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from dataclasses import replace
+from typing import Any, TextIO
+
+EXIT_OK, EXIT_REFUSED, EXIT_BUDGET, EXIT_STOPPED = 0, 3, 4, 5
+STATE_COLOURS = {"grammar": "\033[36m", "action": "\033[33m", "text": "", "final": ""}
+DIM, RESET, BOLD = "\033[2m", "\033[0m", "\033[1m"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="the spec YAML file")
+    parser.add_argument("task", help="the task (fills {task} in the prompt's user template)")
+    parser.add_argument("--model", help="override the spec's model (name, hub id, folder, .gguf)")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (0 = greedy)")
+    parser.add_argument("--seed", type=int, help="sampling seed")
+    parser.add_argument("--max-tokens", type=int, help="total token budget")
+    parser.add_argument("--yes", action="store_true", help="approve actions whose policy asks")
+    parser.add_argument("--json", action="store_true", help="print events as JSON lines")
+    parser.add_argument("--trace", metavar="FILE", help="write the full trace as JSONL")
+    parser.add_argument("--no-color", action="store_true", help="plain text output")
+
+
+def exit_code(stop_reason: str) -> int:
+    """0 for a finished run, 3 when an action was refused, 4 when a budget ran out."""
+    if stop_reason in ("final", "eos"):
+        return EXIT_OK
+    if stop_reason == "refused":
+        return EXIT_REFUSED
+    return EXIT_BUDGET
+
+
+def _machine(args: argparse.Namespace) -> Any:
+    from llmos_grammar.ir import ModelRef
+    from llmos_grammar.spec import load
+
+    machine = load(args.spec)
+    if args.model:
+        machine = replace(machine, model=ModelRef(name=args.model))
+    sampling = machine.sampling
+    if args.temperature is not None:
+        sampling = replace(sampling, temperature=args.temperature)
+    if args.seed is not None:
+        sampling = replace(sampling, seed=args.seed)
+    budgets = machine.budgets
+    if args.max_tokens is not None:
+        budgets = replace(budgets, max_tokens=args.max_tokens)
+    return replace(machine, sampling=sampling, budgets=budgets)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the spec, run the task, stream events; return the exit code."""
+    machine = _machine(args)
+    from llmos_grammar.runtime import DoneEvent, Runtime
+    from llmos_grammar.trace import TraceWriter
+
+    approve = (lambda _policy, _text: True) if args.yes else None
+    colour = not args.no_color and not args.json and sys.stdout.isatty()
+    view = JsonView(sys.stdout) if args.json else TextView(sys.stdout, machine, colour)
+    trace = (
+        TraceWriter(args.trace, {"spec": machine.path, "task": args.task}) if args.trace else None
+    )
+    code = EXIT_STOPPED
+    try:
+        with Runtime(machine, approve=approve) as runtime:
+            for event in runtime.stream(args.task):
+                if trace is not None:
+                    trace.write(event)
+                view.show(event)
+                if isinstance(event, DoneEvent):
+                    code = exit_code(event.result.stop_reason)
+    finally:
+        view.stop()
+        if trace is not None:
+            trace.close()
+    return code
+
+
+class JsonView:
+    """One JSON object per event."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def show(self, event: Any) -> None:
+        from llmos_grammar.runtime import event_to_json
+
+        self.out.write(json.dumps(event_to_json(event), ensure_ascii=False) + "\n")
+        self.out.flush()
+
+    def stop(self) -> None:
+        pass
+
+
+class TextView:
+    """Model text as it streams, state changes, a spinner during actions, a summary."""
+
+    def __init__(self, out: TextIO, machine: Any, colour: bool) -> None:
+        self.out = out
+        self.machine = machine
+        self.colour = colour
+        self.spinner: Spinner | None = None
+
+    def _paint(self, text: str, style: str) -> str:
+        return f"{style}{text}{RESET}" if self.colour and style else text
+
+    def _state_style(self, state: str) -> str:
+        kind = getattr(self.machine.states.get(state), "type", "text")
+        return STATE_COLOURS.get(kind, "")
+
+    def show(self, event: Any) -> None:
+        kind = event.kind
+        if kind == "token":
+            style = DIM if event.forced else self._state_style(event.state)
+            self.out.write(self._paint(event.text, style))
+        elif kind == "transition" and self.colour:
+            self.out.write(self._paint(f"⟨{event.target}⟩", DIM))
+        elif kind == "action_started":
+            self.out.flush()
+            self.spinner = Spinner(self.out, f"running {event.action}") if self.colour else None
+        elif kind == "action_finished":
+            self.stop()
+        elif kind == "injected":
+            self.out.write(self._paint(event.text, "\033[32m"))
+        elif kind == "done":
+            self._summary(event.result)
+        self.out.flush()
+
+    def _summary(self, result: Any) -> None:
+        s = result.stats
+        line = (
+            f"\n\n{result.stop_reason}: {result.message}\n"
+            f"{s.generated_tokens} tokens ({s.forced_tokens} forced/injected), "
+            f"{s.tokens_per_s:.1f} tokens/s, {s.actions} action(s), "
+            f"first token {s.time_to_first_token_s:.2f} s, total {s.total_s:.2f} s\n"
+        )
+        self.out.write(self._paint(line, DIM))
+
+    def stop(self) -> None:
+        if self.spinner is not None:
+            self.spinner.stop()
+            self.spinner = None
+
+
+class Spinner:
+    """A one-line spinner on its own thread; erased when stopped."""
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(self, out: TextIO, label: str) -> None:
+        self.out = out
+        self.label = label
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        i = 0
+        while not self._done.wait(0.1):
+            self.out.write(f"\r{self.FRAMES[i % len(self.FRAMES)]} {self.label}")
+            self.out.flush()
+            i += 1
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+        self.out.write("\r\033[K")
+        self.out.flush()
