@@ -41,6 +41,29 @@ def test_python_runs_with_own_interpreter_isolated_and_fresh_workdir() -> None:
     assert result.duration_s > 0
 
 
+def test_python_site_modes() -> None:
+    code = "import sys\nprint(sys.flags.no_site, __name__)\nimport yaml\nprint('yaml')\n"
+    minimal = run_action(policy("python"), code)
+    assert minimal.ok and minimal.stdout == "1 __main__\nyaml\n", minimal
+    full = run_action(policy("python", options={"site": "full"}), code)
+    assert full.ok and full.stdout == "0 __main__\nyaml\n", full
+    bare = run_action(policy("python", options={"site": False}), code)
+    assert bare.exit_code == 1 and "ModuleNotFoundError" in bare.stderr
+
+
+def test_python_main_module_semantics() -> None:
+    code = (
+        "import pickle\nclass Point:\n    pass\n"
+        "print(type(pickle.loads(pickle.dumps(Point()))).__name__)\nexit(4)\n"
+    )
+    result = run_action(policy("python"), code)
+    assert result.exit_code == 4 and result.stdout == "Point\n", result
+    failed = run_action(policy("python"), "def f():\n    raise ValueError('bad')\nf()\n")
+    assert failed.exit_code == 1 and "<string>" not in failed.stderr
+    assert failed.stderr.startswith('Traceback (most recent call last):\n  File "<stdin>", line 3')
+    assert failed.stderr.endswith("ValueError: bad\n")
+
+
 def test_python_error_and_exit_code() -> None:
     result = run_action(policy("python"), "import sys\nprint('x')\nsys.exit(3)\n")
     assert result.exit_code == 3 and not result.ok and result.stdout == "x\n"

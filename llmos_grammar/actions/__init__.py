@@ -107,7 +107,7 @@ class ActionRunner:
         return _dispatch(ap, text, self.caps, self._pool)
 
     def _prewarm(self, pool: StandbyPool) -> None:
-        from llmos_grammar.actions.python import program_argv
+        from llmos_grammar.actions.interpreter import program_argv
         from llmos_grammar.actions.shell import shell_argv
 
         for ap in self.policy.actions.values():

@@ -1,5 +1,7 @@
 """The `python` handler: the code runs with the interpreter that runs llmos, isolated (-I).
 
+How the interpreter starts (`site` options) is in `llmos_grammar.actions.interpreter`.
+
 One-shot by default: a fresh process and working directory per action. With
 `persistent: true` in the policy, one sandboxed interpreter lives for the run
 and keeps its variables between actions, like a notebook kernel; it gets the
@@ -12,29 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-import sys
 import time
 from typing import Any
 
+from llmos_grammar.actions.interpreter import interpreter_argv, program_argv, site_paths
 from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.sandbox.plan import limits_of, make_plan
 from llmos_grammar.sandbox.probe import Capabilities, probe
 from llmos_grammar.sandbox.runner import Child, refusal, run_argv, run_child
 from llmos_grammar.sandbox.standby import StandbyPool
-
-
-def interpreter_argv(policy: ActionPolicy) -> list[str]:
-    """`sys.executable -I` (plus -S when the policy's options say `site: false`)."""
-    argv = [sys.executable, "-I"]
-    if policy.options.get("site") is False:
-        argv.append("-S")
-    return argv
-
-
-def program_argv(policy: ActionPolicy) -> list[str]:
-    """The interpreter reading its program from stdin."""
-    return [*interpreter_argv(policy), "-"]
 
 
 def run_python(
@@ -58,6 +47,9 @@ _WORKER = r"""
 import math, os, resource, signal, sys, struct, traceback
 signal.signal(signal.SIGXCPU, lambda *_: os._exit(128 + signal.SIGXCPU))
 status = int(sys.argv[1]); cpu = float(sys.argv[2]); ns = {"__name__": "__main__"}
+sys.path.extend(sys.argv[3:])
+import builtins
+builtins.__dict__.setdefault("exit", sys.exit); builtins.__dict__.setdefault("quit", sys.exit)
 inp = sys.stdin.buffer
 while True:
     head = inp.read(4)
@@ -97,6 +89,7 @@ class PythonSession:
             _WORKER,
             "{status_fd}",
             str(self.policy.cpu_s),
+            *site_paths(self.policy),
         ]
         return Child(argv, session_policy, self.plan, status=True)
 
