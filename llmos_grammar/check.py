@@ -115,7 +115,7 @@ def check_spec_doc(doc: Doc) -> Checked:
     checked.diagnostics += Analysis(doc, doc.data["start"], states, policy).run()
     checked.diagnostics += _prompt_problems(doc)
     sound = {n: s for n, s in states.items() if n not in broken}
-    checked.diagnostics += grammar_problems(doc, sound)
+    checked.diagnostics += grammar_problems(doc, sound, broken)
     checked.diagnostics += test_problems(doc, sound, broken)
     if policy is not None and not any(d.severity == "error" for d in checked.diagnostics):
         checked.machine = compiler.compile_machine(doc, states, policy, policy_text)

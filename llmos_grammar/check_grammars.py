@@ -17,15 +17,21 @@ def constraints(states: dict[str, State]) -> list[tuple[str, GrammarSource]]:
     ]
 
 
-def grammar_problems(doc: Doc, states: dict[str, State]) -> list[Diagnostic]:
+def grammar_problems(
+    doc: Doc, states: dict[str, State], broken: set[str]
+) -> list[Diagnostic]:
+    """Diagnostics of each constraint; adds the states whose grammar fails to `broken`."""
     from llmos_grammar import grammar
 
     found: list[Diagnostic] = []
     for name, source in constraints(states):
         problems = grammar.validate(source)
         found += [_with_crumb(d, ("states", name)) for d in problems]
+        if any(d.severity == "error" for d in problems):
+            broken.add(name)
+            continue
         state = states[name]
-        if isinstance(state, GrammarState) and not any(d.severity == "error" for d in problems):
+        if isinstance(state, GrammarState):
             conflict = grammar.close_conflict(source, state.close)
             if conflict is not None:
                 found.append(

@@ -179,3 +179,13 @@ def test_grammar_state_needs_a_grammar(tmp_path: Path) -> None:
     spec = SPEC.replace('    regex: "[a-z0-9+*() ]+\\\\n"\n', "")
     d = only(diagnostics(tmp_path, spec), "constraint")
     assert d.message == "grammar state without a grammar" and d.path == "states.code"
+
+
+def test_tests_of_a_broken_grammar_do_not_stop_the_check(tmp_path: Path) -> None:
+    spec = SPEC.replace('regex: "[a-z0-9+*() ]+\\\\n"', 'lark: "start: foo{x}"')
+    spec += 'tests:\n  code: {accept: ["1\\n"]}\nbroken: yes\n'
+    found = diagnostics(tmp_path, spec)
+    assert any(d.code == "schema" and "broken" in d.message for d in found)
+    spec = spec.replace("broken: yes\n", "")
+    found = diagnostics(tmp_path, spec)
+    assert [d.path for d in found if d.severity == "error"] == ["states.code"]

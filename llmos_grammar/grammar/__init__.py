@@ -11,10 +11,11 @@ from llmos_grammar.grammar.backend import accepts
 from llmos_grammar.grammar.close import close_conflict
 from llmos_grammar.grammar.source import load_source
 from llmos_grammar.grammar.validate import validate
+from llmos_grammar.paths import shipped
 
 __all__ = ["accepts", "close_conflict", "grammars_dir", "load_source", "validate"]
 
 
 def grammars_dir() -> Path:
     """The folder of grammars shipped with llmos-grammar (python.lark, sql_select.lark, ...)."""
-    return Path(__file__).resolve().parent.parent.parent / "grammars"
+    return shipped("grammars")
