@@ -320,3 +320,6 @@ def test_terminal_approver() -> None:
     assert terminal_approver(False, stdin=_Tty("y\n"), stderr=shown)(ap, "print(1)\n")
     assert "print(1)" in shown.getvalue()
     assert not terminal_approver(False, stdin=_Tty("\n"), stderr=io.StringIO())(ap, "x")
+    always = policy("python", confirm="always")
+    assert not terminal_approver(True, stdin=io.StringIO("y\n"))(always, "x")  # always asks
+    assert terminal_approver(True, stdin=_Tty("yes\n"), stderr=io.StringIO())(always, "x")

@@ -18,14 +18,15 @@ def needs_approval(policy: ActionPolicy) -> bool:
 def terminal_approver(
     yes: bool, stdin: TextIO | None = None, stderr: TextIO | None = None
 ) -> Approver:
-    """An approver for the CLI: `yes` approves everything; otherwise ask on the terminal.
+    """An approver for the CLI: ask on the terminal, showing the code first.
 
-    With no terminal on stdin the answer is no (the model is told the action
-    was refused). The code is shown before the question.
+    `yes` approves `confirm: ask` actions without asking; `confirm: always`
+    actions are asked about every time regardless. With no terminal on stdin
+    the answer is no (the model is told the action was refused).
     """
 
     def approve(policy: ActionPolicy, text: str) -> bool:
-        if yes:
+        if yes and policy.confirm != "always":
             return True
         inp = stdin if stdin is not None else sys.stdin
         out = stderr if stderr is not None else sys.stderr
