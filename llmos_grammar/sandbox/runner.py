@@ -173,7 +173,7 @@ class Child:
             if self.cgroup is not None:
                 self.cgroup.kill_all()
             return
-        init = None if self.streams.exited else _ns_init(self.info)
+        init = None if self.streams.exited else _ns_init(self._read_info())
         if init is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(init, signal.SIGKILL)
@@ -184,6 +184,15 @@ class Child:
             os.kill(self.proc.pid, signal.SIGKILL)
         if self.cgroup is not None:
             self.cgroup.kill_all()
+
+    def _read_info(self) -> bytearray:
+        """bwrap's info (the namespace's PID 1), reading what the pump has not read yet."""
+        fd = self._fds.get("info")
+        if fd is not None and b"}" not in self.info:
+            with contextlib.suppress(OSError):
+                os.set_blocking(fd, False)
+                self.info += os.read(fd, 4096)
+        return self.info
 
     def finish(self, background_cleanup: bool = False) -> ActionResult:
         """Kill what is left, reap, clean up, and describe the last exchange.
