@@ -1,10 +1,13 @@
 """Action overhead: a trivial Python action through the sandbox vs a bare subprocess, side by side.
 
 Usage: python benchmarks/bench_actions.py [--runs 40] [--gap-ms 50]
+On a shared, loaded machine, `chrt -f 10 python benchmarks/bench_actions.py`
+takes scheduling contention out of every variant alike.
 
 Each round times every variant once, in turn, so machine noise hits all alike.
 Variants: the bare `subprocess.run([sys.executable, "-c", "pass"])`; a cold
-sandboxed action with every layer this machine has; the same without bwrap;
+sandboxed action with every layer this machine has (the default `site: minimal`
+start, and `site: full`, the interpreter exactly as `python -I`); without bwrap;
 a warm standby action (ActionRunner, the next sandbox started while the model
 would be decoding, simulated by `--gap-ms` of idle time); a persistent session.
 """
@@ -24,6 +27,7 @@ from llmos_grammar.sandbox import probe, without_bwrap
 from llmos_grammar.sandbox.plan import make_plan
 
 POLICY = ActionPolicy(name="py", handler="python")
+FULL_SITE = ActionPolicy(name="py", handler="python", options={"site": "full"})
 SESSION = ActionPolicy(name="session", handler="python", persistent=True)
 
 
@@ -46,7 +50,11 @@ def main() -> int:
         runner.run("session", "pass\n")
     variants: dict[str, Callable[[], object]] = {
         "bare subprocess.run": lambda: subprocess.run([sys.executable, "-c", "pass"], check=True),
+        "bare -I -S": lambda: subprocess.run(
+            [sys.executable, "-I", "-S", "-c", "pass"], check=True
+        ),
         "sandbox cold, all layers": lambda: run_action(POLICY, "pass\n", caps=caps),
+        "cold, all, site: full": lambda: run_action(FULL_SITE, "pass\n", caps=caps),
         "sandbox cold, no bwrap": lambda: run_action(POLICY, "pass\n", caps=degraded),
         "sandbox warm standby": lambda: runner.run("py", "pass\n"),
         "persistent session": lambda: runner.run("session", "pass\n"),
