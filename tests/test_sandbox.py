@@ -15,9 +15,10 @@ from llmos_grammar.sandbox.plan import HIDDEN, bwrap_argv, make_plan, scrub_env
 from llmos_grammar.sandbox.probe import Capabilities
 
 CAPS = probe()
-NO_BWRAP = without_bwrap(CAPS)
-BARE = Capabilities(root=CAPS.root)  # no bwrap, no cgroups: only the "always" layer
-MODES = {"probed": CAPS, "no-bwrap": NO_BWRAP, "bare": BARE}
+NO_BWRAP = without_bwrap(CAPS)  # util-linux unshare (when it works) and cgroups
+NO_NAMESPACES = dataclasses.replace(NO_BWRAP, unshare=None)
+BARE = Capabilities(root=CAPS.root)  # no namespaces, no cgroups: only the "always" layer
+MODES = {"probed": CAPS, "no-bwrap": NO_BWRAP, "no-namespaces": NO_NAMESPACES, "bare": BARE}
 PY = ActionPolicy(name="py", handler="python", timeout_s=2)
 
 
@@ -125,6 +126,16 @@ def test_stdin_larger_than_a_pipe_and_explicit_workdir(mode: str, tmp_path: obje
     result = run_action(dataclasses.replace(PY, workdir=str(tmp_path)), code, caps=caps)
     assert result.ok and result.stdout == f"1 {tmp_path}\n", result
     assert "disk" in result.unenforced
+
+
+def test_unshare_layer_when_bwrap_is_absent() -> None:
+    if NO_BWRAP.unshare is None:
+        pytest.skip("util-linux unshare cannot create namespaces here")
+    plan = make_plan(PY, NO_BWRAP)
+    assert {"pid_namespace", "network", "kill_tree"} <= set(plan.enforced)
+    code = "import os\nprint(os.getpid(), sorted(p for p in os.listdir('/proc') if p.isdigit()))\n"
+    result = run_action(PY, code, caps=NO_BWRAP)
+    assert result.ok and result.stdout == "1 ['1']\n", result
 
 
 @pytest.mark.parametrize("mode", list(MODES))

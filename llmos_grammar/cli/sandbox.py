@@ -23,8 +23,8 @@ LAYERS = {
     "workdir": "a fresh working directory per action",
     "processes": "pids cgroup or RLIMIT_NPROC under an unprivileged uid",
     "kill_tree": "pids cgroup kill or PID namespace: daemons do not outlive the action",
-    "pid_namespace": "bubblewrap --unshare-pid",
-    "network": "bubblewrap --unshare-net when `network: false`",
+    "pid_namespace": "bubblewrap --unshare-pid (or util-linux unshare without bwrap)",
+    "network": "a network namespace when `network: false` (bwrap or unshare)",
     "filesystem": "bubblewrap read-only root, homes and /tmp hidden, allowed paths bound",
     "uid": "code runs as uid 65534 with no capabilities",
     "disk": "the temporary working directory is a tmpfs of `disk_mb`",
@@ -52,6 +52,7 @@ def report(caps: Capabilities, runs: int) -> dict[str, Any]:
         "layers": layers,
         "bwrap": caps.bwrap,
         "setpriv": caps.setpriv,
+        "unshare": caps.unshare,
         "cgroups": {
             name: (f"v{base.version} {base.path}" if base else None)
             for name, base in (
@@ -86,7 +87,7 @@ def _print_text(data: dict[str, Any]) -> None:
         mark = "yes" if layer["works"] else "NO "
         print(f"  {mark}  {name:<14} {layer['how']}")
     print()
-    for tool in ("bwrap", "setpriv"):
+    for tool in ("bwrap", "setpriv", "unshare"):
         print(f"  {tool}: {data[tool] or 'unavailable'}")
     for name, where in data["cgroups"].items():
         print(f"  cgroup {name}: {where or 'unavailable'}")

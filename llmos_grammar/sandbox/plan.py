@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from llmos_grammar.ir import ActionPolicy
-from llmos_grammar.sandbox.probe import NOBODY, Capabilities
+from llmos_grammar.sandbox.probe import NOBODY, UNSHARE_ARGS, Capabilities
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 INSIDE_WORKDIR = "/tmp/work"
@@ -22,6 +22,7 @@ class Plan:
 
     bwrap: str | None
     setpriv: str | None
+    unshare: str | None  # used only when bwrap is not
     cgroup_bases: tuple[object, ...]
     plain_uid_drop: bool
     enforced: tuple[str, ...]
@@ -46,11 +47,13 @@ def make_plan(policy: ActionPolicy, caps: Capabilities, warm: bool = False) -> P
     def layer(name: str, ok: bool) -> None:
         (enforced if ok else unenforced).append(name)
 
+    unshare = None if bwrap else caps.unshare
+    namespaces = bwrap is not None or unshare is not None
     layer("processes", caps.pids_cgroup is not None or uid)
-    layer("kill_tree", caps.pids_cgroup is not None or bwrap is not None)
-    layer("pid_namespace", bwrap is not None)
+    layer("kill_tree", caps.pids_cgroup is not None or namespaces)
+    layer("pid_namespace", namespaces)
     if not policy.network:
-        layer("network", bwrap is not None)
+        layer("network", namespaces)
     layer("filesystem", bwrap is not None)
     layer("uid", uid or not caps.root)
     layer("disk", bwrap is not None and policy.workdir == "temporary")
@@ -60,7 +63,19 @@ def make_plan(policy: ActionPolicy, caps: Capabilities, warm: bool = False) -> P
         bases = ()
     if caps.memory_cgroup is not None and caps.memory_cgroup in bases:
         enforced.append("memory_total")
-    return Plan(bwrap, setpriv, bases, uid and not bwrap, tuple(enforced), tuple(unenforced))
+    return Plan(
+        bwrap, setpriv, unshare, bases, uid and not bwrap, tuple(enforced), tuple(unenforced)
+    )
+
+
+def unshare_argv(policy: ActionPolicy, plan: Plan) -> list[str]:
+    """util-linux unshare: new PID (the program is its PID 1, /proc remounted), IPC, UTS
+    and, with `network: false`, network namespaces; the filesystem stays the host's."""
+    assert plan.unshare is not None
+    argv = [plan.unshare, *UNSHARE_ARGS]
+    if not policy.network:
+        argv.append("--net")
+    return [*argv, "--"]
 
 
 def limits_of(policy: ActionPolicy, plan: Plan) -> dict[str, object]:

@@ -22,6 +22,7 @@ class Capabilities:
 
     bwrap: str | None = None  # path of a bubblewrap that ran a namespaced command
     setpriv: str | None = None  # drops to an unprivileged uid inside bwrap
+    unshare: str | None = None  # util-linux unshare: PID/net namespaces when bwrap is absent
     pids_cgroup: CgroupBase | None = None
     memory_cgroup: CgroupBase | None = None
     cpu_cgroup: CgroupBase | None = None
@@ -55,6 +56,17 @@ def _probe_bwrap(notes: list[str]) -> str | None:
         notes.append(f"bwrap: present but cannot create namespaces here: {err}")
         return None
     return path
+
+
+UNSHARE_ARGS = ("--pid", "--fork", "--kill-child", "--mount-proc", "--ipc", "--uts")
+
+
+def _probe_unshare(root: bool) -> str | None:
+    path = shutil.which("unshare")
+    if path is None or not root:
+        return None
+    ok, _ = _try([path, *UNSHARE_ARGS, "--net", "--", "/bin/true"])
+    return path if ok else None
 
 
 def _probe_plain_uid_drop() -> bool:
@@ -101,6 +113,7 @@ def probe() -> Capabilities:
     return Capabilities(
         bwrap=bwrap,
         setpriv=setpriv,
+        unshare=_probe_unshare(root),
         pids_cgroup=pids,
         memory_cgroup=memory,
         cpu_cgroup=cpu,
@@ -116,6 +129,7 @@ def without_bwrap(caps: Capabilities) -> Capabilities:
     return Capabilities(
         bwrap=None,
         setpriv=caps.setpriv,
+        unshare=caps.unshare,
         pids_cgroup=caps.pids_cgroup,
         memory_cgroup=caps.memory_cgroup,
         cpu_cgroup=caps.cpu_cgroup,

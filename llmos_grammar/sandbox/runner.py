@@ -25,6 +25,7 @@ from llmos_grammar.sandbox.plan import (
     make_plan,
     make_preexec,
     scrub_env,
+    unshare_argv,
 )
 from llmos_grammar.sandbox.probe import NOBODY, Capabilities, probe
 from llmos_grammar.sandbox.pump import Streams, pump
@@ -102,6 +103,8 @@ class Child:
             info_w = self._pipe("info", passed)
             full = bwrap_argv(policy, plan, bind) + full
             full[1:1] = ["--info-fd", str(info_w)]
+        elif plan.unshare:
+            full = unshare_argv(policy, plan) + full
         if status:
             status_w = self._pipe("status", passed)
             full = [a.replace("{status_fd}", str(status_w)) for a in full]
