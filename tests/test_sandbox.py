@@ -143,3 +143,11 @@ def test_run_argv_reports_signal(mode: str) -> None:
     argv = [sys.executable, "-I", "-c", "import ctypes; ctypes.string_at(0)"]
     result = run_argv(argv, PY, caps=MODES[mode])
     assert result.signal == 11 and result.exit_code is None and not result.ok
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_cpu_limit_is_reported_in_every_mode(mode: str) -> None:
+    ap = dataclasses.replace(PY, cpu_s=1, timeout_s=5)
+    result = run_action(ap, "while True:\n    pass\n", caps=MODES[mode])
+    assert result.limit_hit == "cpu" and result.signal == 9, result
+    assert "unshare" not in result.stderr

@@ -45,6 +45,9 @@ def _try(argv: list[str], **kw: object) -> tuple[bool, str]:
 
 
 def _probe_bwrap(notes: list[str]) -> str | None:
+    if os.environ.get("LLMOS_SANDBOX_NO_BWRAP"):
+        notes.append("bwrap: disabled by LLMOS_SANDBOX_NO_BWRAP")
+        return None
     path = shutil.which("bwrap")
     if path is None:
         notes.append("bwrap: not installed (apt-get install -y bubblewrap)")

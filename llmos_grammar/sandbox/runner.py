@@ -254,7 +254,16 @@ def run_child(child: Child, stdin: bytes, warm: bool = False) -> ActionResult:
     return result
 
 
-def _exit_and_signal(returncode: int, plan: Plan) -> tuple[int | None, int | None]:
+_UNSHARE_SIGKILL = b"unshare: sigprocmask unblock failed: Invalid argument\n"
+
+
+def _exit_and_signal(
+    returncode: int, plan: Plan, streams: Streams
+) -> tuple[int | None, int | None]:
+    if plan.unshare and returncode == 1 and streams.err.endswith(_UNSHARE_SIGKILL):
+        # unshare cannot re-raise SIGKILL on itself; it says so and exits 1
+        del streams.err[-len(_UNSHARE_SIGKILL) :]
+        return None, signal.SIGKILL
     if returncode < 0:
         return None, -returncode
     if plan.bwrap and 128 < returncode <= 128 + 64:  # bwrap reports a signal as 128 + n
@@ -298,7 +307,7 @@ def _result(
     duration: float,
     cgroup: Cgroup | None,
 ) -> ActionResult:
-    exit_code, sig = _exit_and_signal(returncode, plan)
+    exit_code, sig = _exit_and_signal(returncode, plan, streams)
     cpu = float(getattr(usage, "ru_utime", 0.0)) + float(getattr(usage, "ru_stime", 0.0))
     group_cpu = cgroup.cpu_seconds() if cgroup is not None else None
     cpu = max(cpu, group_cpu or 0.0)
