@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
     text = _read_input(args.input)
     caps = without_bwrap(probe()) if args.no_bwrap else None
-    with ActionRunner(policy, approve=terminal_approver(args.yes), caps=caps) as runner:
+    approve = terminal_approver(args.yes)
+    with ActionRunner(policy, approve=approve, caps=caps, warm=False) as runner:
         result = runner.run(args.action, text)
     print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     if result.refused is not None:
