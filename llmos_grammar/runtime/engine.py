@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from llmos_grammar.actions.result import ActionResult
@@ -58,6 +59,7 @@ class Runtime:
         eos = sorted(self.lm.eos_ids)
         self.table = build_table(self.lm.tokenizer, self.lm.vocab_size, eos or None)
         self.mask = MaskBuffer(self.lm.vocab_size)
+        self.mask_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-mask")
         self.constraints: dict[str, CompiledConstraint] = {}
         for name, state in machine.states.items():
             if isinstance(state, GrammarState):
@@ -92,6 +94,7 @@ class Runtime:
 
     def close(self) -> None:
         """End the action runner's sessions (when this runtime created it)."""
+        self.mask_worker.shutdown(wait=True)
         if self._owns_runner and self._runner is not None:
             self._runner.close()
             self._runner = None

@@ -187,15 +187,18 @@ class Run:
         steps = 0
         while True:
             self._check_budgets(steps, state.max_tokens)
+            # the next mask depends only on tokens already consumed: compute it
+            # on a worker thread while the model runs its forward pass
+            pending = rt.mask_worker.submit(rt.mask.allowed, matcher) if matcher else None
             logits = self.seq.flush()
             if self.first_token_at is None:
                 self.first_token_at = time.perf_counter()
             logits = logits.clone()
-            if matcher is not None:
-                matcher.fill_mask(rt.mask.bits)
-                if rt.mask.is_empty():
+            if pending is not None:
+                allowed = pending.result()
+                if allowed.numel() == 0:
                     raise DecodeError("no token is allowed by the grammar", self.state, steps, None)
-                rt.mask.apply(logits)
+                logits = rt.mask.apply(logits, allowed)
             for processor in rt.logits_processors:
                 processor(self.state, bytes(state_bytes).decode("utf-8", "replace"), logits)
             token = sample(logits, rt.sampling, self.generator)
