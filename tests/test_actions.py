@@ -88,7 +88,7 @@ def test_python_timeout_and_output_cap() -> None:
 
 
 def test_python_cpu_limit() -> None:
-    result = run_action(policy("python", cpu_s=1, timeout_s=5), "while True:\n    pass\n")
+    result = run_action(policy("python", cpu_s=1, timeout_s=10), "while True:\n    pass\n")
     assert result.limit_hit == "cpu", result
     assert result.cpu_s >= 0.9
 

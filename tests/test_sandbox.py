@@ -147,7 +147,7 @@ def test_run_argv_reports_signal(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_cpu_limit_is_reported_in_every_mode(mode: str) -> None:
-    ap = dataclasses.replace(PY, cpu_s=1, timeout_s=5)
+    ap = dataclasses.replace(PY, cpu_s=1, timeout_s=10)
     result = run_action(ap, "while True:\n    pass\n", caps=MODES[mode])
     assert result.limit_hit == "cpu" and result.signal == 9, result
     assert "unshare" not in result.stderr
