@@ -26,6 +26,13 @@ class Location:
         return Location(self.file, self.line + line_offset, column)
 
 
+def byte_location(data: bytes, offset: int, file: str) -> Location:
+    """The line and column of byte `offset` in `data` (e.g. where UTF-8 decoding failed)."""
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return Location(file, line, column)
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem found in a spec, policy or grammar."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from llmos_grammar.errors import Location, SpecError
+from llmos_grammar.errors import Location, SpecError, byte_location
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB
 MAX_NODES = 100_000  # after alias expansion: stops "billion laughs" documents
@@ -64,11 +64,9 @@ def read_text(path: str | Path) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise SpecError(
             f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
-            Location(file, line, column),
+            byte_location(raw, exc.start, file),
         ) from None
 
 

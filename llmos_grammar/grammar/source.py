@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmos_grammar.errors import GrammarError, Location
+from llmos_grammar.errors import GrammarError, Location, byte_location
 from llmos_grammar.grammar.larktext import START_DEF
 from llmos_grammar.ir import GrammarKind, GrammarSource
 
@@ -80,11 +80,9 @@ def _read(file: Path, where: Location) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise GrammarError(
             f"grammar file is not UTF-8 (byte 0x{data[exc.start]:02x})",
-            Location(str(file), line, column),
+            byte_location(data, exc.start, str(file)),
         ) from None
 
 
