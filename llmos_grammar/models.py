@@ -29,6 +29,20 @@ class LoadedModel:
     vocab_size: int  # width of the model's logits (may exceed the tokenizer's)
     eos_ids: frozenset[int]
     name: str
+    table_future: Any = None  # a Future of the TokenTable, started while the weights load
+    _table: Any = None
+
+    def token_table(self) -> Any:
+        """The constraints' TokenTable for this tokenizer (built once)."""
+        if self._table is None:
+            if self.table_future is not None:
+                self._table = self.table_future.result()
+            else:
+                from llmos_grammar.constraints.tokens import build_table
+
+                eos = sorted(self.eos_ids) or None
+                self._table = build_table(self.tokenizer, self.vocab_size, eos)
+        return self._table
 
 
 def cache_root() -> Path:
@@ -164,13 +178,61 @@ def load_model(ref: ModelRef | str = DEFAULT_MODEL) -> LoadedModel:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _convert_gguf(folder, gguf, dtype, target)
             folder = str(target)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        tokenizer = _fast_tokenizer(folder) or AutoTokenizer.from_pretrained(folder)
+        # the llguidance tokenizer (~0.7 s, native code) builds while the model imports
+        table = _start_table(tokenizer, folder)
+        model_class = _model_class(folder) or AutoModelForCausalLM
+        model = model_class.from_pretrained(folder, dtype=dtype)
         model = model.to(device)  # type: ignore[arg-type]
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {ref.name!r}: {exc}") from exc
     model.eval()
-    return wrap(model, tokenizer, name=ref.name)
+    loaded = wrap(model, tokenizer, name=ref.name)
+    loaded.table_future = table
+    return loaded
+
+
+def _start_table(tokenizer: Any, folder: str) -> Any:
+    """Build the TokenTable on a thread; vocab width and EOS come from config.json."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llmos_grammar.constraints.tokens import build_table
+
+    config_path = Path(folder) / "config.json"
+    if not config_path.is_file():
+        return None
+    config = json.loads(config_path.read_text())
+    vocab = int(config.get("vocab_size") or len(tokenizer))
+    eos: set[int] = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    raw = config.get("eos_token_id")
+    eos.update([raw] if isinstance(raw, int) else list(raw or []))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-table")
+    future = pool.submit(build_table, tokenizer, vocab, sorted(eos) or None)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _fast_tokenizer(folder: str) -> Any:
+    """A local tokenizer.json loaded directly (skips the Auto* lookup, ~0.5 s at start)."""
+    if not (Path(folder) / "tokenizer.json").is_file():
+        return None
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(folder)
+
+
+def _model_class(folder: str) -> Any:
+    """The architecture class named in a local config.json (skips the Auto* import)."""
+    import json
+
+    import transformers
+
+    config = Path(folder) / "config.json"
+    if not config.is_file():
+        return None
+    names = json.loads(config.read_text()).get("architectures") or []
+    return getattr(transformers, names[0], None) if len(names) == 1 else None
 
 
 def wrap(model: Any, tokenizer: Any, name: str = "custom") -> LoadedModel:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from llmos_grammar.actions.result import ActionResult
-from llmos_grammar.constraints import CompiledConstraint, MaskBuffer, build_table
+from llmos_grammar.constraints import CompiledConstraint, MaskBuffer
 from llmos_grammar.ir import (
     ActionPolicy,
     Budgets,
@@ -56,8 +56,7 @@ class Runtime:
         self._runner = runner
         self._owns_runner = runner is None
         self._approve = approve
-        eos = sorted(self.lm.eos_ids)
-        self.table = build_table(self.lm.tokenizer, self.lm.vocab_size, eos or None)
+        self.table = self.lm.token_table()
         self.mask = MaskBuffer(self.lm.vocab_size)
         self.mask_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-mask")
         self.constraints: dict[str, CompiledConstraint] = {}

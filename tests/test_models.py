@@ -1,0 +1,55 @@
+"""Model location and loading choices (no weights are loaded here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmos_grammar.errors import ModelError
+from llmos_grammar.ir import ModelRef
+from llmos_grammar.models import cache_root, default_gguf_path, pick_dtype, resolve, wrap
+from tests.test_runtime_helpers import tiny_model
+
+
+def test_default_model_is_the_packaged_gguf() -> None:
+    path = default_gguf_path()
+    assert path.suffix == ".gguf" and path.is_file()
+    folder, gguf = resolve("smollm2-135m-instruct")
+    assert Path(folder, gguf) == path
+
+
+def test_gguf_path_and_hub_id() -> None:
+    path = default_gguf_path()
+    assert resolve(ModelRef(name=str(path))) == (str(path.parent), path.name)
+    assert resolve("HuggingFaceTB/SmolLM2-360M-Instruct") == (
+        "HuggingFaceTB/SmolLM2-360M-Instruct",
+        None,
+    )
+    with pytest.raises(ModelError):
+        resolve("/nowhere/model.gguf")
+
+
+def test_cache_root_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LLMOS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_root() == tmp_path / "llmos-grammar"
+    monkeypatch.setenv("LLMOS_CACHE", str(tmp_path / "c"))
+    assert cache_root() == tmp_path / "c"
+
+
+def test_dtype_choice() -> None:
+    import torch
+
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    assert pick_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert pick_dtype("float16", torch.device("cpu")) == torch.float16
+    with pytest.raises(ModelError):
+        pick_dtype("float7", torch.device("cpu"))
+
+
+def test_wrap_reports_vocab_and_eos() -> None:
+    lm = tiny_model()
+    again = wrap(lm.model, lm.tokenizer)
+    assert again.vocab_size == lm.model.config.vocab_size
+    assert lm.tokenizer.eos_token_id in again.eos_ids

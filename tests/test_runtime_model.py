@@ -1,0 +1,64 @@
+"""End to end on the real default model: the calculator example, its real sandboxed output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "examples" / "calculator" / "spec.yaml"
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def runtime():  # type: ignore[no-untyped-def]
+    from llmos_grammar.runtime import Runtime
+    from llmos_grammar.spec import load
+
+    with Runtime(load(SPEC)) as rt:
+        yield rt
+
+
+def test_calculator_runs_code_and_answers_after_the_output(runtime) -> None:  # type: ignore[no-untyped-def]
+    result = runtime.run("What is 1000 minus 387?")
+    assert result.stop_reason == "final", result.message
+    assert len(result.actions) == 1
+    action = result.actions[0]
+    assert action.result.ok and action.result.stdout == "613\n"
+    assert action.input.startswith("print(")
+    # the real output is in the context and the model continued after it
+    head, tail = result.text.split("[/OUTPUT]", 1)
+    assert "\n[OUTPUT]\n613\n" in head
+    assert "613" in tail
+    states = [segment.state for segment in result.transcript if segment.source == "model"]
+    assert states[0] == "code" and states[-1] == "answer"
+    # forced and injected text rode along: one forward pass per sampled token
+    assert result.stats.forward_passes == result.stats.generated_tokens
+
+
+def test_cli_json_events_and_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from llmos_grammar.cli.main import main
+    from llmos_grammar.trace import read_trace
+
+    trace = tmp_path / "run.jsonl"
+    code = main(["run", str(SPEC), "What is 48 times 27?", "--json", "--trace", str(trace)])
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert code == 0
+    assert "action_started" in kinds and "action_finished" in kinds and kinds[-1] == "done"
+    finished = next(e for e in events if e["kind"] == "action_finished")
+    assert finished["result"]["stdout"] == "1296\n"
+    records = read_trace(trace)
+    assert records[0]["kind"] == "header" and records[-1]["kind"] == "done"
+
+
+def test_budget_exhaustion_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    from llmos_grammar.cli.main import main
+
+    code = main(["run", str(SPEC), "What is 2 + 2?", "--max-tokens", "2", "--no-color"])
+    out = capsys.readouterr().out
+    assert code == 4
+    assert "token budget exhausted" in out
