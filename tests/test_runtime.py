@@ -166,3 +166,30 @@ def test_grammar_rejecting_a_token_raises_decode_error() -> None:
     with pytest.raises(DecodeError) as info:
         r._consume(matcher, bad, 3, bad[0])
     assert info.value.state == "code" and info.value.step == 3 and info.value.token == bad[0]
+
+
+def test_matcher_error_during_masking_raises_decode_error() -> None:
+    from llmos_grammar.runtime.loop import Run
+
+    rt = Runtime(calc_machine(), tiny_model(), runner=FakeRunner())  # type: ignore[arg-type]
+
+    class Broken:
+        def fill_mask(self, bits: object) -> None:
+            from llmos_grammar.constraints.llguidance_backend import MatcherError
+
+            raise MatcherError("parser exploded")
+
+        def forced(self) -> list[int]:
+            return []
+
+    class BrokenCompiled:
+        def new(self) -> Broken:
+            return Broken()
+
+    rt.constraints["code"] = BrokenCompiled()  # type: ignore[assignment]
+    run = Run(rt, "task")
+    run.seq.append(rt.lm.tokenizer.encode("x", add_special_tokens=False))
+    run.state = "code"
+    with pytest.raises(DecodeError) as info:
+        list(run._decode(rt.machine.states["code"]))  # type: ignore[arg-type]
+    assert "parser exploded" in str(info.value) and info.value.state == "code"

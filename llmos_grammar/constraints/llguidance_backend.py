@@ -10,6 +10,10 @@ from llmos_grammar.errors import GrammarError
 from llmos_grammar.ir import GrammarSource
 
 
+class MatcherError(Exception):
+    """The matcher entered its error state; the decode loop turns this into a DecodeError."""
+
+
 def _body_grammar(source: GrammarSource) -> dict[str, Any]:
     """The source as one llguidance grammar entry (a dict of the top-level JSON)."""
     import llguidance as llg
@@ -70,7 +74,7 @@ class LLGuidanceConstraint:
 
     def _raise_if_error(self) -> None:
         if self._matcher.is_error():
-            raise GrammarError(f"constraint {self.name!r}: {self._matcher.get_error()}")
+            raise MatcherError(str(self._matcher.get_error()))
 
 
 class CompiledConstraint:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from llmos_grammar.constraints.llguidance_backend import MatcherError
 from llmos_grammar.errors import DecodeError, SpecError
 from llmos_grammar.ir import ActionState, FinalState, GrammarState, TextState
 from llmos_grammar.runtime import triggers as trig
@@ -195,7 +196,11 @@ class Run:
                 self.first_token_at = time.perf_counter()
             logits = logits.clone()
             if pending is not None:
-                allowed = pending.result()
+                try:
+                    allowed = pending.result()
+                except MatcherError as exc:
+                    last = self.seq.ids[-1] if self.seq.ids else None
+                    raise DecodeError(f"matcher error: {exc}", self.state, steps, last) from exc
                 if allowed.numel() == 0:
                     raise DecodeError("no token is allowed by the grammar", self.state, steps, None)
                 logits = rt.mask.apply(logits, allowed)
