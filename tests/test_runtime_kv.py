@@ -56,3 +56,29 @@ def test_changed_context_changes_logits() -> None:
     a = prefill(ids("print(1)\n"))
     b = prefill(ids("print(2)\n"))
     assert not torch.allclose(a, b)
+
+
+def test_heal_append_retokenizes_across_the_boundary() -> None:
+    from llmos_grammar.runtime.kv import heal_append
+
+    lm = tiny_model()
+    table = lm.token_table()
+    seq = KVSequence(lm)
+    seq.append(ids("x =") + ids(" "))
+    seq.flush()
+    queued = heal_append(seq, table, lm.tokenizer, "print")
+    # " " + "print" becomes the single natural token " print"; the cache was cropped
+    assert seq.ids == ids("x =") + ids(" print") and queued == 1
+    assert seq.cached == len(ids("x ="))
+    torch.testing.assert_close(seq.flush(), prefill(ids("x =") + ids(" print")))
+
+
+def test_heal_append_keeps_special_tokens() -> None:
+    from llmos_grammar.runtime.kv import heal_append
+
+    lm = tiny_model()
+    seq = KVSequence(lm)
+    end = lm.tokenizer.eos_token_id
+    seq.append([end])
+    heal_append(seq, lm.token_table(), lm.tokenizer, "Hi")
+    assert seq.ids[0] == end and lm.tokenizer.decode(seq.ids[1:]) == "Hi"

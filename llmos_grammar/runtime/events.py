@@ -12,6 +12,15 @@ StopReason = Literal[
 ]
 
 
+class Stop(Exception):
+    """Ends a run cleanly with a reason (a budget, a refusal, the end of the turn)."""
+
+    def __init__(self, reason: StopReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 @dataclass(frozen=True)
 class TokenEvent:
     """Text the model produced (`forced` when the grammar or a trigger dictated it)."""

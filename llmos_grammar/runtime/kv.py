@@ -67,3 +67,33 @@ def _cache_keyword(model: Any) -> str:
 
     params = inspect.signature(model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
+
+
+def heal_append(seq: KVSequence, table: Any, tokenizer: Any, text: str) -> int:
+    """Queue `text` after the sequence so that the model sees a natural tokenization.
+
+    The last token is re-tokenized together with `text` (token healing, as llguidance
+    and guidance do at prompt boundaries): "]" followed by "\\n[OUTPUT]" may become
+    "]\\n" + "[OUTPUT]". A last token that is special or ends inside a UTF-8
+    character is kept as it is. Returns how many tokens were queued.
+    """
+    if not text:
+        return 0
+    ids = seq.ids
+    last = ids[-1] if ids else None
+    if last is not None and last not in table.special and last < len(table.token_bytes):
+        try:
+            joined: str | None = (table.token_bytes[last] + text.encode()).decode("utf-8")
+        except UnicodeDecodeError:
+            joined = None
+        if joined is not None:
+            new = list(tokenizer.encode(joined, add_special_tokens=False))
+            if new and new[0] == last:
+                seq.append(new[1:])
+                return len(new) - 1
+            seq.truncate(len(ids) - 1)
+            seq.append(new)
+            return len(new)
+    new = list(tokenizer.encode(text, add_special_tokens=False))
+    seq.append(new)
+    return len(new)

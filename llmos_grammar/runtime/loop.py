@@ -8,38 +8,28 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from llmos_grammar.constraints.llguidance_backend import MatcherError
-from llmos_grammar.errors import DecodeError, SpecError
+from llmos_grammar.errors import DecodeError
 from llmos_grammar.ir import ActionState, FinalState, GrammarState, TextState
 from llmos_grammar.runtime import triggers as trig
+from llmos_grammar.runtime.action_step import run_action
 from llmos_grammar.runtime.events import (
-    ActionFinished,
     ActionRecord,
-    ActionStarted,
     DoneEvent,
     Event,
-    InjectedEvent,
     Result,
     Segment,
     Stats,
+    Stop,
     StopReason,
     TokenEvent,
     TransitionEvent,
 )
-from llmos_grammar.runtime.kv import KVSequence
+from llmos_grammar.runtime.kv import KVSequence, heal_append
 from llmos_grammar.runtime.prompt import encode, prompt_text
 from llmos_grammar.runtime.sampling import make_generator, sample
 
 if TYPE_CHECKING:
     from llmos_grammar.runtime.engine import Runtime
-
-
-class Stop(Exception):
-    """Ends a run cleanly with a reason."""
-
-    def __init__(self, reason: StopReason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 class Run:
@@ -60,7 +50,7 @@ class Run:
         self.first_token_at: float | None = None
 
     # ---- text bookkeeping -------------------------------------------------
-    def _add(self, source: Any, text: str) -> None:
+    def add_text(self, source: Any, text: str) -> None:
         last = self.segments[-1] if self.segments else None
         if last and last.state == self.state and last.source == source:
             self.segments[-1] = Segment(self.state, source, last.text + text)
@@ -72,28 +62,8 @@ class Run:
 
     # ---- forced and injected text ------------------------------------------
     def queue_text(self, text: str) -> int:
-        """Append `text` (fed at the next flush) re-tokenizing it with the last token."""
-        if not text:
-            return 0
-        ids = self.seq.ids
-        table = self.rt.table
-        last = ids[-1] if ids else None
-        if last is not None and last not in table.special and last < len(table.token_bytes):
-            try:
-                joined = (table.token_bytes[last] + text.encode()).decode("utf-8")
-            except UnicodeDecodeError:
-                joined = None
-            if joined is not None:
-                new = encode(self.rt.lm.tokenizer, joined)
-                if new and new[0] == last:
-                    self.seq.append(new[1:])
-                    return len(new) - 1
-                self.seq.truncate(len(ids) - 1)
-                self.seq.append(new)
-                return len(new)
-        new = encode(self.rt.lm.tokenizer, text)
-        self.seq.append(new)
-        return len(new)
+        """Append `text` (fed at the next flush), healing the token boundary before it."""
+        return heal_append(self.seq, self.rt.table, self.rt.lm.tokenizer, text)
 
     # ---- the run ------------------------------------------------------------
     def events(self) -> Iterator[Event]:
@@ -101,15 +71,15 @@ class Run:
         prompt = prompt_text(machine.prompt, self.rt.lm.tokenizer, self.task)
         self.seq.append(encode(self.rt.lm.tokenizer, prompt))
         self.stats.prompt_tokens = len(self.seq.ids)
-        self._add("prompt", prompt)
+        self.add_text("prompt", prompt)
         reason: StopReason = "final"
         message = ""
         try:
             if machine.prompt.assistant_prefix:
                 self.queue_text(machine.prompt.assistant_prefix)
-                self._add("forced", machine.prompt.assistant_prefix)
+                self.add_text("forced", machine.prompt.assistant_prefix)
                 yield TokenEvent(self.state, machine.prompt.assistant_prefix, (), forced=True)
-            yield from self._enter(machine.start, "start", announce=False)
+            yield from self.enter(machine.start, "start", announce=False)
             while True:
                 state = machine.states[self.state]
                 if isinstance(state, FinalState):
@@ -145,14 +115,14 @@ class Run:
         self.stats.time_to_first_token_s = start - self.t0
         self.stats.decode_s = max(0.0, now - start - self.stats.action_s)
 
-    def _enter(self, target: str, trigger: str, announce: bool = True) -> Iterator[Event]:
+    def enter(self, target: str, trigger: str, announce: bool = True) -> Iterator[Event]:
         if announce:
             yield TransitionEvent(self.state, target, trigger)
         self.state = target
         state = self.rt.machine.states[target]
         if isinstance(state, GrammarState) and state.open:
             self.queue_text(state.open)
-            self._add("forced", state.open)
+            self.add_text("forced", state.open)
             yield TokenEvent(target, state.open, (), forced=True)
 
     # ---- budgets --------------------------------------------------------------
@@ -235,7 +205,7 @@ class Run:
                     self.captures[state.name] = bytes(state_bytes[: -len(close)]).decode(
                         "utf-8", "replace"
                     )
-                    yield from self._enter(state.next, state.close)
+                    yield from self.enter(state.next, state.close)
                     return
                 continue
             hit = trig.find(state_bytes, [t.trigger for t in state.triggers], new_bytes)
@@ -262,7 +232,7 @@ class Run:
         yield from self._emit_bytes(shown, tuple(chunk), forced_flag=False)
         rest = hit.trigger[hit.matched :]
         if rest:
-            self._add("forced", rest.decode("utf-8", "replace"))
+            self.add_text("forced", rest.decode("utf-8", "replace"))
             yield TokenEvent(self.state, rest.decode("utf-8", "replace"), (), forced=True)
         k = trig.token_at(offsets, hit.start)
         head = bytes(state_bytes[offsets[k] : hit.start]) + hit.trigger
@@ -271,7 +241,7 @@ class Run:
         self.seq.append(encode(self.rt.lm.tokenizer, head.decode("utf-8", "replace")))
         self.captures[state.name] = bytes(state_bytes[: hit.start]).decode("utf-8", "replace")
         target = next(t.target for t in state.triggers if t.trigger.encode() == hit.trigger)
-        yield from self._enter(target, hit.trigger.decode())
+        yield from self.enter(target, hit.trigger.decode())
 
     def _on_eos(
         self, state: TextState | GrammarState, token: int, state_bytes: bytearray
@@ -279,7 +249,7 @@ class Run:
         self.seq.append([token])
         self.captures[state.name] = bytes(state_bytes).decode("utf-8", "replace")
         if isinstance(state, TextState) and state.on_eos:
-            yield from self._enter(state.on_eos, "eos")
+            yield from self.enter(state.on_eos, "eos")
             return
         raise Stop("eos", f"the model ended its turn in state {state.name!r}")
 
@@ -295,34 +265,9 @@ class Run:
     def _emit_bytes(self, data: bytes, ids: tuple[int, ...], forced_flag: bool) -> Iterator[Event]:
         text = self._stream_text(data)
         if text:
-            self._add("forced" if forced_flag else "model", text)
+            self.add_text("forced" if forced_flag else "model", text)
             yield TokenEvent(self.state, text, ids, forced=forced_flag)
 
     # ---- action states ----------------------------------------------------------
     def _action(self, state: ActionState) -> Iterator[Event]:
-        budgets = self.rt.budgets
-        if self.stats.actions >= budgets.max_actions:
-            raise Stop("max_actions", f"action budget exhausted: {budgets.max_actions} actions")
-        if time.perf_counter() - self.t0 > budgets.wall_s:
-            raise Stop("wall_s", f"wall-clock budget exhausted: {budgets.wall_s:g} s")
-        text = self.captures.get(state.input, "")
-        yield ActionStarted(state.name, state.action, text)
-        started = time.perf_counter()
-        result = self.rt.runner().run(state.action, text)
-        self.stats.action_s += time.perf_counter() - started
-        self.stats.actions += 1
-        yield ActionFinished(state.name, state.action, result)
-        if result.refused is not None:
-            self.actions.append(ActionRecord(state.name, state.action, text, result, ""))
-            raise Stop("refused", f"action {state.action!r} refused: {result.refused}")
-        template = state.output if result.ok else (state.error_output or state.output)
-        target = state.next if result.ok else (state.on_error or state.next)
-        try:
-            rendered = template.format(**result.template_fields())
-        except (KeyError, IndexError, ValueError) as exc:
-            raise SpecError(f"state {state.name!r}: bad output template: {exc}") from exc
-        self.actions.append(ActionRecord(state.name, state.action, text, result, rendered))
-        n = self.queue_text(rendered)
-        self._add("injected", rendered)
-        yield InjectedEvent(state.name, rendered, n)
-        yield from self._enter(target, "ok" if result.ok else "error")
+        yield from run_action(self, state)
