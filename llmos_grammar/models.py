@@ -132,10 +132,11 @@ def _convert_gguf(folder: str, gguf: str, dtype: torch.dtype, target: Path) -> N
 
 def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Any:
     """Only the tokenizer (cached like the model for GGUF sources)."""
+    folder, gguf = resolve(ref)
+    if gguf is not None or Path(folder).is_dir():
+        _offline()
     from transformers import AutoTokenizer
 
-    folder, gguf = resolve(ref)
-    _offline()
     if gguf is None:
         return AutoTokenizer.from_pretrained(folder)
     import torch
@@ -153,7 +154,7 @@ def _offline() -> None:
 
 
 def set_threads() -> None:
-    """Use every core for intra-op work, one thread for inter-op (decode is sequential)."""
+    """Use every core this process may run on for torch's intra-op work."""
     import torch
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -161,14 +162,20 @@ def set_threads() -> None:
 
 
 def load_model(ref: ModelRef | str = DEFAULT_MODEL) -> LoadedModel:
-    """Load a model for decoding; a GGUF is converted once and cached (XDG cache)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load a model for decoding; a GGUF is converted once and cached (XDG cache).
 
+    The default model, GGUF files and local folders never touch the network
+    (offline mode is set before transformers is imported); a hub id follows the
+    usual Hugging Face cache and environment.
+    """
     if isinstance(ref, str):
         ref = ModelRef(name=ref)
-    _offline()
-    set_threads()
     folder, gguf = resolve(ref)
+    if gguf is not None or Path(folder).is_dir():
+        _offline()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    set_threads()
     device = pick_device(ref.device)
     dtype = pick_dtype(ref.dtype, device)
     try:
