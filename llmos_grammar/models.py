@@ -127,7 +127,14 @@ def _convert_gguf(folder: str, gguf: str, dtype: torch.dtype, target: Path) -> N
     partial = target.with_name(target.name + f".tmp{os.getpid()}")
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    partial.rename(target)
+    try:
+        partial.rename(target)
+    except OSError:  # another process finished the same conversion first
+        if not (target / "config.json").is_file():
+            raise
+        import shutil
+
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Any:
