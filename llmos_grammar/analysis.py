@@ -125,7 +125,7 @@ class Analysis:
             words = [t.trigger for t in state.triggers]
             for t in state.triggers:
                 path: Key = ("states", name, "on", t.trigger)
-                if not t.trigger.strip():
+                if not t.trigger:
                     self.error("empty trigger", path, "empty-trigger", key=True)
                     continue
                 shorter = [w for w in words if w != t.trigger and w and t.trigger.startswith(w)]

@@ -82,8 +82,13 @@ def test_prefix_overlapping_triggers(tmp_path: Path) -> None:
 
 
 def test_empty_trigger(tmp_path: Path) -> None:
-    spec = SPEC.replace('on: {"[CODE]": code}', 'on: {"[CODE]": code, " ": code}')
+    spec = SPEC.replace('on: {"[CODE]": code}', 'on: {"[CODE]": code, "": code}')
     assert only(diagnostics(tmp_path, spec), "empty-trigger").severity == "error"
+
+
+def test_whitespace_trigger_is_allowed(tmp_path: Path) -> None:
+    spec = SPEC.replace('on: {"[CODE]": code}', 'on: {"[CODE]": code, "\\n\\n": end}')
+    assert diagnostics(tmp_path, spec) == []
 
 
 def test_duplicate_trigger_is_a_yaml_error(tmp_path: Path) -> None:
