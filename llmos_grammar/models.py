@@ -154,6 +154,14 @@ def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Any:
     return AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
 
 
+def _quiet() -> None:
+    """No download/loading progress bars: the run's own output is what the user reads."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def _offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -182,6 +190,7 @@ def load_model(ref: ModelRef | str = DEFAULT_MODEL) -> LoadedModel:
         _offline()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _quiet()
     set_threads()
     device = pick_device(ref.device)
     dtype = pick_dtype(ref.dtype, device)
