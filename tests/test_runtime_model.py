@@ -62,3 +62,17 @@ def test_budget_exhaustion_exit_code(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     assert code == 4
     assert "token budget exhausted" in out
+
+
+def test_sqlite_example_queries_the_database_and_answers_from_the_rows() -> None:
+    from llmos_grammar.runtime import Runtime
+    from llmos_grammar.spec import load
+
+    with Runtime(load(ROOT / "examples" / "sqlite_qa" / "spec.yaml")) as rt:
+        result = rt.run("Which city does Alan Turing live in?")
+    assert result.stop_reason == "final", result.message
+    action = result.actions[0]
+    assert action.input.lstrip().upper().startswith("SELECT")
+    assert action.result.ok and "Manchester" in action.result.rows
+    answer = result.text.rsplit("[/ROWS]", 1)[1]
+    assert "Manchester" in answer

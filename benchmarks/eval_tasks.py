@@ -1,9 +1,12 @@
-"""Calculator success rate: the llmos spec (code, run, answer) vs the plain model, direct.
+"""Success rate on a task set: an llmos spec (act, observe, answer) vs the plain model.
 
 Both use the same model, greedy decoding and the same decode loop, in one run:
-    python benchmarks/eval_calculator.py [--limit N] [--model NAME] [--verbose]
-A task counts as solved when a number equal to its answer appears in the text the
-run ends with: for llmos the text after the last [/OUTPUT], for the plain model its reply.
+    python benchmarks/eval_tasks.py                      # the calculator's 30 tasks
+    python benchmarks/eval_tasks.py --example sqlite_qa  # questions over shop.db
+    options: [--limit N] [--model NAME] [--verbose] [--json FILE]
+A task counts as solved when its answer appears in the text the run ends with:
+for llmos the model's text after the last injected action output, for the plain
+model its reply. Numeric answers match as numbers; others case-insensitively.
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT / "examples" / "calculator" / "spec.yaml"
-TASKS = ROOT / "examples" / "calculator" / "tasks.jsonl"
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
@@ -32,14 +34,19 @@ def numbers(text: str) -> list[float]:
     return found
 
 
-def solved(text: str, answer: float) -> bool:
+def solved(text: str, answer: float | str) -> bool:
+    if isinstance(answer, str):
+        return answer.lower() in text.lower()
     return any(abs(n - answer) <= 1e-6 * max(1.0, abs(answer)) for n in numbers(text))
 
 
-def final_answer(result_text: str) -> str:
-    """The text after the last injected output block (empty when no code ever ran)."""
-    marker = "[/OUTPUT]"
-    return result_text.rsplit(marker, 1)[1] if marker in result_text else ""
+def final_answer(result: Any) -> str:
+    """What the model wrote after the last injected action output (empty if none ran)."""
+    segments = list(result.transcript)
+    last = max((i for i, s in enumerate(segments) if s.source == "injected"), default=None)
+    if last is None or not result.actions:
+        return ""
+    return "".join(s.text for s in segments[last + 1 :] if s.source == "model")
 
 
 def plain_machine(machine: object) -> object:
@@ -58,6 +65,8 @@ def plain_machine(machine: object) -> object:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--example", default="calculator", help="a folder under examples/")
+    parser.add_argument("--spec", help="another spec for the example's tasks (prompt variants)")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--model", default=None)
     parser.add_argument("--verbose", action="store_true")
@@ -68,9 +77,11 @@ def main() -> int:
     from llmos_grammar.runtime import Runtime
     from llmos_grammar.spec import load
 
-    machine = load(SPEC)
+    folder = ROOT / "examples" / args.example
+    machine = load(args.spec or folder / "spec.yaml")
     lm = load_model(args.model or machine.model)
-    tasks = [json.loads(line) for line in TASKS.read_text().splitlines() if line.strip()]
+    lines = (folder / "tasks.jsonl").read_text().splitlines()
+    tasks = [json.loads(line) for line in lines if line.strip()]
     if args.limit:
         tasks = tasks[: args.limit]
     runtime = Runtime(machine, lm)
@@ -78,7 +89,7 @@ def main() -> int:
     rows = []
     t0 = time.perf_counter()
     for item in tasks:
-        task, answer = item["task"], float(item["answer"])
+        task, answer = item["task"], item["answer"]
         started = time.perf_counter()
         res = runtime.run(task)
         llmos_s = time.perf_counter() - started
@@ -88,8 +99,8 @@ def main() -> int:
         row = {
             "task": task,
             "answer": item["answer"],
-            "llmos_ok": solved(final_answer(res.text), answer),
-            "output_ok": any(solved(a.result.stdout, answer) for a in res.actions),
+            "llmos_ok": solved(final_answer(res), answer),
+            "output_ok": any(solved(a.output, answer) for a in res.actions),
             "plain_ok": solved(direct.text, answer),
             "llmos_stop": res.stop_reason,
             "actions": len(res.actions),
@@ -110,9 +121,10 @@ def main() -> int:
     output_rate = sum(r["output_ok"] for r in rows) / n
     plain_rate = sum(r["plain_ok"] for r in rows) / n
     print(f"\ntasks: {n}  model: {lm.name}  total {time.perf_counter() - t0:.0f} s")
-    print(f"llmos (code, run, answer): {llmos_rate:.0%} solved")
-    print(f"  program output correct:  {output_rate:.0%}")
-    print(f"plain model, direct:       {plain_rate:.0%} solved")
+    print(f"llmos ({args.example}):     {llmos_rate:.0%} solved")
+    print(f"  action output correct:  {output_rate:.0%}")
+    print(f"plain model, direct:      {plain_rate:.0%} solved")
+    print(f"llmos / plain:            {llmos_rate / plain_rate:.1f}x" if plain_rate else "")
     print(
         f"mean time per task: llmos {sum(r['llmos_s'] for r in rows) / n:.1f} s, "
         f"plain {sum(r['plain_s'] for r in rows) / n:.1f} s"
