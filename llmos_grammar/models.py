@@ -193,6 +193,11 @@ def load_model(ref: ModelRef | str = DEFAULT_MODEL) -> LoadedModel:
     _quiet()
     set_threads()
     device = pick_device(ref.device)
+    if device.type == "cpu":
+        # Let SDPA attend on the key/value heads directly (grouped-query attention)
+        # instead of copying them per query head: same logits, and appending K tokens
+        # to a long cache gets ~25% faster on CPU. Set it to 0 to opt out.
+        os.environ.setdefault("TRANSFORMERS_SDPA_FORCE_GQA", "1")
     dtype = pick_dtype(ref.dtype, device)
     try:
         if gguf is not None:

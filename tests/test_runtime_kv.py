@@ -82,3 +82,12 @@ def test_heal_append_keeps_special_tokens() -> None:
     seq.append([end])
     heal_append(seq, lm.token_table(), lm.tokenizer, "Hi")
     assert seq.ids[0] == end and lm.tokenizer.decode(seq.ids[1:]) == "Hi"
+
+
+def test_append_equals_reprefill_with_grouped_query_sdpa(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # load_model() turns this on for CPU; the tiny model has 2 key/value heads for 4 queries
+    monkeypatch.setenv("TRANSFORMERS_SDPA_FORCE_GQA", "1")
+    config = tiny_model().model.config
+    assert config.num_key_value_heads < config.num_attention_heads
+    test_append_equals_reprefill()
+    test_truncate_crops_the_cache_then_resumes()
