@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import io
+import json
 import os
 import sqlite3
 import threading
@@ -214,6 +215,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         body = b"z" * 50000 if self.path == "/big" else b"hello"
+        if self.path == "/json":
+            padding = {"releases": {f"0.{i}": "x" * 100 for i in range(100)}}
+            body = json.dumps({**padding, "info": {"name": "lark", "version": "1.3.1"}}).encode()
         self.send_response(200)
         self.end_headers()
         self.wfile.write(body)
@@ -250,6 +254,16 @@ def test_http_get_post_caps_and_allow_list(server: str) -> None:
         run_action(dataclasses.replace(ap, network=False), f"GET {server}/hi").refused is not None
     )
     assert run_action(ap, "GET http://127.0.0.1:1/x").refused is not None
+
+
+def test_http_json_fields_pick_values_out_of_a_large_document(server: str) -> None:
+    options = {"json_fields": ["info.name", "info.version", "info.missing"]}
+    ap = policy("http", network=True, urls=(server + "/",), output_bytes=200, options=options)
+    result = run_action(ap, f"GET {server}/json")
+    assert result.ok and not result.truncated
+    assert result.stdout == "info.name: lark\ninfo.version: 1.3.1\n"
+    # a body that is not JSON comes back as it is, capped as usual
+    assert run_action(ap, f"GET {server}/hi").stdout == "hello"
 
 
 def test_http_allow_list_matching() -> None:

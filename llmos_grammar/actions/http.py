@@ -85,13 +85,19 @@ def run_http(text: str, policy: ActionPolicy) -> ActionResult:
         method, url, body = parse_request(text, policy)
     except HttpRefused as exc:
         return ActionResult(exit_code=None, refused=str(exc), limits=limits)
+    fields = _json_fields(policy)
+    # selecting fields needs the whole JSON document; `options.body_bytes` caps it
+    body_bytes = policy.options.get("body_bytes", 1 << 20)
+    cap = policy.output_bytes
+    if fields:
+        cap = body_bytes if isinstance(body_bytes, int) and body_bytes > 0 else 1 << 20
     opener = urllib.request.build_opener(_Redirects(policy.urls), urllib.request.ProxyHandler({}))
     request = urllib.request.Request(url, data=body, method=method)
     status = 0
     try:
         with opener.open(request, timeout=policy.timeout_s) as response:
             status = response.status
-            data = _read_capped(response, policy.output_bytes, start + policy.timeout_s)
+            data = _read_capped(response, cap, start + policy.timeout_s)
     except HttpRefused as exc:
         return ActionResult(exit_code=None, refused=str(exc), limits=limits)
     except urllib.error.HTTPError as exc:
@@ -107,14 +113,49 @@ def run_http(text: str, policy: ActionPolicy) -> ActionResult:
             limits=limits,
         )
     content, truncated = data
+    text_out = content.decode("utf-8", errors="replace")
+    if fields and status < 400:
+        text_out, truncated = select_fields(text_out, fields, truncated)
+        encoded = text_out.encode()
+        if len(encoded) > policy.output_bytes:
+            text_out = encoded[: policy.output_bytes].decode("utf-8", errors="ignore")
+            truncated = True
     return ActionResult(
-        stdout=content.decode("utf-8", errors="replace"),
+        stdout=text_out,
         stderr="" if status < 400 else f"HTTP {status}\n",
         exit_code=0 if status < 400 else status,
         truncated=truncated,
         duration_s=round(time.monotonic() - start, 6),
         limits=limits,
     )
+
+
+def _json_fields(policy: ActionPolicy) -> tuple[str, ...]:
+    raw = policy.options.get("json_fields", ())
+    return tuple(str(f) for f in raw) if isinstance(raw, list | tuple) else ()
+
+
+def select_fields(body: str, fields: tuple[str, ...], truncated: bool) -> tuple[str, bool]:
+    """`path: value` lines for dotted `fields` of a JSON body (e.g. `info.version`).
+
+    A small model reads two short lines far better than 4 KB of raw JSON. A body
+    that is not JSON (or was cut at `body_bytes`) comes back as it is.
+    """
+    import json
+
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body, truncated
+    lines = []
+    for path in fields:
+        value: Any = document
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            shown = value if isinstance(value, str) else json.dumps(value)
+            lines.append(f"{path}: {shown}")
+    return "".join(line + "\n" for line in lines), False
 
 
 def _read_capped(response: Any, cap: int, deadline: float) -> tuple[bytes, bool]:
