@@ -108,11 +108,30 @@ def test_action_error_goes_to_on_error_with_error_output() -> None:
     assert result.stop_reason == "final"
 
 
-def test_refused_action_stops_the_run() -> None:
+def test_refused_action_stops_a_run_with_nowhere_to_go() -> None:
+    from dataclasses import replace
+
+    m = calc_machine()
+    states = dict(m.states)  # type: ignore[attr-defined]
+    states["run"] = replace(states["run"], on_error=None, error_output=None)
     runner = FakeRunner(ActionResult(exit_code=None, refused="not approved"))
-    result, _, _ = run(calc_machine(), ["[", "CO", "1", ")"], runner)
+    result, _, _ = run(replace(m, states=states), ["[", "CO", "1", ")"], runner)  # type: ignore[type-var]
     assert result.stop_reason == "refused"
     assert "not approved" in result.message
+
+
+def test_refused_action_is_told_to_the_model_when_on_error_is_set() -> None:
+    refused = ActionResult(exit_code=None, refused="not approved")
+    runner = FakeRunner(refused, ActionResult(stdout="7\n"))
+    pieces = ["[", "CO", "1", ")", "7", ")", "x"]
+    m = calc_machine()
+    states = dict(m.states)  # type: ignore[attr-defined]
+    from dataclasses import replace
+
+    states["run"] = replace(states["run"], error_output="\n[ERROR]\n{error}\n[/ERROR]\n[CODE]")
+    result, _, _ = run(replace(m, states=states), pieces, runner)  # type: ignore[type-var]
+    assert "[ERROR]\nrefused: not approved\n[/ERROR]\n[CODE]\nprint(7)" in result.text
+    assert result.stop_reason == "final" and result.actions[0].result.refused == "not approved"
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ class ActionResult:
         fields["status"] = self.status
         fields["ok"] = self.ok
         fields["output"] = self.stdout + self.stderr
-        fields["error"] = self.stderr if not self.ok else ""
+        fields["error"] = "" if self.ok else (self.stderr or self.status)
         return fields
 
     def to_json(self) -> dict[str, Any]:

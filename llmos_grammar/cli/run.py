@@ -27,10 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-color", action="store_true", help="plain text output")
 
 
-def exit_code(stop_reason: str) -> int:
-    """0 for a finished run, 3 when an action was refused, 4 when a budget ran out."""
+def exit_code(stop_reason: str, last_refused: bool = False) -> int:
+    """0 for a finished run, 3 when an action was refused, 4 when a budget ran out.
+
+    A run that finished after its last action was refused (the model was told and
+    answered without it) also exits 3: what it needed was not allowed.
+    """
     if stop_reason in ("final", "eos"):
-        return EXIT_OK
+        return EXIT_REFUSED if last_refused else EXIT_OK
     if stop_reason == "refused":
         return EXIT_REFUSED
     return EXIT_BUDGET
@@ -74,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
                     trace.write(event)
                 view.show(event)
                 if isinstance(event, DoneEvent):
-                    code = exit_code(event.result.stop_reason)
+                    actions = event.result.actions
+                    refused = bool(actions) and actions[-1].result.refused is not None
+                    code = exit_code(event.result.stop_reason, refused)
     finally:
         view.stop()
         if trace is not None:

@@ -35,9 +35,10 @@ def run_action(run: Run, state: ActionState) -> Iterator[Event]:
     run.stats.action_s += time.perf_counter() - started
     run.stats.actions += 1
     yield ActionFinished(state.name, state.action, result)
-    if result.refused is not None:
+    if result.refused is not None and state.on_error is None:
         run.actions.append(ActionRecord(state.name, state.action, text, result, ""))
         raise Stop("refused", f"action {state.action!r} refused: {result.refused}")
+    # A refusal with somewhere to go on error is told to the model like any failure.
     template = state.output if result.ok else (state.error_output or state.output)
     target = state.next if result.ok else (state.on_error or state.next)
     try:
