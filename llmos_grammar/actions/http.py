@@ -104,13 +104,8 @@ def run_http(text: str, policy: ActionPolicy) -> ActionResult:
         status, data = exc.code, _read_capped(exc, policy.output_bytes, start + policy.timeout_s)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         timed_out = "timed out" in str(exc)
-        return ActionResult(
-            stderr=f"http: {exc}\n",
-            exit_code=None if timed_out else 1,
-            timed_out=timed_out,
-            limit_hit="timeout" if timed_out else None,
-            duration_s=round(time.monotonic() - start, 6),
-            limits=limits,
+        return ActionResult.failure(
+            f"http: {exc}\n", timed_out=timed_out, started=start, limits=limits
         )
     content, truncated = data
     text_out = content.decode("utf-8", errors="replace")

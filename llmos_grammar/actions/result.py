@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +25,30 @@ class ActionResult:
     rows: str = ""  # sqlite: the rendered table
     unenforced: tuple[str, ...] = ()  # limits this machine could not enforce
     limits: dict[str, Any] = field(default_factory=dict)  # limits that applied
+
+    @classmethod
+    def failure(
+        cls,
+        stderr: str,
+        *,
+        timed_out: bool,
+        started: float,
+        limits: dict[str, Any],
+        unenforced: tuple[str, ...] = (),
+    ) -> ActionResult:
+        """A handler that failed (or ran out of time) before producing output.
+
+        `started` is the handler's `time.monotonic()` at the start.
+        """
+        return cls(
+            stderr=stderr,
+            exit_code=None if timed_out else 1,
+            timed_out=timed_out,
+            limit_hit="timeout" if timed_out else None,
+            duration_s=round(time.monotonic() - started, 6),
+            unenforced=unenforced,
+            limits=limits,
+        )
 
     @property
     def ok(self) -> bool:

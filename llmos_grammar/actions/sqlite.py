@@ -110,14 +110,12 @@ def run_sqlite(text: str, policy: ActionPolicy) -> ActionResult:
         table, more, _ = _execute(conn, text, policy)
     except sqlite3.Error as exc:
         timed_out = time.monotonic() > deadline and "interrupted" in str(exc)
-        return ActionResult(
-            stderr=f"{type(exc).__name__}: {exc}\n",
-            exit_code=None if timed_out else 1,
+        return ActionResult.failure(
+            f"{type(exc).__name__}: {exc}\n",
             timed_out=timed_out,
-            limit_hit="timeout" if timed_out else None,
-            duration_s=round(time.monotonic() - start, 6),
-            unenforced=_UNENFORCED,
+            started=start,
             limits=limits,
+            unenforced=_UNENFORCED,
         )
     finally:
         conn.close()
