@@ -162,7 +162,10 @@ class Analysis:
 
     def _template(self, text: str, path: Key, allowed: Iterable[str]) -> None:
         for message in template_problems(text, allowed):
-            self.error(message, path, "bad-template", "write {{ and }} for literal braces")
+            hint = (
+                "write {{ and }} for literal braces" if message.startswith("bad template") else ""
+            )
+            self.error(message, path, "bad-template", hint)
 
 
 def template_problems(text: str, allowed: Iterable[str]) -> list[str]:

@@ -43,9 +43,16 @@ def check_paths(paths: Sequence[str]) -> tuple[Report, list[Checked]]:
     results = []
     for path in expand(paths):
         checked = check_file(path)
+        checked.diagnostics.sort(key=lambda d: _order(d, path))
         report.extend(checked.diagnostics)
         results.append(checked)
     return report, results
+
+
+def _order(d: Diagnostic, path: str) -> tuple[bool, str, int, int]:
+    """The checked file's own problems first, by line and column; then other files'."""
+    where = d.location
+    return (where.file != path, where.file, where.line, where.column)
 
 
 def expand(paths: Iterable[str]) -> list[str]:
