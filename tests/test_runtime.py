@@ -128,7 +128,7 @@ def test_refused_action_is_told_to_the_model_when_on_error_is_set() -> None:
     states = dict(m.states)  # type: ignore[attr-defined]
     from dataclasses import replace
 
-    states["run"] = replace(states["run"], error_output="\n[ERROR]\n{error}\n[/ERROR]\n[CODE]")
+    states["run"] = replace(states["run"], error_output="\n[ERROR]\n{error}[/ERROR]\n[CODE]")
     result, _, _ = run(replace(m, states=states), pieces, runner)  # type: ignore[type-var]
     assert "[ERROR]\nrefused: not approved\n[/ERROR]\n[CODE]\nprint(7)" in result.text
     assert result.stop_reason == "final" and result.actions[0].result.refused == "not approved"

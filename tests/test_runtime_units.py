@@ -93,6 +93,6 @@ def test_exit_codes(reason: str, code: int) -> None:
     assert exit_code(reason) == code
 
 
-def test_finishing_after_a_refused_last_action_exits_3() -> None:
+def test_a_refused_last_action_exits_3() -> None:
     assert exit_code("final", last_refused=True) == 3
-    assert exit_code("max_tokens", last_refused=True) == 4
+    assert exit_code("max_actions", last_refused=True) == 3

@@ -77,7 +77,7 @@ class ActionResult:
         fields["status"] = self.status
         fields["ok"] = self.ok
         fields["output"] = self.stdout + self.stderr
-        fields["error"] = "" if self.ok else (self.stderr or self.status)
+        fields["error"] = "" if self.ok else (self.stderr or f"{self.status}\n")
         return fields
 
     def to_json(self) -> dict[str, Any]:

@@ -30,13 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def exit_code(stop_reason: str, last_refused: bool = False) -> int:
     """0 for a finished run, 3 when an action was refused, 4 when a budget ran out.
 
-    A run that finished after its last action was refused (the model was told and
-    answered without it) also exits 3: what it needed was not allowed.
+    When the run's last action was refused, the refusal is why the run did not
+    get what it needed (even if the model then answered, or retried until a
+    budget ran out): the exit status is 3.
     """
-    if stop_reason in ("final", "eos"):
-        return EXIT_REFUSED if last_refused else EXIT_OK
-    if stop_reason == "refused":
+    if stop_reason == "refused" or last_refused:
         return EXIT_REFUSED
+    if stop_reason in ("final", "eos"):
+        return EXIT_OK
     return EXIT_BUDGET
 
 
@@ -61,12 +62,18 @@ def _machine(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Load the spec, run the task, stream events; return the exit code."""
     machine = _machine(args)
+    from llmos_grammar.actions import terminal_approver
     from llmos_grammar.runtime import DoneEvent, Runtime
     from llmos_grammar.trace import TraceWriter
 
-    approve = (lambda _policy, _text: True) if args.yes else None
     colour = not args.no_color and not args.json and sys.stdout.isatty()
     view = JsonView(sys.stdout) if args.json else TextView(sys.stdout, machine, colour)
+    ask = terminal_approver(yes=args.yes)
+
+    def approve(policy: Any, text: str) -> bool:
+        view.stop()  # no spinner over the question
+        return ask(policy, text)
+
     trace = (
         TraceWriter(args.trace, {"spec": machine.path, "task": args.task}) if args.trace else None
     )
