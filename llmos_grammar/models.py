@@ -45,6 +45,9 @@ class LoadedModel:
         return self._table
 
 
+_EDGE = 1 << 20  # bytes hashed at each end of a GGUF for its cache key
+
+
 def cache_root() -> Path:
     """Where converted models are kept: $LLMOS_CACHE or $XDG_CACHE_HOME/llmos-grammar."""
     explicit = os.environ.get("LLMOS_CACHE")
@@ -80,7 +83,19 @@ def resolve(ref: ModelRef | str) -> tuple[str, str | None]:
         if not path.is_file():
             raise ModelError(f"GGUF file not found: {ref.name}")
         return str(path.parent), path.name
-    return ref.name, ref.gguf_file
+    if _looks_like_path(ref.name) and not Path(ref.name).expanduser().is_dir():
+        raise ModelError(
+            f"model folder not found: {ref.name} (give a folder with config.json, "
+            "a .gguf file, a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct, "
+            f"or {DEFAULT_MODEL!r})"
+        )
+    return str(Path(ref.name).expanduser()) if _looks_like_path(
+        ref.name
+    ) else ref.name, ref.gguf_file
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -108,11 +123,20 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def _gguf_cache_dir(folder: str, gguf: str, dtype: torch.dtype) -> Path:
+    """The cache folder of a GGUF's conversion, keyed by the file's content, not its path.
+
+    The same GGUF installed in another virtual environment (or reinstalled) reuses
+    the conversion; size plus the first and last MiB identify it without reading
+    the whole file on every start.
+    """
     source = Path(folder) / gguf
-    stat = source.stat()
-    key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_root() / "models" / f"{source.stem}-{digest}"
+    size = source.stat().st_size
+    digest = hashlib.sha256(f"{size}|{dtype}|".encode())
+    with source.open("rb") as handle:
+        digest.update(handle.read(_EDGE))
+        handle.seek(max(0, size - _EDGE))
+        digest.update(handle.read(_EDGE))
+    return cache_root() / "models" / f"{source.stem}-{digest.hexdigest()[:16]}"
 
 
 def _convert_gguf(folder: str, gguf: str, dtype: torch.dtype, target: Path) -> None:
