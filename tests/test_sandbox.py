@@ -151,3 +151,30 @@ def test_cpu_limit_is_reported_in_every_mode(mode: str) -> None:
     result = run_action(ap, "while True:\n    pass\n", caps=MODES[mode])
     assert result.limit_hit == "cpu" and result.signal == 9, result
     assert "unshare" not in result.stderr
+
+
+def test_other_sandboxes_of_the_same_uid_do_not_eat_the_process_limit() -> None:
+    # Code runs as uid 65534 and RLIMIT_NPROC counts all of that uid's processes:
+    # ten idle ones elsewhere (warm standbys, another run) must not starve this action.
+    import subprocess
+
+    from llmos_grammar.sandbox.probe import NOBODY
+
+    plan = make_plan(ActionPolicy(name="py", handler="python"), probe())
+    if os.geteuid() != 0 or not (plan.bwrap and plan.setpriv or plan.plain_uid_drop):
+        pytest.skip("no uid drop on this machine")
+
+    def as_nobody() -> None:
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+    idle = [subprocess.Popen(["sleep", "60"], preexec_fn=as_nobody) for _ in range(10)]
+    try:
+        ap = ActionPolicy(name="py", handler="python", processes=4)
+        result = run_action(ap, "import subprocess; subprocess.run(['true']); print('ran')")
+        assert result.ok, result.stderr
+        assert result.stdout == "ran\n"
+    finally:
+        for proc in idle:
+            proc.kill()
+            proc.wait()

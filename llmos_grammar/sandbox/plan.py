@@ -147,9 +147,17 @@ def _rlimits(policy: ActionPolicy, nproc_base: int = 0) -> list[tuple[int, int, 
 def make_preexec(policy: ActionPolicy, plan: Plan, join: list[str]) -> Callable[[], None]:
     """What the forked child does before exec: join groups, cap resources, maybe drop uid."""
     drop = plan.plain_uid_drop
-    # Root's children drop to `nobody` (inside bwrap or here) or are capped by a pids
-    # cgroup; a normal user's own processes already count towards RLIMIT_NPROC.
-    base = 0 if os.geteuid() == 0 else _user_processes(os.geteuid())
+    # RLIMIT_NPROC counts every process of the uid the code runs as, so the cap is
+    # what that uid already runs plus the policy's `processes`: other sandboxes
+    # alive as `nobody` (warm standbys, another run) must not eat this one's share.
+    # A normal user's own processes count likewise; root's children that keep
+    # uid 0 are capped by a pids cgroup only.
+    if os.geteuid() != 0:
+        base = _user_processes(os.geteuid())
+    elif drop or (plan.bwrap and plan.setpriv):
+        base = _user_processes(NOBODY)
+    else:
+        base = 0
     limits = _rlimits(policy, base)
 
     def preexec() -> None:
