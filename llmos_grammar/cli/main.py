@@ -6,7 +6,6 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
 from llmos_grammar import __version__
 from llmos_grammar.errors import LlmosError
@@ -32,22 +31,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llmos-grammar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        found = _import(module_name)
-        if found is None:
-            continue
+        module = importlib.import_module(module_name)  # each imports its heavy parts lazily
         child = sub.add_parser(name, help=help_text, description=help_text)
-        found.add_arguments(child)
-        child.set_defaults(command_module=found)
+        module.add_arguments(child)
+        child.set_defaults(command_module=module)
     return parser
-
-
-def _import(module_name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None
-        raise
 
 
 def dispatch(argv: Sequence[str] | None, only: str | None = None) -> int:
