@@ -76,3 +76,14 @@ def test_sqlite_example_queries_the_database_and_answers_from_the_rows() -> None
     assert action.result.ok and "Manchester" in action.result.rows
     answer = result.text.rsplit("[/ROWS]", 1)[1]
     assert "Manchester" in answer
+
+
+def test_extract_example_writes_schema_valid_json() -> None:
+    from llmos_grammar.runtime import Runtime
+    from llmos_grammar.spec import load
+
+    with Runtime(load(ROOT / "examples" / "extract" / "spec.yaml")) as rt:
+        result = rt.run("Ada Lovelace was 36 years old when she died.")
+    assert result.stop_reason == "final", result.message
+    body = result.text.removeprefix("[JSON]").removesuffix("[/JSON]")
+    assert json.loads(body) == {"name": "Ada Lovelace", "age": 36}
