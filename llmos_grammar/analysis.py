@@ -75,6 +75,7 @@ class Analysis:
                     self._unknown_state(target, ("states", name, *path))
             if isinstance(state, ActionState):
                 self._input(name, state)
+                self._feeders(name, state)
 
     def _input(self, name: str, state: ActionState) -> None:
         source = self.states.get(state.input)
@@ -88,6 +89,21 @@ class Analysis:
                 "bad-input",
                 "name the grammar or text state whose text the action runs",
             )
+
+    def _feeders(self, name: str, state: ActionState) -> None:
+        """A grammar state that leads into this action, other than its input, is a mistake:
+        the action would run the input state's older text, not what was just written."""
+        for other, source in self.states.items():
+            if other == state.input or not isinstance(source, GrammarState):
+                continue
+            if source.next == name:
+                self.warning(
+                    f"grammar state {other!r} leads to action {name!r}, whose input is "
+                    f"{state.input!r}: the action would not run {other!r}'s text",
+                    ("states", other, "next"),
+                    "input-mismatch",
+                    f"give {other!r} an action state of its own with `input: {other}`",
+                )
 
     def _reachability(self) -> None:
         if not any(isinstance(s, FinalState) for s in self.states.values()):

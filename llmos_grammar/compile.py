@@ -118,6 +118,7 @@ def compile_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSourc
             on_eos=raw.get("eos"),
             constraint=source,
             max_tokens=raw.get("max_tokens"),
+            sampling=_state_sampling(raw),
         )
     if kind == "grammar":
         if source is None:  # any text up to the close delimiter
@@ -129,6 +130,7 @@ def compile_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSourc
             next=raw["next"],
             max_tokens=raw.get("max_tokens"),
             open=raw.get("open", ""),
+            sampling=_state_sampling(raw),
         )
     if kind == "action":
         return ActionState(
@@ -141,6 +143,10 @@ def compile_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSourc
             error_output=raw.get("error_output"),
         )
     return FinalState(name=name)
+
+
+def _state_sampling(raw: dict[str, Any]) -> Sampling | None:
+    return Sampling(**raw["sampling"]) if "sampling" in raw else None
 
 
 def compile_machine(

@@ -32,6 +32,14 @@ class GrammarSource:
 
 
 @dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
 class Transition:
     """Switch to `target` when the model emits `trigger` in a text state."""
 
@@ -46,6 +54,7 @@ class TextState:
     on_eos: str | None = None
     constraint: GrammarSource | None = None
     max_tokens: int | None = None
+    sampling: Sampling | None = None  # overrides the machine's while in this state
     type: Literal["text"] = "text"
 
 
@@ -59,6 +68,7 @@ class GrammarState:
     next: str
     max_tokens: int | None = None
     open: str = ""  # text forced on entry (after the trigger), e.g. "\n"
+    sampling: Sampling | None = None  # overrides the machine's while in this state
     type: Literal["grammar"] = "grammar"
 
 
@@ -107,14 +117,6 @@ class Prompt:
     assistant_prefix: str = ""
     # a template for the user turn; "{task}" is replaced by the task
     user: str = "{task}"
-
-
-@dataclass(frozen=True)
-class Sampling:
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    seed: int | None = None
 
 
 @dataclass(frozen=True)

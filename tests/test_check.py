@@ -194,3 +194,13 @@ def test_tests_of_a_broken_grammar_do_not_stop_the_check(tmp_path: Path) -> None
     spec = spec.replace("broken: yes\n", "")
     found = diagnostics(tmp_path, spec)
     assert [d.path for d in found if d.severity == "error"] == ["states.code"]
+
+
+def test_a_grammar_state_feeding_an_action_with_another_input(tmp_path: Path) -> None:
+    retry = (
+        '  retry:\n    type: grammar\n    regex: "[0-9]+\\\\n"\n'
+        '    close: "[/CODE]"\n    next: run\n'
+    )
+    spec = SPEC.replace("next: talk", "next: talk\n    on_error: retry") + retry
+    d = only(diagnostics(tmp_path, spec), "input-mismatch")
+    assert d.severity == "warning" and d.path == "states.retry.next"

@@ -212,3 +212,26 @@ def test_matcher_error_during_masking_raises_decode_error() -> None:
     with pytest.raises(DecodeError) as info:
         list(run._decode(rt.machine.states["code"]))  # type: ignore[arg-type]
     assert "parser exploded" in str(info.value) and info.value.state == "code"
+
+
+def test_a_state_with_its_own_sampling_samples_reproducibly() -> None:
+    from dataclasses import replace
+
+    from llmos_grammar.ir import Sampling
+
+    def text(state_sampling: Sampling | None) -> str:
+        states = {
+            "talk": TextState("talk", on_eos="end", max_tokens=8, sampling=state_sampling),
+            "end": FinalState("end"),
+        }
+        m = machine(states, "talk", prompt=Prompt(system="sys"))
+        m = replace(m, sampling=Sampling(temperature=0.0, seed=7))
+        result = Runtime(m, tiny_model(), runner=FakeRunner()).run("task")
+        return result.text
+
+    greedy = text(None)
+    assert text(None) == greedy
+    hot = Sampling(temperature=1.5)
+    sampled = text(hot)
+    assert sampled == text(hot)  # the run's seed makes it reproducible
+    assert sampled != greedy

@@ -76,3 +76,12 @@ def test_load_refuses_a_policy_as_spec(tmp_path: Path) -> None:
     path = write(tmp_path)
     with pytest.raises(SpecError, match="policy file"):
         load(path.with_name("policy.yaml"))
+
+
+def test_a_state_may_override_sampling(tmp_path: Path) -> None:
+    spec = SPEC.replace("    close:", "    sampling: {temperature: 0.7, top_k: 40}\n    close:")
+    code = load(write(tmp_path, spec)).states["code"]
+    assert isinstance(code, GrammarState) and code.sampling is not None
+    assert (code.sampling.temperature, code.sampling.top_k) == (0.7, 40)
+    with pytest.raises(SpecError, match="unknown key 'seed'"):
+        load(write(tmp_path, spec.replace("top_k: 40", "seed: 1")))

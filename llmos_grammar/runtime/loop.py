@@ -176,7 +176,7 @@ class Run:
                 logits = rt.mask.apply(logits, allowed)
             for processor in rt.logits_processors:
                 processor(self.state, bytes(state_bytes).decode("utf-8", "replace"), logits)
-            token = sample(logits, rt.sampling, self.generator)
+            token = sample(logits, state.sampling or rt.sampling, self.generator)
             steps += 1
             self.stats.generated_tokens += 1
             if token in rt.lm.eos_ids:

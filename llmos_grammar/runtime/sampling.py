@@ -8,10 +8,14 @@ from llmos_grammar.ir import Sampling
 
 
 def make_generator(sampling: Sampling) -> Any:
-    """A torch generator seeded from the spec (None when greedy or unseeded)."""
+    """A torch generator seeded from the spec (None when unseeded).
+
+    Seeded even when the run is greedy: a state with its own `sampling` then
+    samples reproducibly.
+    """
     import torch
 
-    if sampling.temperature <= 0 or sampling.seed is None:
+    if sampling.seed is None:
         return None
     gen = torch.Generator()
     gen.manual_seed(int(sampling.seed))
