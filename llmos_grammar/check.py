@@ -13,11 +13,7 @@ from llmos_grammar.analysis import Analysis, template_problems
 from llmos_grammar.check_grammars import grammar_problems, test_problems
 from llmos_grammar.check_policy import check_policy_doc
 from llmos_grammar.errors import Diagnostic, LlmosError, Location, Report
-from llmos_grammar.ir import (
-    Machine,
-    Policy,
-    State,
-)
+from llmos_grammar.ir import Machine, Policy, State
 from llmos_grammar.paths import default_policy
 from llmos_grammar.schemas import crumb
 from llmos_grammar.yamldoc import Doc, Key
@@ -41,10 +37,14 @@ def check_paths(paths: Sequence[str]) -> tuple[Report, list[Checked]]:
     """Check files and folders (specs and policies found below them)."""
     report = Report()
     results = []
+    seen: set[tuple[Location, str]] = set()  # a policy shared by specs is reported once
     for path in expand(paths):
         checked = check_file(path)
         checked.diagnostics.sort(key=lambda d: _order(d, path))
-        report.extend(checked.diagnostics)
+        for d in checked.diagnostics:
+            if (d.location, d.message) not in seen:
+                seen.add((d.location, d.message))
+                report.add(d)
         results.append(checked)
     return report, results
 
@@ -104,9 +104,9 @@ def detect(doc: Doc) -> str | None:
     return None
 
 
-def _from_error(exc: LlmosError, path: str, crumb_path: str = "") -> Diagnostic:
+def _from_error(exc: LlmosError, path: str) -> Diagnostic:
     where = exc.location or Location(path)
-    return Diagnostic("error", exc.message, where, crumb_path, type(exc).__name__)
+    return Diagnostic("error", exc.message, where, "", type(exc).__name__)
 
 
 # ---- specs ------------------------------------------------------------------

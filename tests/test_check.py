@@ -204,3 +204,16 @@ def test_a_grammar_state_feeding_an_action_with_another_input(tmp_path: Path) ->
     spec = SPEC.replace("next: talk", "next: talk\n    on_error: retry") + retry
     d = only(diagnostics(tmp_path, spec), "input-mismatch")
     assert d.severity == "warning" and d.path == "states.retry.next"
+
+
+def test_a_policy_problem_is_reported_once_for_the_policy_and_its_specs(tmp_path: Path) -> None:
+    policy = POLICY.replace(
+        "timeout_s: 5",
+        "timeout_s: 5\n    persistent: true\n  sh:\n    handler: shell\n    persistent: true",
+    )
+    write(tmp_path, policy=policy)
+    write(tmp_path, policy=policy, name="other.yaml")
+    report, checked = check_paths([str(tmp_path)])
+    assert len(checked) == 3
+    ignored = [d for d in report.diagnostics if d.code == "ignored"]
+    assert len(ignored) == 1 and ignored[0].location.file.endswith("policy.yaml")
