@@ -73,7 +73,8 @@ def expand(paths: Iterable[str]) -> list[str]:
 
 def _looks_like_ours(path: Path) -> bool:
     try:
-        head = path.read_bytes()[:4096].decode("utf-8", "replace")
+        with path.open("rb") as handle:  # the head says it; a large file is not read whole
+            head = handle.read(4096).decode("utf-8", "replace")
     except OSError:
         return False
     return any(line.startswith(("llmos:", "llmos-policy:")) for line in head.splitlines())

@@ -129,9 +129,6 @@ class Report:
     def add(self, diagnostic: Diagnostic) -> None:
         self.diagnostics.append(diagnostic)
 
-    def extend(self, diagnostics: list[Diagnostic]) -> None:
-        self.diagnostics.extend(diagnostics)
-
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "error"]
