@@ -151,8 +151,7 @@ class Cgroup:
             if version == 1:
                 with open(os.path.join(path, "memory.failcnt"), encoding="utf-8") as fh:
                     return int(fh.read().strip()) > 0
-            with open(os.path.join(path, "memory.events"), encoding="utf-8") as fh:
-                events = dict(line.split() for line in fh if line.strip())
+            events = _events(os.path.join(path, "memory.events"))
             return int(events.get("oom_kill", "0")) > 0 or int(events.get("max", "0")) > 0
         except (OSError, ValueError):
             return False
@@ -163,9 +162,7 @@ class Cgroup:
             return False
         path, _ = self.paths["pids"]
         try:
-            with open(os.path.join(path, "pids.events"), encoding="utf-8") as fh:
-                events = dict(line.split() for line in fh if line.strip())
-            return int(events.get("max", "0")) > 0
+            return int(_events(os.path.join(path, "pids.events")).get("max", "0")) > 0
         except (OSError, ValueError):
             return False
 
@@ -196,3 +193,9 @@ class Cgroup:
                     break
                 except OSError:
                     time.sleep(0.002)
+
+
+def _events(file: str) -> dict[str, str]:
+    """A cgroup `*.events` file ("name count" per line) as a dict."""
+    with open(file, encoding="utf-8") as fh:
+        return dict(line.split() for line in fh if line.strip())
