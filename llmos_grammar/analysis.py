@@ -69,6 +69,9 @@ class Analysis:
     def _references(self) -> None:
         if self.start not in self.states:
             self._unknown_state(self.start, ("start",))
+        vote = self.doc.data.get("samples", {}).get("vote")
+        if vote is not None and vote not in self.states:
+            self._unknown_state(vote, ("samples", "vote"))
         for name, state in self.states.items():
             for path, target in edges(state):
                 if target not in self.states:

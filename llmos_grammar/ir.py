@@ -40,6 +40,19 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class Samples:
+    """Several samples per task, voted on: `n` rows of one batch at `temperature`.
+
+    `vote` names the state whose normalized text is voted on; None votes on the
+    final answer (the text after the last action output).
+    """
+
+    n: int = 1
+    temperature: float = 0.7
+    vote: str | None = None
+
+
+@dataclass(frozen=True)
 class Transition:
     """Switch to `target` when the model emits `trigger` in a text state."""
 
@@ -184,6 +197,7 @@ class Machine:
     prompt: Prompt = field(default_factory=Prompt)
     sampling: Sampling = field(default_factory=Sampling)
     budgets: Budgets = field(default_factory=Budgets)
+    samples: Samples = field(default_factory=Samples)
     tests: tuple[GrammarTest, ...] = ()
     description: str = ""
     cache_key: str = ""

@@ -57,6 +57,21 @@ def test_unknown_start(tmp_path: Path) -> None:
     assert d.path == "start"
 
 
+def test_samples_vote_names_a_state(tmp_path: Path) -> None:
+    spec = SPEC.replace("start: talk", "start: talk\nsamples: {n: 5, vote: tlak}")
+    d = only(diagnostics(tmp_path, spec), "unknown-state")
+    assert d.path == "samples.vote" and d.hint == "did you mean 'talk'?"
+    assert d.location.line == line_of(spec, "samples:")
+
+
+def test_samples_compile_into_the_machine(tmp_path: Path) -> None:
+    from llmos_grammar import load
+
+    spec = SPEC.replace("start: talk", "start: talk\nsamples: {n: 5, temperature: 0.5}")
+    machine = load(write(tmp_path, spec))
+    assert (machine.samples.n, machine.samples.temperature, machine.samples.vote) == (5, 0.5, None)
+
+
 def test_unreachable_state_is_a_warning(tmp_path: Path) -> None:
     spec = SPEC + "  orphan:\n    type: final\n"
     d = only(diagnostics(tmp_path, spec), "unreachable-state")
