@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> int:
     started = time.perf_counter()
-    from llmos_grammar.check import check_paths
+    from llmos_grammar.spec.check import check_paths
 
     targets = [str(ROOT / "examples"), str(ROOT / "policies")]
     report, checked = check_paths(targets)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from llmos_grammar.analysis import edges
 from llmos_grammar.ir import ActionState, GrammarState, Machine, State, TextState
+from llmos_grammar.spec.checks.machine import edges
 
 SHAPES_MERMAID = {
     "text": ('(["', '"])'),

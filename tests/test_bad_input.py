@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmos_grammar.check import check_file
 from llmos_grammar.cli.main import main
+from llmos_grammar.spec.check import check_file
 from tests.specs import SPEC, write
 
 BOMB = "".join(

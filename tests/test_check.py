@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmos_grammar.check import check_paths
 from llmos_grammar.errors import Diagnostic
+from llmos_grammar.spec.check import check_paths
 from tests.specs import POLICY, SPEC, write
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from llmos_grammar.actions import ActionRunner
-from llmos_grammar.check import check_paths
-from llmos_grammar.spec import load
+from llmos_grammar.spec.check import check_paths
+from llmos_grammar.spec.load import load
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "examples").glob("*/spec.yaml"))

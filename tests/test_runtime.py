@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.errors import DecodeError
 from llmos_grammar.ir import (
     ActionState,
@@ -15,6 +14,7 @@ from llmos_grammar.ir import (
     TextState,
     Transition,
 )
+from llmos_grammar.results import ActionResult
 from llmos_grammar.runtime import (
     ActionFinished,
     ActionStarted,

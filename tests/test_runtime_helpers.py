@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.errors import Location
 from llmos_grammar.ir import GrammarSource, Machine, Policy
+from llmos_grammar.results import ActionResult
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.model
 @pytest.fixture(scope="module")
 def runtime():  # type: ignore[no-untyped-def]
     from llmos_grammar.runtime import Runtime
-    from llmos_grammar.spec import load
+    from llmos_grammar.spec.load import load
 
     with Runtime(load(SPEC)) as rt:
         yield rt
@@ -66,7 +66,7 @@ def test_budget_exhaustion_exit_code(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_sqlite_example_queries_the_database_and_answers_from_the_rows() -> None:
     from llmos_grammar.runtime import Runtime
-    from llmos_grammar.spec import load
+    from llmos_grammar.spec.load import load
 
     with Runtime(load(ROOT / "examples" / "sqlite_qa" / "spec.yaml")) as rt:
         result = rt.run("Which city does Alan Turing live in?")
@@ -80,7 +80,7 @@ def test_sqlite_example_queries_the_database_and_answers_from_the_rows() -> None
 
 def test_extract_example_writes_schema_valid_json() -> None:
     from llmos_grammar.runtime import Runtime
-    from llmos_grammar.spec import load
+    from llmos_grammar.spec.load import load
 
     with Runtime(load(ROOT / "examples" / "extract" / "spec.yaml")) as rt:
         result = rt.run("Ada Lovelace was 36 years old when she died.")

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from llmos_grammar.actions.approval import Approver, needs_approval, terminal_approver
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.errors import ActionError
 from llmos_grammar.ir import ActionPolicy, Policy
+from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.probe import Capabilities
 
 if TYPE_CHECKING:

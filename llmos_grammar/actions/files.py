@@ -21,8 +21,8 @@ import os
 import stat
 import time
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.results import ActionResult
 
 COMMANDS = ("list", "read", "write", "append")
 MAX_LIST = 1000

@@ -16,8 +16,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.results import ActionResult
 
 
 class HttpRefused(Exception):

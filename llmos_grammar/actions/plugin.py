@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.errors import ActionError
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.results import ActionResult
 
 PluginFn = Callable[[str, ActionPolicy], ActionResult]
 

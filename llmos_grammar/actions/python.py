@@ -18,8 +18,8 @@ import time
 from typing import Any
 
 from llmos_grammar.actions.interpreter import interpreter_argv, program_argv, site_paths
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.plan import limits_of, make_plan
 from llmos_grammar.sandbox.probe import Capabilities, probe
 from llmos_grammar.sandbox.runner import Child, refusal, run_argv, run_child

@@ -12,8 +12,8 @@ from __future__ import annotations
 import shlex
 import shutil
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.probe import Capabilities
 from llmos_grammar.sandbox.runner import run_argv, run_child
 from llmos_grammar.sandbox.standby import StandbyPool

@@ -14,8 +14,8 @@ import sqlite3
 import time
 import urllib.parse
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.results import ActionResult
 
 _DENIED = {sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH}
 _UNENFORCED = ("memory", "cpu")  # in-process: bounded by length limits and the deadline

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmos_grammar.check import check_paths
+    from llmos_grammar.spec.check import check_paths
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:

@@ -43,7 +43,7 @@ def exit_code(stop_reason: str, last_refused: bool = False) -> int:
 
 def _machine(args: argparse.Namespace) -> Any:
     from llmos_grammar.ir import ModelRef
-    from llmos_grammar.spec import load
+    from llmos_grammar.spec.load import load
 
     machine = load(args.spec)
     if args.model:

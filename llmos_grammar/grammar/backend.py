@@ -1,4 +1,4 @@
-"""llguidance behind the grammar stage: backend grammars, cached byte-level matchers, accepts."""
+"""llguidance behind the grammar stage: cached byte-level matchers, accepts."""
 
 from __future__ import annotations
 
@@ -6,20 +6,9 @@ import functools
 from typing import Any
 
 from llmos_grammar.errors import GrammarError, Location
+from llmos_grammar.grammar.translate import backend_grammar
+from llmos_grammar.grammar.validate import validate
 from llmos_grammar.ir import GrammarSource
-
-
-def backend_grammar(source: GrammarSource) -> str:
-    """The llguidance grammar for `source` (raises ValueError on JSON that is not an object)."""
-    import llguidance as llg
-
-    if source.kind == "lark":
-        return str(llg.LLMatcher.grammar_from_lark(source.text))
-    if source.kind == "regex":
-        return str(llg.LLMatcher.grammar_from_regex(source.text))
-    if source.kind == "json_schema":
-        return str(llg.LLMatcher.grammar_from_json_schema(source.text))
-    raise ValueError(f"unknown grammar kind {source.kind!r}")
 
 
 @functools.cache
@@ -57,8 +46,6 @@ def matcher(source: GrammarSource) -> Any:
     try:
         return template_matcher(source.kind, source.text).deep_copy()
     except GrammarError as exc:
-        from llmos_grammar.grammar.validate import validate
-
         found = validate(source)
         errors = [d for d in found if d.severity == "error"]
         if not errors:

@@ -6,9 +6,9 @@ import json
 import re
 
 from llmos_grammar.errors import Diagnostic, Location
-from llmos_grammar.grammar.backend import backend_grammar
 from llmos_grammar.grammar.larktext import definitions
 from llmos_grammar.grammar.source import INCLUDE_MARK
+from llmos_grammar.grammar.translate import backend_grammar
 from llmos_grammar.ir import GrammarSource
 
 _POSITION = re.compile(r"^(?:at )?(\d+)\((\d+)\): ")

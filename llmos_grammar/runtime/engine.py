@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.constraints import CompiledConstraint, MaskBuffer
 from llmos_grammar.ir import (
     ActionPolicy,
@@ -18,6 +17,7 @@ from llmos_grammar.ir import (
     TextState,
 )
 from llmos_grammar.models import LoadedModel, load_model
+from llmos_grammar.results import ActionResult
 from llmos_grammar.runtime.events import DoneEvent, Event, Result
 
 LogitsProcessor = Callable[[str, str, Any], None]  # (state, state text, logits row) -> None

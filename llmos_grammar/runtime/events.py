@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Union
 
-from llmos_grammar.actions.result import ActionResult
+from llmos_grammar.results import ActionResult
 
 StopReason = Literal[
     "final", "eos", "max_tokens", "state_max_tokens", "max_actions", "wall_s", "refused"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import signal
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.cgroup import Cgroup
 from llmos_grammar.sandbox.plan import Plan, limits_of
 from llmos_grammar.sandbox.pump import Streams

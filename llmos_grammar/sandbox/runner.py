@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Iterator
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.cgroup import Cgroup
 from llmos_grammar.sandbox.outcome import describe
 from llmos_grammar.sandbox.plan import (

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmos_grammar.actions import ActionRunner, run_action
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy, Policy
+from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.plan import make_plan
 from llmos_grammar.sandbox.probe import Capabilities
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from llmos_grammar import compile as compiler
-from llmos_grammar import schemas
 from llmos_grammar.errors import Diagnostic
 from llmos_grammar.ir import ActionPolicy, Policy
-from llmos_grammar.schemas import crumb
-from llmos_grammar.yamldoc import Doc, Key
+from llmos_grammar.spec import compile as compiler
+from llmos_grammar.spec import schemas
+from llmos_grammar.spec.schemas import crumb
+from llmos_grammar.spec.yamldoc import Doc, Key
 
 BUILTIN_HANDLERS = frozenset({"python", "shell", "sqlite", "files", "http"})
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmos_grammar.check import Checked, check_file
-from llmos_grammar.check_policy import check_policy_doc
 from llmos_grammar.errors import Diagnostic, Location, PolicyError, SpecError
 from llmos_grammar.ir import Machine, Policy
-from llmos_grammar.yamldoc import load as load_yaml
+from llmos_grammar.spec.check import Checked, check_file
+from llmos_grammar.spec.checks.policy import check_policy_doc
+from llmos_grammar.spec.yamldoc import load as load_yaml
 
 
 def load(spec_path: str | Path) -> Machine:

@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from llmos_grammar.errors import Diagnostic
-from llmos_grammar.yamldoc import Doc, Key
+from llmos_grammar.spec.yamldoc import Doc, Key
 
 STATE_DEFS = {
     "text": "text_state",
@@ -22,13 +22,13 @@ STATE_DEFS = {
 @cache
 def schema(name: str) -> dict[str, Any]:
     """The JSON Schema `name` ("spec" or "policy") shipped with the package."""
-    text = resources.files("llmos_grammar.schema").joinpath(f"{name}.schema.json").read_text()
+    text = resources.files("llmos_grammar.spec.schema").joinpath(f"{name}.schema.json").read_text()
     result: dict[str, Any] = json.loads(text)
     return result
 
 
 def schema_path(name: str) -> str:
-    return str(resources.files("llmos_grammar.schema").joinpath(f"{name}.schema.json"))
+    return str(resources.files("llmos_grammar.spec.schema").joinpath(f"{name}.schema.json"))
 
 
 @cache

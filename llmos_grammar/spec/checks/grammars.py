@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from llmos_grammar.analysis import suggest
 from llmos_grammar.errors import Diagnostic, Location
 from llmos_grammar.ir import GrammarSource, GrammarState, State, TextState
-from llmos_grammar.schemas import crumb
-from llmos_grammar.yamldoc import Doc, Key
+from llmos_grammar.spec.checks.machine import suggest
+from llmos_grammar.spec.schemas import crumb
+from llmos_grammar.spec.yamldoc import Doc, Key
 
 
 def constraints(states: dict[str, State]) -> list[tuple[str, GrammarSource]]:

@@ -7,16 +7,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmos_grammar import compile as compiler
-from llmos_grammar import schemas, yamldoc
-from llmos_grammar.analysis import Analysis, template_problems
-from llmos_grammar.check_grammars import grammar_problems, test_problems
-from llmos_grammar.check_policy import check_policy_doc
 from llmos_grammar.errors import Diagnostic, LlmosError, Location, Report
 from llmos_grammar.ir import Machine, Policy, State
 from llmos_grammar.paths import default_policy
-from llmos_grammar.schemas import crumb
-from llmos_grammar.yamldoc import Doc, Key
+from llmos_grammar.spec import compile as compiler
+from llmos_grammar.spec import schemas, yamldoc
+from llmos_grammar.spec.checks.grammars import grammar_problems, test_problems
+from llmos_grammar.spec.checks.machine import Analysis, template_problems
+from llmos_grammar.spec.checks.policy import check_policy_doc
+from llmos_grammar.spec.schemas import crumb
+from llmos_grammar.spec.yamldoc import Doc, Key
 
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv", "build", "dist"})
 

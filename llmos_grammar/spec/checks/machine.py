@@ -6,11 +6,11 @@ import difflib
 import string
 from collections.abc import Callable, Iterable, Mapping
 
-from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.errors import Diagnostic
 from llmos_grammar.ir import ActionState, FinalState, GrammarState, Policy, State, TextState
-from llmos_grammar.schemas import crumb
-from llmos_grammar.yamldoc import Doc, Key
+from llmos_grammar.results import ActionResult
+from llmos_grammar.spec.schemas import crumb
+from llmos_grammar.spec.yamldoc import Doc, Key
 
 TEMPLATE_FIELDS = frozenset(ActionResult().template_fields())
 

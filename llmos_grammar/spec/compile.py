@@ -29,7 +29,7 @@ from llmos_grammar.ir import (
     Transition,
 )
 from llmos_grammar.paths import shipped
-from llmos_grammar.yamldoc import Doc, Key
+from llmos_grammar.spec.yamldoc import Doc, Key
 
 ANY_TEXT = r"(?s:.*)"
 CONSTRAINT_KEYS = ("grammar", "lark", "regex", "json_schema")
