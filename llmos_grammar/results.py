@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# The limit that stopped an action (`ActionResult.limit_hit`).
+LimitName = Literal[
+    "timeout", "cpu", "memory", "output", "file_size", "disk", "processes", "open_files"
+]
 
 
 @dataclass(frozen=True)
@@ -16,7 +21,7 @@ class ActionResult:
     exit_code: int | None = 0
     signal: int | None = None
     timed_out: bool = False
-    limit_hit: str | None = None  # "timeout" | "cpu" | "memory" | "output" | ...
+    limit_hit: LimitName | None = None
     truncated: bool = False
     duration_s: float = 0.0
     cpu_s: float = 0.0

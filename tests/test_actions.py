@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from llmos_grammar.actions import KNOWN_HANDLERS, ActionResult, ActionRunner, run_action
+from llmos_grammar.actions import HANDLERS, ActionResult, ActionRunner, run_action
 from llmos_grammar.actions.approval import terminal_approver
 from llmos_grammar.actions.http import allowed
+from llmos_grammar.actions.registry import handler, standby_key
 from llmos_grammar.actions.shell import check_commands
 from llmos_grammar.actions.sqlite import render_table
 from llmos_grammar.errors import ActionError
@@ -27,8 +28,37 @@ def policy(handler: str, **kw: object) -> ActionPolicy:
     return ActionPolicy(name=handler, handler=handler, **kw)  # type: ignore[arg-type]
 
 
-def test_known_handlers() -> None:
-    assert {"python", "shell", "sqlite", "files", "http"} == KNOWN_HANDLERS
+def test_each_registered_handler_is_the_one_that_runs(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        conn.execute("INSERT INTO t VALUES (41)")
+    (tmp_path / "note.txt").write_text("hello from a file\n")
+    cases = {
+        "python": (policy("python"), "print(6 * 7)\n", "42"),
+        "shell": (policy("shell"), "echo $((40 + 3))\n", "43"),
+        "sqlite": (policy("sqlite", database=str(db)), "SELECT x + 3 FROM t", "44"),
+        "files": (policy("files", read=(str(tmp_path),)), f"read {tmp_path}/note.txt", "hello"),
+    }
+    for name, (ap, text, expected) in cases.items():
+        result = run_action(ap, text)
+        assert result.ok and expected in result.stdout + result.rows, (name, result)
+    # http with no URL allowed is refused by the http handler itself, before any network use
+    refused = run_action(policy("http", network=True), "GET https://example.invalid/")
+    assert not refused.ok and "allow" in (refused.stderr + str(refused.refused)).lower()
+    assert set(HANDLERS) == set(cases) | {"http"}
+
+
+def test_only_sandboxed_handlers_keep_a_warm_standby() -> None:
+    for name, entry in HANDLERS.items():
+        standby = entry.standby(policy(name))
+        assert (standby is not None) == entry.sandboxed, name
+        if standby is not None:
+            key, argv = standby
+            assert key == standby_key(policy(name)) == f"{name}:{name}" and argv
+    persistent = policy("python", persistent=True)
+    assert handler("python").standby(persistent) is None  # type: ignore[union-attr]
+    assert handler("plugin_module:fn") is None
 
 
 def test_python_runs_with_own_interpreter_isolated_and_fresh_workdir() -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from llmos_grammar.actions.approval import Approver, needs_approval, terminal_approver
+from llmos_grammar.actions.registry import HANDLERS, handler
 from llmos_grammar.errors import ActionError
 from llmos_grammar.ir import ActionPolicy, Policy
 from llmos_grammar.results import ActionResult
@@ -15,10 +16,8 @@ if TYPE_CHECKING:
     from llmos_grammar.actions.python import PythonSession
     from llmos_grammar.sandbox.standby import StandbyPool
 
-KNOWN_HANDLERS: frozenset[str] = frozenset({"python", "shell", "sqlite", "files", "http"})
-
 __all__ = [
-    "KNOWN_HANDLERS",
+    "HANDLERS",
     "ActionResult",
     "ActionRunner",
     "Approver",
@@ -30,30 +29,14 @@ __all__ = [
 def _dispatch(
     policy: ActionPolicy, text: str, caps: Capabilities | None, pool: StandbyPool | None = None
 ) -> ActionResult:
-    handler = policy.handler
-    if handler == "python":
-        from llmos_grammar.actions.python import run_python
+    entry = handler(policy.handler)
+    if entry is None:
+        from llmos_grammar.actions.plugin import load_plugin, run_plugin
 
-        return run_python(text, policy, caps, pool)
-    if handler == "shell":
-        from llmos_grammar.actions.shell import run_shell
-
-        return run_shell(text, policy, caps, pool)
-    if handler == "sqlite":
-        from llmos_grammar.actions.sqlite import run_sqlite
-
-        return run_sqlite(text, policy)
-    if handler == "files":
-        from llmos_grammar.actions.files import run_files
-
-        return run_files(text, policy)
-    if handler == "http":
-        from llmos_grammar.actions.http import run_http
-
-        return run_http(text, policy)
-    from llmos_grammar.actions.plugin import load_plugin, run_plugin
-
-    return run_plugin(load_plugin(handler), text, policy)
+        return run_plugin(load_plugin(policy.handler), text, policy)
+    run = entry.function()
+    result: ActionResult = run(text, policy, caps, pool) if entry.sandboxed else run(text, policy)
+    return result
 
 
 def run_action(
@@ -107,14 +90,11 @@ class ActionRunner:
         return _dispatch(ap, text, self.caps, self._pool)
 
     def _prewarm(self, pool: StandbyPool) -> None:
-        from llmos_grammar.actions.interpreter import program_argv
-        from llmos_grammar.actions.shell import shell_argv
-
         for ap in self.policy.actions.values():
-            if ap.handler == "python" and not ap.persistent:
-                pool.prepare(f"python:{ap.name}", program_argv(ap), ap)
-            elif ap.handler == "shell":
-                pool.prepare(f"shell:{ap.name}", shell_argv(), ap)
+            entry = handler(ap.handler)
+            standby = entry.standby(ap) if entry is not None else None
+            if standby is not None:
+                pool.prepare(*standby, ap)
 
     def _session(self, ap: ActionPolicy) -> PythonSession:
         from llmos_grammar.actions.python import PythonSession

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from llmos_grammar.actions.interpreter import interpreter_argv, program_argv, site_paths
+from llmos_grammar.actions.registry import standby_key
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.plan import limits_of, make_plan
@@ -35,7 +36,7 @@ def run_python(
     """Run `text` as a program in a fresh sandboxed interpreter (a warm one from `pool`)."""
     argv = program_argv(policy)
     if pool is not None:
-        child = pool.take(f"python:{policy.name}", argv, policy)
+        child = pool.take(standby_key(policy), argv, policy)
         if child is not None:
             return run_child(child, text.encode(), warm=True)
     return run_argv(argv, policy, stdin=text.encode(), caps=caps)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 import shutil
 
+from llmos_grammar.actions.registry import standby_key
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.probe import Capabilities
@@ -54,8 +55,8 @@ def check_commands(text: str, allowed: tuple[str, ...]) -> str | None:
     return None
 
 
-def shell_argv() -> list[str]:
-    """bash reading the command line from stdin, without profile or rc files."""
+def shell_argv(policy: ActionPolicy | None = None) -> list[str]:
+    """bash reading the command line from stdin, without profile or rc files (any policy)."""
     return [shutil.which("bash") or "/bin/bash", "--noprofile", "--norc", "-s"]
 
 
@@ -70,9 +71,9 @@ def run_shell(
         reason = check_commands(text, policy.commands)
         if reason is not None:
             return ActionResult(exit_code=None, refused=reason)
-    argv = shell_argv()
+    argv = shell_argv(policy)
     if pool is not None:
-        child = pool.take(f"shell:{policy.name}", argv, policy)
+        child = pool.take(standby_key(policy), argv, policy)
         if child is not None:
             return run_child(child, text.encode(), warm=True)
     return run_argv(argv, policy, stdin=text.encode(), caps=caps)

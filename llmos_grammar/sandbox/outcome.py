@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 from llmos_grammar.ir import ActionPolicy
-from llmos_grammar.results import ActionResult
+from llmos_grammar.results import ActionResult, LimitName
 from llmos_grammar.sandbox.cgroup import Cgroup
 from llmos_grammar.sandbox.plan import Plan, limits_of
 from llmos_grammar.sandbox.pump import Streams
@@ -33,7 +33,7 @@ def _which_limit(
     sig: int | None,
     cpu: float,
     cgroup: Cgroup | None,
-) -> str | None:
+) -> LimitName | None:
     err = bytes(streams.err[-4096:])
     if streams.timed_out:
         return "timeout"

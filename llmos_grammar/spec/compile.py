@@ -1,190 +1,113 @@
-"""Turn schema-valid spec and policy documents into the frozen IR of ir.py."""
+"""The one front end: a loaded spec or policy document -> (IR or None, every diagnostic).
+
+`llmos check`, `llmos_grammar.load` and `load_policy` are thin callers of
+`compile_spec` and `compile_policy`. The IR is built first; the checks then
+read the IR, and the document only for locations.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
-from llmos_grammar import __version__
-from llmos_grammar.errors import Location
-from llmos_grammar.ir import (
-    ActionPolicy,
-    ActionState,
-    Budgets,
-    FinalState,
-    GrammarKind,
-    GrammarSource,
-    GrammarState,
-    GrammarTest,
-    Machine,
-    ModelRef,
-    Policy,
-    Prompt,
-    Samples,
-    Sampling,
-    State,
-    TextState,
-    Transition,
-)
-from llmos_grammar.paths import shipped
+from llmos_grammar.errors import Diagnostic, LlmosError
+from llmos_grammar.ir import Machine, Policy, State
+from llmos_grammar.paths import default_policy
+from llmos_grammar.spec import build, schemas, yamldoc
+from llmos_grammar.spec.checks.grammars import grammar_problems, test_problems
+from llmos_grammar.spec.checks.machine import Analysis
+from llmos_grammar.spec.checks.policy import action_problems
+from llmos_grammar.spec.checks.prompt import prompt_problems
+from llmos_grammar.spec.schemas import crumb
 from llmos_grammar.spec.yamldoc import Doc, Key
 
-ANY_TEXT = r"(?s:.*)"
-CONSTRAINT_KEYS = ("grammar", "lark", "regex", "json_schema")
-PATH_FIELDS = ("database",)
-PATH_LIST_FIELDS = ("read", "write")
-TUPLE_FIELDS = ("read", "write", "env", "urls", "methods", "commands")
+NO_POLICY = Policy(path="", actions={})
 
 
-def compile_policy(doc: Doc) -> Policy:
-    """A Policy whose relative paths are resolved against the policy's folder."""
-    base = Path(doc.file).resolve().parent
-    actions = {
-        name: _action_policy(name, raw, base, doc.loc(("actions", name), key=True))
-        for name, raw in doc.data.get("actions", {}).items()
-    }
-    return Policy(path=doc.file, actions=actions)
+def compile_spec(doc: Doc) -> tuple[Machine | None, list[Diagnostic]]:
+    """The Machine of a spec document, or None when any error was found; all diagnostics."""
+    found = schemas.validate(doc, "spec")
+    if found:
+        return None, found
+    policy, policy_text = _spec_policy(doc, found)
+    states, broken = _states(doc, found)
+    machine = build.build_machine(doc, states, policy or NO_POLICY, policy_text)
+    found += Analysis(doc, machine, policy_known=policy is not None).run()
+    found += prompt_problems(doc, machine.prompt)
+    sound = {n: s for n, s in states.items() if n not in broken}
+    found += grammar_problems(doc, sound, broken)
+    found += test_problems(doc, machine.tests, sound, broken)
+    if policy is None or any(d.severity == "error" for d in found):
+        return None, found
+    return machine, found
 
 
-def _action_policy(name: str, raw: dict[str, Any], base: Path, where: Location) -> ActionPolicy:
-    values = dict(raw)
-    values.pop("description", None)
-    for key in PATH_FIELDS:
-        if key in values:
-            values[key] = str((base / values[key]).resolve())
-    for key in PATH_LIST_FIELDS:
-        if key in values:
-            values[key] = [str((base / p).resolve()) for p in values[key]]
-    if values.get("workdir", "temporary") != "temporary":
-        values["workdir"] = str((base / values["workdir"]).resolve())
-    for key in TUPLE_FIELDS:
-        if key in values:
-            values[key] = tuple(values[key])
-    return ActionPolicy(name=name, location=where, **values)
+def compile_policy(doc: Doc) -> tuple[Policy | None, list[Diagnostic]]:
+    """The Policy of a policy document (None when it breaks the schema); all diagnostics."""
+    found = schemas.validate(doc, "policy")
+    if found:
+        return None, found
+    policy = build.build_policy(doc)
+    for name, action in policy.actions.items():
+        found += action_problems(doc, ("actions", name), action)
+    return policy, found
 
 
-def grammar_dirs(spec_file: str) -> list[str]:
-    """Folders a spec's grammar files may come from: its own, then the shipped one."""
-    return [str(Path(spec_file).resolve().parent), str(shipped("grammars"))]
+def _spec_policy(doc: Doc, out: list[Diagnostic]) -> tuple[Policy | None, str]:
+    raw = doc.data.get("policy")
+    path = Path(doc.file).resolve().parent / raw if raw else default_policy()
+    try:
+        policy_doc = yamldoc.load(path)
+    except LlmosError as exc:
+        where = doc.loc(("policy",)) if raw else doc.loc(())
+        hint = f"fix or create {path}"
+        out.append(Diagnostic("error", f"policy: {exc.message}", where, "policy", "policy", hint))
+        return None, ""
+    policy, problems = compile_policy(policy_doc)
+    out.extend(problems)
+    return policy, policy_doc.text
 
 
-def constraint_source(doc: Doc, path: Key, raw: dict[str, Any]) -> GrammarSource | None:
-    """The GrammarSource a state declares, or None; file errors raise GrammarError."""
-    from llmos_grammar import grammar
+def _states(doc: Doc, out: list[Diagnostic]) -> tuple[dict[str, State], set[str]]:
+    """All states, and the names of those whose constraint could not be loaded."""
+    states: dict[str, State] = {}
+    broken: set[str] = set()
+    for name, raw in doc.data["states"].items():
+        path: Key = ("states", name)
+        given = [k for k in build.CONSTRAINT_KEYS if k in raw]
+        problem = _constraint_problem(doc, path, raw, given)
+        source = None
+        if problem is not None:
+            out.append(problem)
+            broken.add(name)
+        elif given:
+            try:
+                source = build.constraint_source(doc, path, raw)
+            except LlmosError as exc:
+                at = (*path, given[0])
+                where = exc.location if exc.location and exc.location.line else doc.loc(at)
+                out.append(Diagnostic("error", exc.message, where, crumb(at), type(exc).__name__))
+                broken.add(name)
+        states[name] = build.build_state(doc, name, raw, source)
+    return states, broken
 
-    if "grammar" in raw:
-        return grammar.load_source(raw["grammar"], base_dirs=grammar_dirs(doc.file))
-    if "json_schema" in raw and isinstance(raw["json_schema"], str):
-        return grammar.load_source(
-            raw["json_schema"], "json_schema", base_dirs=grammar_dirs(doc.file)
+
+def _constraint_problem(doc: Doc, path: Key, raw: dict, given: list[str]) -> Diagnostic | None:
+    if len(given) > 1:
+        return Diagnostic(
+            "error",
+            f"more than one constraint: {', '.join(given)}",
+            doc.loc((*path, given[1]), key=True),
+            crumb(path),
+            "constraint",
+            "keep one of grammar, lark, regex, json_schema",
         )
-    kind: GrammarKind
-    for kind in ("lark", "regex", "json_schema"):
-        if kind in raw:
-            value = raw[kind]
-            text = value if isinstance(value, str) else json.dumps(value)
-            where, offset = inline_location(doc, (*path, kind))
-            return GrammarSource(kind=kind, text=text, location=where, column_offset=offset)
+    if raw["type"] == "grammar" and not given:
+        return Diagnostic(
+            "error",
+            "grammar state without a grammar",
+            doc.loc(path, key=True),
+            crumb(path),
+            "constraint",
+            "add one of grammar, lark, regex, json_schema",
+        )
     return None
-
-
-def inline_location(doc: Doc, path: Key) -> tuple[Location, int]:
-    """Where an inline scalar's first character stands, and the indentation YAML stripped."""
-    node = doc.nodes.get(path)
-    start = doc.loc(path)
-    if node is None:
-        return start, 0
-    style = getattr(node, "style", None)
-    if style in ("|", ">"):
-        line = node.start_mark.line + 1  # 0-based index of the first content line
-        lines = doc.text.splitlines()
-        content = lines[line] if line < len(lines) else ""
-        indent = len(content) - len(content.lstrip(" "))
-        return Location(doc.file, line + 1, indent + 1), indent
-    shift = 1 if style in ("'", '"') else 0
-    column = node.start_mark.column + shift
-    return Location(doc.file, node.start_mark.line + 1, column + 1), column
-
-
-def compile_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource | None) -> State:
-    """One state; `source` is its constraint, from constraint_source()."""
-    kind = raw["type"]
-    if kind == "text":
-        triggers = tuple(Transition(t, s) for t, s in raw.get("on", {}).items())
-        return TextState(
-            name=name,
-            triggers=triggers,
-            on_eos=raw.get("eos"),
-            constraint=source,
-            max_tokens=raw.get("max_tokens"),
-            sampling=_state_sampling(raw),
-        )
-    if kind == "grammar":
-        if source is None:  # any text up to the close delimiter
-            source = GrammarSource(kind="regex", text=ANY_TEXT, location=doc.loc(("states", name)))
-        return GrammarState(
-            name=name,
-            constraint=source,
-            close=raw["close"],
-            next=raw["next"],
-            max_tokens=raw.get("max_tokens"),
-            open=raw.get("open", ""),
-            sampling=_state_sampling(raw),
-        )
-    if kind == "action":
-        return ActionState(
-            name=name,
-            action=raw["action"],
-            input=raw["input"],
-            output=raw.get("output", "{stdout}{stderr}"),
-            next=raw["next"],
-            on_error=raw.get("on_error"),
-            error_output=raw.get("error_output"),
-        )
-    return FinalState(name=name)
-
-
-def _state_sampling(raw: dict[str, Any]) -> Sampling | None:
-    return Sampling(**raw["sampling"]) if "sampling" in raw else None
-
-
-def compile_machine(
-    doc: Doc, states: dict[str, State], policy: Policy, policy_text: str
-) -> Machine:
-    data = doc.data
-    model = data.get("model", {})
-    model_ref = ModelRef(name=model) if isinstance(model, str) else ModelRef(**model)
-    tests = tuple(
-        GrammarTest(state, tuple(t.get("accept", ())), tuple(t.get("reject", ())))
-        for state, t in data.get("tests", {}).items()
-    )
-    return Machine(
-        name=data.get("name", Path(doc.file).parent.name or Path(doc.file).stem),
-        path=doc.file,
-        start=data["start"],
-        states=states,
-        policy=policy,
-        model=model_ref,
-        prompt=Prompt(**data.get("prompt", {})),
-        sampling=Sampling(**data.get("sampling", {})),
-        budgets=Budgets(**data.get("limits", {})),
-        samples=Samples(**data.get("samples", {})),
-        tests=tests,
-        description=data.get("description", ""),
-        cache_key=cache_key(doc.text, policy_text, states),
-    )
-
-
-def cache_key(spec_text: str, policy_text: str, states: dict[str, State]) -> str:
-    digest = hashlib.sha256()
-    for part in (__version__, spec_text, policy_text):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    for state in states.values():
-        source = getattr(state, "constraint", None)
-        if source is not None:
-            digest.update(source.text.encode())
-            digest.update(b"\0")
-    return digest.hexdigest()[:16]

@@ -4,45 +4,44 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmos_grammar.errors import Diagnostic, Location, PolicyError, SpecError
+from llmos_grammar.errors import Diagnostic, PolicyError, SpecError
 from llmos_grammar.ir import Machine, Policy
-from llmos_grammar.spec.check import Checked, check_file
-from llmos_grammar.spec.checks.policy import check_policy_doc
-from llmos_grammar.spec.yamldoc import load as load_yaml
+from llmos_grammar.spec import yamldoc
+from llmos_grammar.spec.check import check_file
+from llmos_grammar.spec.compile import compile_policy
 
 
 def load(spec_path: str | Path) -> Machine:
     """The compiled Machine of a spec file; SpecError lists all problems otherwise."""
     checked = check_file(str(spec_path))
+    errors = _errors(checked.diagnostics)
+    where = errors[0].location if errors else None
     if checked.kind == "policy":
-        raise SpecError("this is a policy file; pass a spec (`llmos: 1`)", _first(checked))
+        raise SpecError("this is a policy file; pass a spec (`llmos: 1`)", where)
     if checked.machine is None:
-        raise SpecError(_summary(checked.diagnostics), _first(checked), checked.diagnostics)
+        raise SpecError(_summary(errors), where, checked.diagnostics)
     return checked.machine
 
 
 def load_policy(policy_path: str | Path) -> Policy:
     """The compiled Policy of a policy file; PolicyError lists all problems otherwise."""
     try:
-        doc = load_yaml(policy_path)
+        doc = yamldoc.load(policy_path)
     except SpecError as exc:
         raise PolicyError(exc.message, exc.location) from None
-    diagnostics, policy = check_policy_doc(doc)
-    errors = [d for d in diagnostics if d.severity == "error"]
+    policy, found = compile_policy(doc)
+    errors = _errors(found)
     if policy is None or errors:
         raise PolicyError(_summary(errors), errors[0].location if errors else None, errors)
     return policy
 
 
-def _first(checked: Checked) -> Location | None:
-    errors = [d for d in checked.diagnostics if d.severity == "error"]
-    return errors[0].location if errors else None
+def _errors(found: list[Diagnostic]) -> list[Diagnostic]:
+    return [d for d in found if d.severity == "error"]
 
 
-def _summary(diagnostics: list[Diagnostic]) -> str:
-    errors = [d for d in diagnostics if d.severity == "error"]
+def _summary(errors: list[Diagnostic]) -> str:
     if not errors:
         return "invalid file"
-    first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{first.message}{more}"
+    return f"{errors[0].message}{more}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from llmos_grammar.errors import Diagnostic, Location
-from llmos_grammar.ir import GrammarSource, GrammarState, State, TextState
+from llmos_grammar.ir import GrammarSource, GrammarState, GrammarTest, State, TextState
 from llmos_grammar.spec.checks.machine import suggest
 from llmos_grammar.spec.schemas import crumb
 from llmos_grammar.spec.yamldoc import Doc, Key
@@ -44,12 +46,16 @@ def grammar_problems(
     return found
 
 
-def test_problems(doc: Doc, states: dict[str, State], broken: set[str]) -> list[Diagnostic]:
+def test_problems(
+    doc: Doc, tests: Iterable[GrammarTest], states: dict[str, State], broken: set[str]
+) -> list[Diagnostic]:
+    """The spec's inline tests (`Machine.tests`) run through the backend's matcher."""
     from llmos_grammar import grammar
 
     found: list[Diagnostic] = []
     constrained = dict(constraints(states))
-    for name, tests in doc.data.get("tests", {}).items():
+    for test in tests:
+        name = test.state
         if name in broken:
             continue
         if name not in constrained:
@@ -66,8 +72,8 @@ def test_problems(doc: Doc, states: dict[str, State], broken: set[str]) -> list[
             )
             continue
         source = constrained[name]
-        for expect in ("accept", "reject"):
-            for i, text in enumerate(tests.get(expect, [])):
+        for expect, texts in (("accept", test.accept), ("reject", test.reject)):
+            for i, text in enumerate(texts):
                 if grammar.accepts(source, text) != (expect == "accept"):
                     path: Key = ("tests", name, expect, i)
                     verb = "rejects" if expect == "accept" else "accepts"

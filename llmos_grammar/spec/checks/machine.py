@@ -7,7 +7,7 @@ import string
 from collections.abc import Callable, Iterable, Mapping
 
 from llmos_grammar.errors import Diagnostic
-from llmos_grammar.ir import ActionState, FinalState, GrammarState, Policy, State, TextState
+from llmos_grammar.ir import ActionState, FinalState, GrammarState, Machine, State, TextState
 from llmos_grammar.results import ActionResult
 from llmos_grammar.spec.schemas import crumb
 from llmos_grammar.spec.yamldoc import Doc, Key
@@ -35,11 +35,12 @@ def edges(state: State) -> list[tuple[Key, str]]:
 class Analysis:
     """Collects the diagnostics of one spec's state machine."""
 
-    def __init__(self, doc: Doc, start: str, states: Mapping[str, State], policy: Policy | None):
+    def __init__(self, doc: Doc, machine: Machine, *, policy_known: bool = True):
         self.doc = doc
-        self.start = start
-        self.states = states
-        self.policy = policy
+        self.machine = machine
+        self.start = machine.start
+        self.states = machine.states
+        self.policy = machine.policy if policy_known else None
         self.found: list[Diagnostic] = []
 
     def run(self) -> list[Diagnostic]:
@@ -69,7 +70,7 @@ class Analysis:
     def _references(self) -> None:
         if self.start not in self.states:
             self._unknown_state(self.start, ("start",))
-        vote = self.doc.data.get("samples", {}).get("vote")
+        vote = self.machine.samples.vote
         if vote is not None and vote not in self.states:
             self._unknown_state(vote, ("samples", "vote"))
         for name, state in self.states.items():

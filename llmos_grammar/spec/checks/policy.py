@@ -1,31 +1,19 @@
-"""Policy checks: schema, handlers, databases, network and folders."""
+"""Policy checks: handlers, databases, network and folders."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+from llmos_grammar.actions.registry import HANDLERS
 from llmos_grammar.errors import Diagnostic
-from llmos_grammar.ir import ActionPolicy, Policy
-from llmos_grammar.spec import compile as compiler
-from llmos_grammar.spec import schemas
+from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.spec.schemas import crumb
 from llmos_grammar.spec.yamldoc import Doc, Key
 
-BUILTIN_HANDLERS = frozenset({"python", "shell", "sqlite", "files", "http"})
 
-
-def check_policy_doc(doc: Doc) -> tuple[list[Diagnostic], Policy | None]:
-    diagnostics = schemas.validate(doc, "policy")
-    if diagnostics:
-        return diagnostics, None
-    policy = compiler.compile_policy(doc)
-    for name, action in policy.actions.items():
-        diagnostics += _action_problems(doc, ("actions", name), action)
-    return diagnostics, policy
-
-
-def _action_problems(doc: Doc, path: Key, action: ActionPolicy) -> list[Diagnostic]:
+def action_problems(doc: Doc, path: Key, action: ActionPolicy) -> list[Diagnostic]:
+    """Problems of one compiled action entry that the schema cannot see."""
     found: list[Diagnostic] = []
 
     def add(severity: str, message: str, key: str, code: str, hint: str = "") -> None:
@@ -34,7 +22,7 @@ def _action_problems(doc: Doc, path: Key, action: ActionPolicy) -> list[Diagnost
         found.append(Diagnostic(severity, message, where, crumb(at), code, hint))  # type: ignore[arg-type]
 
     handler = action.handler
-    if handler not in BUILTIN_HANDLERS:
+    if handler not in HANDLERS:
         module = handler.partition(":")[0]
         if _find_module(module) is None:
             add(
@@ -42,7 +30,7 @@ def _action_problems(doc: Doc, path: Key, action: ActionPolicy) -> list[Diagnost
                 f"plugin module {module!r} not found",
                 "handler",
                 "missing-handler",
-                "install the module, or use one of: " + ", ".join(sorted(BUILTIN_HANDLERS)),
+                "install the module, or use one of: " + ", ".join(HANDLERS),
             )
     if handler == "sqlite":
         if action.database is None:
