@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 Severity = Literal["error", "warning"]
@@ -55,11 +56,30 @@ class Diagnostic:
             text += f"\n  {source_line.rstrip()}\n  {caret}"
         return text
 
+    def render(self, sources: SourceLines) -> str:
+        """`format` with the source line under the message and a caret at the column."""
+        return self.format(sources.line(self.location))
+
+
+class SourceLines:
+    """The lines of the files diagnostics point into; each file is read once, on demand."""
+
+    def __init__(self, texts: dict[str, str] | None = None) -> None:
+        self._lines = {file: text.splitlines() for file, text in (texts or {}).items()}
+
+    def line(self, where: Location) -> str | None:
+        if where.file not in self._lines:
+            try:
+                text = Path(where.file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError, ValueError):
+                text = ""
+            self._lines[where.file] = text.splitlines()
+        lines = self._lines[where.file]
+        return lines[where.line - 1] if 0 < where.line <= len(lines) else None
+
 
 class LlmosError(Exception):
-    """Root of every error llmos-grammar raises on purpose."""
-
-    exit_code = 1
+    """Root of every error llmos-grammar raises on purpose (the CLI exits 1 on it)."""
 
     def __init__(
         self,
@@ -106,18 +126,6 @@ class DecodeError(LlmosError):
 
 class ActionError(LlmosError):
     """An action could not be run (handler missing, policy refused, ...)."""
-
-
-class ActionRefused(ActionError):
-    """An action needed approval that was not given, or isolation that is missing."""
-
-    exit_code = 3
-
-
-class BudgetExhausted(LlmosError):
-    """A token, action or wall-clock budget ran out."""
-
-    exit_code = 4
 
 
 @dataclass

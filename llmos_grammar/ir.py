@@ -200,4 +200,6 @@ class Machine:
     samples: Samples = field(default_factory=Samples)
     tests: tuple[GrammarTest, ...] = ()
     description: str = ""
+    # hash of llmos version, spec, policy and grammar texts: names the exact spec a
+    # trace (header `spec_key`) or an evaluation came from
     cache_key: str = ""

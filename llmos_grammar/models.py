@@ -143,8 +143,10 @@ def _convert_gguf(folder: str, gguf: str, dtype: torch.dtype, target: Path) -> N
     """De-quantize a GGUF once and save it as safetensors + tokenizer in `target`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=gguf, dtype=dtype, local_files_only=True
+    )
     model.hf_quantizer = None  # type: ignore[assignment]  # weights are de-quantized: plain tensors from here on
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -164,36 +166,35 @@ def _convert_gguf(folder: str, gguf: str, dtype: torch.dtype, target: Path) -> N
 def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Any:
     """Only the tokenizer (cached like the model for GGUF sources)."""
     folder, gguf = resolve(ref)
-    if gguf is not None or Path(folder).is_dir():
-        _offline()
+    local = _is_local(folder, gguf)
     from transformers import AutoTokenizer
 
     if gguf is None:
-        return AutoTokenizer.from_pretrained(folder)
+        return AutoTokenizer.from_pretrained(folder, local_files_only=local)
     import torch
 
     target = _gguf_cache_dir(folder, gguf, torch.float32)
     if (target / "tokenizer.json").is_file():
-        return AutoTokenizer.from_pretrained(target)
-    return AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+        return AutoTokenizer.from_pretrained(target, local_files_only=True)
+    return AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
 
 
-def _quiet() -> None:
-    """No download/loading progress bars: the run's own output is what the user reads."""
+def quiet_loading() -> None:
+    """No download/loading progress bars, process-wide (the CLI's choice: its output is
+    what the user reads)."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
 
 
-def _offline() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+def _is_local(folder: str, gguf: str | None) -> bool:
+    """A GGUF file or a folder on disk: loaded with `local_files_only`, never from the hub."""
+    return gguf is not None or Path(folder).is_dir()
 
 
 def set_threads() -> None:
-    """Use every core this process may run on for torch's intra-op work."""
+    """Use every core this process may run on for torch's intra-op work (the CLI's choice)."""
     import torch
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -204,18 +205,15 @@ def load_model(ref: ModelRef | str = DEFAULT_MODEL) -> LoadedModel:
     """Load a model for decoding; a GGUF is converted once and cached (XDG cache).
 
     The default model, GGUF files and local folders never touch the network
-    (offline mode is set before transformers is imported); a hub id follows the
+    (`local_files_only` on each call, nothing process-wide); a hub id follows the
     usual Hugging Face cache and environment.
     """
     if isinstance(ref, str):
         ref = ModelRef(name=ref)
     folder, gguf = resolve(ref)
-    if gguf is not None or Path(folder).is_dir():
-        _offline()
+    local = _is_local(folder, gguf)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _quiet()
-    set_threads()
     device = pick_device(ref.device)
     if device.type == "cpu":
         # Let SDPA attend on the key/value heads directly (grouped-query attention)
@@ -230,11 +228,13 @@ def load_model(ref: ModelRef | str = DEFAULT_MODEL) -> LoadedModel:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _convert_gguf(folder, gguf, dtype, target)
             folder = str(target)
-        tokenizer = _fast_tokenizer(folder) or AutoTokenizer.from_pretrained(folder)
+        tokenizer = _fast_tokenizer(folder) or AutoTokenizer.from_pretrained(
+            folder, local_files_only=local
+        )
         # the llguidance tokenizer (~0.7 s, native code) builds while the model imports
         table = _start_table(tokenizer, folder)
         model_class = _model_class(folder) or AutoModelForCausalLM
-        model = model_class.from_pretrained(folder, dtype=dtype)
+        model = model_class.from_pretrained(folder, dtype=dtype, local_files_only=local)
         model = model.to(device)  # type: ignore[arg-type]
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {ref.name!r}: {exc}") from exc
@@ -271,7 +271,7 @@ def _fast_tokenizer(folder: str) -> Any:
         return None
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast.from_pretrained(folder)
+    return PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
 
 
 def _model_class(folder: str) -> Any:

@@ -63,6 +63,18 @@ def test_graph_of_a_broken_spec_fails_cleanly(
     assert "unknown state 'tlak'" in capsys.readouterr().err
 
 
+def test_a_broken_spec_shows_every_problem_with_its_line_and_caret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write(tmp_path, SPEC.replace("next: talk", "next: tlak").replace("eos: end", "eos: ned"))
+    assert main(["graph", str(spec)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    firsts = [line for line in err if line.startswith("llmos: ")]
+    assert len(firsts) == 2 and all("unknown state" in line for line in firsts)
+    carets = [i for i, line in enumerate(err) if line.strip() == "^"]
+    assert [err[i - 1].strip() for i in carets] == ["eos: ned", "next: tlak"]  # file order
+
+
 def test_check_never_imports_torch(tmp_path: Path) -> None:
     import subprocess
     import sys

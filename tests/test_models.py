@@ -53,3 +53,30 @@ def test_wrap_reports_vocab_and_eos() -> None:
     again = wrap(lm.model, lm.tokenizer)
     assert again.vocab_size == lm.model.config.vocab_size
     assert lm.tokenizer.eos_token_id in again.eos_ids
+
+
+def test_loading_a_local_model_changes_nothing_process_wide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import torch
+
+    from llmos_grammar.models import load_model
+
+    lm = tiny_model()
+    lm.model.save_pretrained(tmp_path)
+    lm.tokenizer.save_pretrained(tmp_path)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        monkeypatch.delenv(name, raising=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        loaded = load_model(str(tmp_path))
+        assert loaded.vocab_size == lm.vocab_size
+        assert torch.get_num_threads() == 1  # only the CLI chooses the thread count
+        # a hub id can still be loaded afterwards: nothing switched the process offline
+        assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ
+        assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    finally:
+        torch.set_num_threads(threads)

@@ -41,6 +41,7 @@ def test_calculator_runs_code_and_answers_after_the_output(runtime) -> None:  # 
 
 def test_cli_json_events_and_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from llmos_grammar.cli.main import main
+    from llmos_grammar.spec.load import load
     from llmos_grammar.trace import read_trace
 
     trace = tmp_path / "run.jsonl"
@@ -53,6 +54,7 @@ def test_cli_json_events_and_trace(tmp_path: Path, capsys: pytest.CaptureFixture
     assert finished["result"]["stdout"] == "1296\n"
     records = read_trace(trace)
     assert records[0]["kind"] == "header" and records[-1]["kind"] == "done"
+    assert records[0]["spec_key"] == load(SPEC).cache_key  # which spec version made the trace
 
 
 def test_budget_exhaustion_exit_code(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,9 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from llmos_grammar.errors import Diagnostic
-
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from llmos_grammar.errors import Diagnostic, SourceLines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,28 +30,16 @@ def run(args: argparse.Namespace) -> int:
     if not checked:
         print("llmos-check: no spec or policy files found", file=sys.stderr)
         return EXIT_USAGE
-    texts = {c.path: c.doc.text for c in checked if c.doc is not None}
+    sources = SourceLines({c.path: c.doc.text for c in checked if c.doc is not None})
     printer = {"text": _text, "json": _json, "github": _github}[args.format]
-    printer(report.diagnostics, texts, [c.path for c in checked], args.quiet)
+    printer(report.diagnostics, sources, [c.path for c in checked], args.quiet)
     failing = report.errors or (args.strict and report.warnings)
-    return EXIT_ERRORS if failing else EXIT_OK
+    return EXIT_ERROR if failing else EXIT_OK
 
 
-def _source_line(d: Diagnostic, texts: dict[str, str]) -> str | None:
-    text = texts.get(d.location.file)
-    if text is None:
-        try:
-            text = Path(d.location.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
-        texts[d.location.file] = text
-    lines = text.splitlines()
-    return lines[d.location.line - 1] if 0 < d.location.line <= len(lines) else None
-
-
-def _text(diags: list[Diagnostic], texts: dict[str, str], files: list[str], quiet: bool) -> None:
+def _text(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet: bool) -> None:
     for d in diags:
-        print(d.format(_source_line(d, texts)))
+        print(d.render(sources))
     if quiet:
         return
     errors = sum(d.severity == "error" for d in diags)
@@ -61,7 +48,7 @@ def _text(diags: list[Diagnostic], texts: dict[str, str], files: list[str], quie
     print(f"{status}: {len(files)} file(s), {errors} error(s), {warnings} warning(s)")
 
 
-def _json(diags: list[Diagnostic], texts: dict[str, str], files: list[str], quiet: bool) -> None:
+def _json(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet: bool) -> None:
     rows = [
         {
             "severity": d.severity,
@@ -78,7 +65,7 @@ def _json(diags: list[Diagnostic], texts: dict[str, str], files: list[str], quie
     print(json.dumps({"files": files, "diagnostics": rows}, indent=2))
 
 
-def _github(diags: list[Diagnostic], texts: dict[str, str], files: list[str], quiet: bool) -> None:
+def _github(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet: bool) -> None:
     for d in diags:
         level = "error" if d.severity == "error" else "warning"
         message = d.message + (f" ({d.hint})" if d.hint else "")
@@ -88,4 +75,4 @@ def _github(diags: list[Diagnostic], texts: dict[str, str], files: list[str], qu
             f"file={d.location.file},line={max(d.location.line, 1)},col={max(d.location.column, 1)}"
         )
         print(f"::{level} {where},title={title}::{message}")
-    _text([], texts, files, quiet)
+    _text([], sources, files, quiet)

@@ -6,10 +6,8 @@ import argparse
 import json
 import sys
 
+from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_REFUSED
 from llmos_grammar.errors import ActionError
-
-EXIT_FAILED = 1
-EXIT_REFUSED = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,4 +48,4 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     if result.refused is not None:
         return EXIT_REFUSED
-    return 0 if result.ok else EXIT_FAILED
+    return EXIT_OK if result.ok else EXIT_ERROR

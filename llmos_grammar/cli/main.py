@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from llmos_grammar import __version__
-from llmos_grammar.errors import LlmosError
+from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+from llmos_grammar.errors import LlmosError, SourceLines
 
-EXIT_USAGE = 2
 COMMANDS = {
     "run": ("llmos_grammar.cli.run", "run a spec on a model: llmos run SPEC TASK"),
     "check": ("llmos_grammar.cli.check", "validate specs, policies and grammars"),
@@ -47,13 +47,15 @@ def dispatch(argv: Sequence[str] | None, only: str | None = None) -> int:
     try:
         return int(args.command_module.run(args))
     except LlmosError as exc:
-        print(f"llmos: {exc}", file=sys.stderr)
-        for diagnostic in exc.diagnostics[1:]:
-            print(f"  {diagnostic.format()}", file=sys.stderr)
-        return exc.exit_code
+        if not exc.diagnostics:
+            print(f"llmos: {exc}", file=sys.stderr)
+        sources = SourceLines()
+        for diagnostic in exc.diagnostics:  # each with its source line and a caret
+            print(f"llmos: {diagnostic.render(sources)}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("llmos: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,9 @@ import threading
 from dataclasses import replace
 from typing import Any, TextIO
 
-EXIT_OK, EXIT_REFUSED, EXIT_BUDGET, EXIT_STOPPED = 0, 3, 4, 5
+from llmos_grammar.cli.exits import EXIT_BUDGET, EXIT_OK, EXIT_REFUSED, EXIT_STOPPED
+from llmos_grammar.cli.process import prepare_for_model
+
 STATE_COLOURS = {"grammar": "\033[36m", "action": "\033[33m", "text": "", "final": ""}
 DIM, RESET, BOLD = "\033[2m", "\033[0m", "\033[1m"
 
@@ -74,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
         view.stop()  # no spinner over the question
         return ask(policy, text)
 
-    trace = (
-        TraceWriter(args.trace, {"spec": machine.path, "task": args.task}) if args.trace else None
-    )
+    header = {"spec": machine.path, "spec_key": machine.cache_key, "task": args.task}
+    trace = TraceWriter(args.trace, header) if args.trace else None
+    prepare_for_model()
     code = EXIT_STOPPED
     try:
         with Runtime(machine, approve=approve) as runtime:

@@ -27,10 +27,6 @@ def schema(name: str) -> dict[str, Any]:
     return result
 
 
-def schema_path(name: str) -> str:
-    return str(resources.files("llmos_grammar.spec.schema").joinpath(f"{name}.schema.json"))
-
-
 @cache
 def _validator(name: str, definition: str | None = None) -> Any:
     import jsonschema

@@ -40,10 +40,6 @@ class Doc:
             probe = probe[:-1]
         return self.locations.get((), Location(self.file, 1, 1))
 
-    def line_text(self, line: int) -> str | None:
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else None
-
 
 def read_text(path: str | Path) -> str:
     """Read a UTF-8 text file of at most 1 MiB, or raise SpecError with a location."""
