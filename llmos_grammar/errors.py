@@ -51,9 +51,23 @@ class Diagnostic:
         if self.hint:
             text += f"\n  hint: {self.hint}"
         if source_line is not None and self.location.column > 0:
-            caret = " " * (self.location.column - 1) + "^"
-            text += f"\n  {source_line.rstrip()}\n  {caret}"
+            shown, column = _excerpt(source_line.rstrip(), self.location.column)
+            text += f"\n  {shown}\n  {' ' * (column - 1)}^"
         return text
+
+
+EXCERPT_CHARS = 100
+
+
+def _excerpt(line: str, column: int) -> tuple[str, int]:
+    """At most EXCERPT_CHARS of `line` around `column`, and the column within them."""
+    if len(line) <= EXCERPT_CHARS:
+        return line, column
+    column = min(column, len(line) + 1)
+    start = max(0, min(column - 1 - EXCERPT_CHARS // 2, len(line) - EXCERPT_CHARS))
+    before = "..." if start else ""
+    after = "..." if start + EXCERPT_CHARS < len(line) else ""
+    return before + line[start : start + EXCERPT_CHARS] + after, column - start + len(before)
 
 
 class LlmosError(Exception):

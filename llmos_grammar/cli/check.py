@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from llmos_grammar.errors import Diagnostic
+from llmos_grammar.yamldoc import MAX_FILE_BYTES
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+Lines = dict[str, list[str]]  # the lines of each file, by path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,26 +33,29 @@ def run(args: argparse.Namespace) -> int:
     if not checked:
         print("llmos-check: no spec or policy files found", file=sys.stderr)
         return EXIT_USAGE
-    texts = {c.path: c.doc.text for c in checked if c.doc is not None}
+    texts = {c.path: c.doc.text.splitlines() for c in checked if c.doc is not None}
     printer = {"text": _text, "json": _json, "github": _github}[args.format]
     printer(report.diagnostics, texts, [c.path for c in checked], args.quiet)
     failing = report.errors or (args.strict and report.warnings)
     return EXIT_ERRORS if failing else EXIT_OK
 
 
-def _source_line(d: Diagnostic, texts: dict[str, str]) -> str | None:
-    text = texts.get(d.location.file)
-    if text is None:
+def _source_line(d: Diagnostic, texts: Lines) -> str | None:
+    if d.location.line <= 0:
+        return None
+    lines = texts.get(d.location.file)
+    if lines is None:
         try:
-            text = Path(d.location.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            with Path(d.location.file).open("rb") as handle:  # a file too large for the
+                head = handle.read(MAX_FILE_BYTES)  # checker is shown up to its limit
+        except OSError:
             return None
-        texts[d.location.file] = text
-    lines = text.splitlines()
-    return lines[d.location.line - 1] if 0 < d.location.line <= len(lines) else None
+        lines = head.decode("utf-8", "replace").splitlines()
+        texts[d.location.file] = lines  # split once: a file may have thousands of problems
+    return lines[d.location.line - 1] if d.location.line <= len(lines) else None
 
 
-def _text(diags: list[Diagnostic], texts: dict[str, str], files: list[str], quiet: bool) -> None:
+def _text(diags: list[Diagnostic], texts: Lines, files: list[str], quiet: bool) -> None:
     for d in diags:
         print(d.format(_source_line(d, texts)))
     if quiet:
@@ -61,7 +66,7 @@ def _text(diags: list[Diagnostic], texts: dict[str, str], files: list[str], quie
     print(f"{status}: {len(files)} file(s), {errors} error(s), {warnings} warning(s)")
 
 
-def _json(diags: list[Diagnostic], texts: dict[str, str], files: list[str], quiet: bool) -> None:
+def _json(diags: list[Diagnostic], texts: Lines, files: list[str], quiet: bool) -> None:
     rows = [
         {
             "severity": d.severity,
@@ -78,7 +83,7 @@ def _json(diags: list[Diagnostic], texts: dict[str, str], files: list[str], quie
     print(json.dumps({"files": files, "diagnostics": rows}, indent=2))
 
 
-def _github(diags: list[Diagnostic], texts: dict[str, str], files: list[str], quiet: bool) -> None:
+def _github(diags: list[Diagnostic], texts: Lines, files: list[str], quiet: bool) -> None:
     for d in diags:
         level = "error" if d.severity == "error" else "warning"
         message = d.message + (f" ({d.hint})" if d.hint else "")
