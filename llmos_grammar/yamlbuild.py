@@ -30,6 +30,7 @@ from llmos_grammar.yamlscalars import (
 
 MAX_DEPTH = 64  # lists and mappings inside each other; real specs use fewer than 10
 MAX_NODES = 10_000  # values after alias expansion (specs hold under 100): bounds all later work
+MAX_TEXT = 2 << 20  # characters of text after alias expansion (a file holds 1 MiB at most)
 MAX_KEY_CHARS = 1024  # the longest key YAML itself allows without `? `
 
 Key = tuple[str | int, ...]
@@ -46,6 +47,7 @@ class _Frame:
     data: Any  # dict[str, Any] | list[Any]
     anchor: str | None
     first_count: int
+    first_chars: int
     height: int = 1  # levels of lists and mappings, this one included
     key: str | None = None  # a mapping's key that waits for its value
 
@@ -55,7 +57,8 @@ class _Anchor:
     node: yaml.Node
     data: Any  # lists and mappings; scalars are built from `node` at each use
     height: int
-    size: int
+    size: int  # values
+    chars: int  # characters of text
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Builder:
     stack: list[_Frame] = field(default_factory=list)
     anchors: dict[str, _Anchor] = field(default_factory=dict)
     count: int = 0
+    chars: int = 0
     aliased: bool = False
     documents: int = 0
 
@@ -96,11 +100,11 @@ class Builder:
         style = event.style or None  # libyaml says '' for plain
         node = yaml.ScalarNode(tag, event.value, _mark(event), None, style)
         if event.anchor is not None:
-            self.anchors[event.anchor] = _Anchor(node, None, 0, 1)
+            self.anchors[event.anchor] = _Anchor(node, None, 0, 1, len(event.value))
         if self._wants_key():
             self._key(node, mark)
         else:
-            self._value(construct(node, self.file), node, 0, 1, mark)
+            self._value(construct(node, self.file), node, 0, 1, len(event.value), mark)
 
     def _alias(self, event: yaml.AliasEvent) -> None:
         name, mark = str(event.anchor), start_of(event)
@@ -121,7 +125,7 @@ class Builder:
             data = construct(anchor.node, self.file)
         else:
             data = copy.deepcopy(anchor.data)  # each use is its own copy, as when written out
-        self._value(data, anchor.node, anchor.height, anchor.size, mark)
+        self._value(data, anchor.node, anchor.height, anchor.size, anchor.chars, mark)
 
     def _start(self, event: yaml.CollectionStartEvent) -> None:
         is_map, mark = isinstance(event, yaml.MappingStartEvent), start_of(event)
@@ -136,16 +140,17 @@ class Builder:
         self._check_depth(1, mark)
         node = (yaml.MappingNode if is_map else yaml.SequenceNode)(tag, [], _mark(event), None)
         path = self._child_path()
-        self._count(1, mark)
+        self._count(1, 0, mark)
         self._record(path, node, mark)
         data: Any = {} if is_map else []
-        self.stack.append(_Frame(node, path, data, event.anchor, self.count))
+        self.stack.append(_Frame(node, path, data, event.anchor, self.count, self.chars))
 
     def _end(self, event: yaml.CollectionEndEvent) -> None:
         frame = self.stack.pop()
         if frame.anchor is not None:
             size = self.count - frame.first_count + 1
-            self.anchors[frame.anchor] = _Anchor(frame.node, frame.data, frame.height, size)
+            chars = self.chars - frame.first_chars
+            self.anchors[frame.anchor] = _Anchor(frame.node, frame.data, frame.height, size, chars)
         self._attach(frame.data, frame.height)
 
     # ---- helpers ------------------------------------------------------------
@@ -177,9 +182,11 @@ class Builder:
         self.key_locations[(*top.path, key)] = mark_location(self.file, mark)
         top.key = key
 
-    def _value(self, data: Any, node: yaml.Node, height: int, size: int, mark: Mark) -> None:
+    def _value(
+        self, data: Any, node: yaml.Node, height: int, size: int, chars: int, mark: Mark
+    ) -> None:
         self._check_depth(height, mark)
-        self._count(size, mark)
+        self._count(size, chars, mark)
         self._record(self._child_path(), node, mark)
         self._attach(data, height)
 
@@ -208,12 +215,18 @@ class Builder:
                 mark,
             )
 
-    def _count(self, size: int, mark: Mark) -> None:
+    def _count(self, size: int, chars: int, mark: Mark) -> None:
         self.count += size
+        self.chars += chars
+        cause = " (anchors and aliases that multiply?)" if self.aliased else ""
         if self.count > MAX_NODES:
-            cause = " (anchors and aliases that multiply?)" if self.aliased else ""
             raise self.error(
                 f"document expands to more than {MAX_NODES} values{cause}; simplify it", mark
+            )
+        if self.chars > MAX_TEXT:  # only aliases can pass it: the file holds less
+            raise self.error(
+                f"document expands to more than {MAX_TEXT} characters of text{cause}; simplify it",
+                mark,
             )
 
 

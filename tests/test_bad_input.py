@@ -229,11 +229,12 @@ def deep_documents(draw: st.DrawFn) -> tuple[str, int]:
 
 @st.composite
 def huge_documents(draw: st.DrawFn) -> str:
-    """A valid spec with one huge scalar value or key (the file stays under 1 MiB)."""
+    """A spec with one huge scalar value or key, maybe aliased (the file stays under 1 MiB)."""
     char = draw(st.sampled_from(["a", "é", "😀", " ", "#", ":", "'", "\\"]))
     length = draw(st.integers(0, 900_000 // len(char.encode())))
     body = char * length
-    style = draw(st.sampled_from(["plain", "single", "double", "literal", "folded", "key"]))
+    styles = ["plain", "single", "double", "literal", "folded", "key", "aliased"]
+    style = draw(st.sampled_from(styles))
     value = {
         "plain": f"description: x{body}\n",
         "single": "description: '" + body.replace("'", "''") + "'\n",
@@ -241,6 +242,8 @@ def huge_documents(draw: st.DrawFn) -> str:
         "literal": "description: |\n  " + body + "\n",
         "folded": "description: >\n  " + body + "\n",
         "key": "? '" + body.replace("'", "''") + "'\n: 1\n",
+        "aliased": "description: &d '" + body.replace("'", "''") + "'\n"
+        "prompt: {system: *d, user: *d, assistant_prefix: *d}\n",
     }[style]
     return SPEC.replace("name: demo\n", value)
 

@@ -82,6 +82,8 @@ ERRORS = [
     ("too many values", "x: [" + ",".join(["1"] * 20_000) + "]\n", 1, 20_001, "10000 values"),
     ("alias bomb", "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: [" + ",".join(["*a"] * 1100) + "]",
      2, 2726, "anchors and aliases"),
+    ("aliased long text", "a: &a " + "z" * 100_000 + "\nb: [" + ",".join(["*a"] * 30) + "]",
+     2, 62, "more than 2097152 characters of text"),
 ]  # fmt: skip
 
 
