@@ -2,7 +2,7 @@
 
 PyYAML's composer and constructor recurse once per nesting level, so a deep
 document ends in RecursionError; its scanner and parser do not. This builder
-reads the parser's events, so every limit (depth, values after alias expansion,
+reads the parser's events, so every limit (depth, values and text after aliases,
 key length, tags) is checked before any deep structure exists. The data it
 builds holds only text, numbers, booleans, null, lists and mappings with text
 keys: what JSON Schema and the checker expect.
