@@ -52,8 +52,8 @@ class Diagnostic:
         if self.hint:
             text += f"\n  hint: {self.hint}"
         if source_line is not None and self.location.column > 0:
-            caret = " " * (self.location.column - 1) + "^"
-            text += f"\n  {source_line.rstrip()}\n  {caret}"
+            shown, column = _excerpt(source_line.rstrip(), self.location.column)
+            text += f"\n  {shown}\n  {' ' * (column - 1)}^"
         return text
 
     def render(self, sources: SourceLines) -> str:
@@ -61,21 +61,42 @@ class Diagnostic:
         return self.format(sources.line(self.location))
 
 
+SOURCE_BYTES = 1 << 20  # a file is shown up to the size the loader accepts
+
+
 class SourceLines:
-    """The lines of the files diagnostics point into; each file is read once, on demand."""
+    """The lines of the files diagnostics point into; each file is read (at most its first
+    MiB) and split once, on demand: a file may have thousands of problems."""
 
     def __init__(self, texts: dict[str, str] | None = None) -> None:
         self._lines = {file: text.splitlines() for file, text in (texts or {}).items()}
 
     def line(self, where: Location) -> str | None:
+        if where.line <= 0:
+            return None  # an unlocated problem reads no file
         if where.file not in self._lines:
             try:
-                text = Path(where.file).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError, ValueError):
-                text = ""
-            self._lines[where.file] = text.splitlines()
+                with Path(where.file).open("rb") as handle:
+                    head = handle.read(SOURCE_BYTES)
+            except (OSError, ValueError):
+                head = b""
+            self._lines[where.file] = head.decode("utf-8", "replace").splitlines()
         lines = self._lines[where.file]
-        return lines[where.line - 1] if 0 < where.line <= len(lines) else None
+        return lines[where.line - 1] if where.line <= len(lines) else None
+
+
+EXCERPT_CHARS = 100
+
+
+def _excerpt(line: str, column: int) -> tuple[str, int]:
+    """At most EXCERPT_CHARS of `line` around `column`, and the column within them."""
+    if len(line) <= EXCERPT_CHARS:
+        return line, column
+    column = min(column, len(line) + 1)
+    start = max(0, min(column - 1 - EXCERPT_CHARS // 2, len(line) - EXCERPT_CHARS))
+    before = "..." if start else ""
+    after = "..." if start + EXCERPT_CHARS < len(line) else ""
+    return before + line[start : start + EXCERPT_CHARS] + after, column - start + len(before)
 
 
 class LlmosError(Exception):

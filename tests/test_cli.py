@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,20 @@ def test_check_never_imports_torch(tmp_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_thousands_of_problems_on_one_long_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    triggers = ", ".join(f'"t{i}": talk' for i in range(6000))  # a 78,000-character line
+    spec = write(tmp_path, SPEC.replace('on: {"[CODE]": code}', "on: {" + triggers + "}"))
+    started = time.perf_counter()
+    assert main(["check", str(spec)]) == 1
+    assert time.perf_counter() - started < 15  # prefix check and printing stay linear
+    out = capsys.readouterr().out.splitlines()
+    assert "failed: 1 file(s), 5990 error(s), 2 warning(s)" in out  # all but t0..t9
+    assert max(map(len, out)) < 250  # the line is shown as an excerpt around the caret
+    at = out.index(next(line for line in out if "'t10' can never fire: 't1'" in line))
+    excerpt, caret = out[at + 2], out[at + 3]  # after the hint
+    assert excerpt.startswith("  ...") and excerpt.endswith("...")
+    assert excerpt[len(caret) - 1 :].startswith('"t10": talk')

@@ -99,7 +99,7 @@ def inline_location(doc: Doc, path: Key) -> tuple[Location, int]:
     style = getattr(node, "style", None)
     if style in ("|", ">"):
         line = node.start_mark.line + 1  # 0-based index of the first content line
-        lines = doc.text.splitlines()
+        lines = doc.lines
         content = lines[line] if line < len(lines) else ""
         indent = len(content) - len(content.lstrip(" "))
         return Location(doc.file, line + 1, indent + 1), indent

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import re
+import stat
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from llmos_grammar.errors import Location, SpecError, byte_location
+from llmos_grammar.spec.yamlbuild import MAX_DEPTH, MAX_NODES, Builder, Key
+from llmos_grammar.spec.yamlscalars import mark_location
+
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "Doc", "Key", "load", "parse", "read_text"]
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB
-MAX_NODES = 100_000  # after alias expansion: stops "billion laughs" documents
-
-Key = tuple[str | int, ...]
+# libyaml's parser when PyYAML has it (about 25 times faster); both stream events.
+EVENT_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 @dataclass
@@ -40,22 +48,33 @@ class Doc:
             probe = probe[:-1]
         return self.locations.get((), Location(self.file, 1, 1))
 
+    @cached_property
+    def lines(self) -> list[str]:
+        """The text split into lines once (a file may have thousands of problems)."""
+        return self.text.splitlines()
+
 
 def read_text(path: str | Path) -> str:
     """Read a UTF-8 text file of at most 1 MiB, or raise SpecError with a location."""
     file = str(path)
     try:
-        raw = Path(path).read_bytes()
+        mode = Path(path).stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise SpecError("is a folder, expected a YAML file", Location(file))
+        if not stat.S_ISREG(mode):  # a pipe or a device may never end
+            raise SpecError("not a regular file, expected a YAML file", Location(file))
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+            size = os.fstat(handle.fileno()).st_size
     except FileNotFoundError:
         raise SpecError("file not found", Location(file)) from None
-    except IsADirectoryError:
-        raise SpecError("is a folder, expected a YAML file", Location(file)) from None
     except OSError as exc:
         raise SpecError(f"cannot read file: {exc.strerror}", Location(file)) from None
     if len(raw) > MAX_FILE_BYTES:
         raise SpecError(
-            f"file is {len(raw)} bytes, more than the {MAX_FILE_BYTES} allowed",
-            Location(file),
+            f"file is {max(size, len(raw))} bytes, more than the {MAX_FILE_BYTES} allowed "
+            "(the limit is passed here); split it",
+            byte_location(raw, MAX_FILE_BYTES, file),
         )
     try:
         return raw.decode("utf-8")
@@ -68,21 +87,17 @@ def read_text(path: str | Path) -> str:
 
 def parse(text: str, file: str) -> Doc:
     """Parse one YAML document, keeping node locations; raise SpecError on bad YAML."""
+    _check_characters(text, file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = _mark(file, mark) if mark else Location(file)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise SpecError(f"invalid YAML: {problem}", where) from None
+        builder = _build(text, file, EVENT_LOADER)
     except yaml.YAMLError as exc:
-        raise SpecError(f"invalid YAML: {exc}", Location(file)) from None
-    doc = Doc(file=file, text=text, data=None)
-    if node is None:
-        doc.locations[()] = Location(file, 1, 1)
-        return doc
-    builder = _Builder(doc)
-    doc.data = builder.build(node, ())
+        if EVENT_LOADER is not yaml.SafeLoader:
+            # PyYAML's own parser words errors better and the same with or without
+            # libyaml; it also meets our depth limit before libyaml's own (1000 levels).
+            _reparse(text, file)
+        raise _invalid(exc, text, file) from None
+    doc = Doc(file, text, builder.data, builder.locations, builder.key_locations, builder.nodes)
+    doc.locations.setdefault((), Location(file, 1, 1))
     return doc
 
 
@@ -90,67 +105,50 @@ def load(path: str | Path) -> Doc:
     return parse(read_text(path), str(path))
 
 
-def _mark(file: str, mark: yaml.Mark) -> Location:
-    return Location(file, mark.line + 1, mark.column + 1)
+def _build(text: str, file: str, loader: type) -> Builder:
+    builder = Builder(file)
+    for event in yaml.parse(text, Loader=loader):
+        builder.feed(event)
+    return builder
 
 
-class _Builder:
-    """Turn composed nodes into Python data, recording where each came from."""
+def _reparse(text: str, file: str) -> None:
+    """Raise the pure-Python parser's error for `text`, if it finds one."""
+    try:
+        _build(text, file, yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise _invalid(exc, text, file) from None
 
-    def __init__(self, doc: Doc) -> None:
-        self.doc = doc
-        self.count = 0
-        self.constructor = yaml.SafeLoader("")
 
-    def build(self, node: yaml.Node, path: Key) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise SpecError(
-                f"document expands to more than {MAX_NODES} nodes "
-                "(anchors and aliases that multiply?); simplify it",
-                _mark(self.doc.file, node.start_mark),
-            )
-        self.doc.locations.setdefault(path, _mark(self.doc.file, node.start_mark))
-        self.doc.nodes.setdefault(path, node)
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        assert isinstance(node, yaml.ScalarNode)
-        return self._scalar(node)
+def _invalid(exc: yaml.YAMLError, text: str, file: str) -> SpecError:
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return SpecError(f"invalid YAML: {exc}", Location(file, 1, 1))
+    mark = exc.problem_mark or exc.context_mark
+    where = mark_location(file, mark) if mark else Location(file, 1, 1)
+    problem = exc.problem or exc.context or "invalid YAML"
+    return SpecError(f"invalid YAML: {problem}{_hint(problem, text, mark)}", where)
 
-    def _mapping(self, node: yaml.MappingNode, path: Key) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key_node, value_node in self._pairs(node):
-            key = self._key(key_node)
-            where = _mark(self.doc.file, key_node.start_mark)
-            if key in result:
-                raise SpecError(f"duplicate key {key!r}; each key may appear once", where)
-            self.doc.key_locations[(*path, key)] = where
-            result[key] = self.build(value_node, (*path, key))
-        return result
 
-    def _pairs(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise SpecError(
-                    "merge keys (<<) are not supported; write the keys out",
-                    _mark(self.doc.file, key_node.start_mark),
-                )
-            yield key_node, value_node
+def _check_characters(text: str, file: str) -> None:
+    """YAML forbids control characters (NUL included) anywhere, even in comments."""
+    found = NON_PRINTABLE.search(text)
+    if found:
+        offset = found.start()
+        line = len(_LINE_BREAK.findall(text, 0, offset))
+        last = max(text.rfind(c, 0, offset) for c in "\r\n\x85\u2028\u2029")
+        raise SpecError(
+            f"invalid YAML: control character U+{ord(found.group()):04X} is not allowed; "
+            "remove it (tabs, line breaks and printable text are allowed)",
+            Location(file, line + 1, offset - last),
+        )
 
-    def _key(self, node: yaml.Node) -> str:
-        # Keys stay text: YAML 1.1 would read `on:` or `yes:` as booleans.
-        if not isinstance(node, yaml.ScalarNode):
-            raise SpecError(
-                "a mapping key must be a plain value", _mark(self.doc.file, node.start_mark)
-            )
-        return str(node.value)
 
-    def _scalar(self, node: yaml.ScalarNode) -> Any:
-        try:
-            return self.constructor.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            raise SpecError(
-                f"invalid value: {exc.problem}", _mark(self.doc.file, node.start_mark)
-            ) from None
+def _hint(problem: str, text: str, mark: yaml.Mark | None) -> str:
+    """What to do about a parser error, when its wording or the character at it tells."""
+    if problem == "could not find expected ':'":
+        return "; a key needs ':' after it on the same line, within 1024 characters"
+    if problem.startswith("mapping values are not allowed"):
+        return "; quote a value that holds ': ', and keep keys under 1024 characters"
+    if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
+        return "; indent with spaces, YAML does not allow tabs there"
+    return ""

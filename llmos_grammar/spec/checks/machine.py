@@ -142,13 +142,15 @@ class Analysis:
         for name, state in self.states.items():
             if not isinstance(state, TextState):
                 continue
-            words = [t.trigger for t in state.triggers]
+            order = {t.trigger: i for i, t in enumerate(state.triggers)}
             for t in state.triggers:
                 path: Key = ("states", name, "on", t.trigger)
                 if not t.trigger:
                     self.error("empty trigger", path, "empty-trigger", key=True)
                     continue
-                shorter = [w for w in words if w != t.trigger and w and t.trigger.startswith(w)]
+                # Look up each proper prefix: linear in the triggers, not quadratic.
+                heads = (t.trigger[:n] for n in range(1, len(t.trigger)))
+                shorter = sorted((h for h in heads if h in order), key=order.__getitem__)
                 if shorter:
                     self.error(
                         f"trigger {t.trigger!r} can never fire: {shorter[0]!r} is a prefix of it",
