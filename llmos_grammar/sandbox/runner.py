@@ -8,7 +8,6 @@ import os
 import select
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.sandbox.cgroup import Cgroup
+from llmos_grammar.sandbox.lifeline import GUARD_PROCESS, popen
 from llmos_grammar.sandbox.outcome import describe
 from llmos_grammar.sandbox.plan import (
     INSIDE_WORKDIR,
@@ -115,10 +115,18 @@ class Child:
         for fd in (self._fds["in"], self._fds["out"], self._fds["err"]):
             os.set_inheritable(fd, False)
         join = self.cgroup.procs_files() if self.cgroup is not None else []
+        # Without a PID namespace the kernel does not end the tree with its first
+        # process, and cgroups and a host scratch folder would stay behind: the
+        # guard sees to them if the runtime dies (started first, so that it holds
+        # its pipe before the child runs).
+        scratch = cwd if policy.workdir == "temporary" and not plan.bwrap else ""
+        self.guarded = not plan.pid_namespace or bool(join) or bool(scratch)
+        if self.guarded:
+            GUARD_PROCESS.start()
         self.start = time.monotonic()
         try:
-            self.proc = subprocess.Popen(
-                full,
+            self.proc = popen(
+                args=full,
                 stdin=child_in,
                 stdout=child_out,
                 stderr=child_err,
@@ -138,6 +146,9 @@ class Child:
                 os.close(fd)
         self.pidfd = os.pidfd_open(self.proc.pid)
         self.returncode: int | None = None
+        if self.guarded:
+            groups = [os.path.dirname(p) for p in join]
+            GUARD_PROCESS.watch(self.proc.pid, not plan.pid_namespace, scratch, groups)
 
     def _pipe(self, name: str, passed: list[int]) -> int:
         """A pipe whose read end we keep as `name` and whose write end the child gets."""
@@ -169,9 +180,10 @@ class Child:
     def kill(self) -> None:
         """Stop every process of the action: the namespace, the session, the group.
 
-        Inside bwrap the program is PID 1 of its namespace: killing it ends the
-        namespace, and bwrap reaps it before exiting (so nothing is left for the
-        machine's PID 1 to reap). After we reaped bwrap only the cgroup is used.
+        Inside bwrap the program (or the `sh` that waits for it) is PID 1 of its
+        namespace: killing it ends the namespace, and bwrap reaps it before
+        exiting (so nothing is left for the machine's PID 1 to reap). After we
+        reaped bwrap only the cgroup is used.
         """
         if self.returncode is not None:
             if self.cgroup is not None:
@@ -207,6 +219,8 @@ class Child:
         """
         try:
             self.kill()
+            if self.guarded:  # before the reap frees the process group's id
+                GUARD_PROCESS.forget(self.proc.pid)
             _, status, usage = os.wait4(self.proc.pid, 0)
             self.returncode = os.waitstatus_to_exitcode(status)
             self.proc.returncode = self.returncode
