@@ -151,7 +151,7 @@ def test_sigkill_of_the_runtime_ends_the_whole_sandbox(
         return not [a for a in left if kill_tree or a != b"sleep\x00301\x00"]
 
     _wait_for(f"the sandbox to end after its runtime was killed [{mode}]", gone, 5)
-    _wait_for("its cgroups to be removed", lambda: not _leftovers(parent.pid), 5)
+    _wait_for("its cgroups to be removed", lambda: not _leftovers(parent.pid), 10)
 
 
 @pytest.mark.sandbox
@@ -173,7 +173,7 @@ def test_sigkill_of_the_runtime_ends_its_warm_standby(
     _wait_for(
         f"the standby to end after its runtime was killed [{mode}]", lambda: not marked(mark), 5
     )
-    _wait_for("its cgroups to be removed", lambda: not _leftovers(parent.pid), 5)
+    _wait_for("its cgroups to be removed", lambda: not _leftovers(parent.pid), 10)
 
 
 def test_sigint_exits_130_and_ends_the_sandbox(action: tuple[str, str, str]) -> None:

@@ -77,48 +77,51 @@ def popen(**kwargs: Any) -> subprocess.Popen[bytes]:
 
 GUARD = r"""
 import os, shutil, signal, sys, time
-watched = {}
+def members(groups):
+    pids = set()
+    for group in groups:
+        try:
+            with open(os.path.join(group, "cgroup.procs")) as fh:
+                pids.update(int(p) for p in fh.read().split())
+        except OSError:
+            pass
+    return pids
 def end(pgid, kill_group, scratch, groups):
-    if kill_group == "1":
+    if kill_group == "1" and pgid:
         try:
             os.killpg(int(pgid), signal.SIGKILL)
         except OSError:
             pass
-    for _ in range(200):
-        pids = set()
-        for group in groups:
-            try:
-                with open(os.path.join(group, "cgroup.procs")) as fh:
-                    pids.update(int(p) for p in fh.read().split())
-            except OSError:
-                pass
-        if not pids:
-            break
-        for pid in pids:
+    deadline = time.monotonic() + 30  # nobody waits on us: take the time it takes
+    while groups and time.monotonic() < deadline:
+        for pid in members(groups):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        time.sleep(0.005)
-    for group in groups:
-        for _ in range(100):
+        for group in list(groups):
             try:
                 os.rmdir(group)
-                break
+                groups.remove(group)
             except FileNotFoundError:
-                break
+                groups.remove(group)
             except OSError:
-                time.sleep(0.01)
+                pass
+        time.sleep(0.01)
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)
+watched, pgids = {}, {}
 for line in sys.stdin:
-    op, pgid, *rest = line.rstrip("\n").split("\t")
+    op, key, *rest = line.rstrip("\n").split("\t")
     if op == "+":
-        watched[pgid] = rest
+        watched[key] = rest
+    elif op == "=":
+        pgids[key] = rest[0]
     else:
-        watched.pop(pgid, None)
-for pgid, rest in watched.items():
-    end(pgid, rest[0], rest[1], rest[2:])
+        watched.pop(key, None)
+        pgids.pop(key, None)
+for key, rest in watched.items():
+    end(pgids.get(key, ""), rest[0], rest[1], rest[2:])
 """
 
 
@@ -146,12 +149,6 @@ class Guard:
             os.close(read)
         return write
 
-    def start(self) -> None:
-        """Start the guard process now, if it is not running yet."""
-        with self._lock:
-            if self._fd is None:
-                self._fd = self._start()
-
     def _send(self, line: str) -> None:
         with self._lock:
             for _ in range(2):  # a guard that was killed is replaced once
@@ -164,16 +161,21 @@ class Guard:
                     os.close(self._fd)
                     self._fd = None
 
-    def watch(self, pgid: int, kill_group: bool, scratch: str, groups: list[str]) -> None:
-        """If the runtime dies: kill process group `pgid` (with `kill_group`) and every
-        member of `groups`, remove those groups and the folder `scratch` (unless "")."""
-        fields = ["+", str(pgid), "1" if kill_group else "0", scratch, *groups]
+    def watch(self, key: str, kill_group: bool, scratch: str, groups: list[str]) -> None:
+        """Before an action starts: if the runtime dies, kill every member of `groups`
+        (and, with `kill_group`, the process group `started` names), then remove those
+        groups and the folder `scratch` (unless "")."""
+        fields = ["+", key, "1" if kill_group else "0", scratch, *groups]
         self._send("\t".join(fields) + "\n")
 
-    def forget(self, pgid: int) -> None:
-        """The action ended normally: nothing to do for `pgid` any more."""
+    def started(self, key: str, pgid: int) -> None:
+        """The action `key` runs, as process group `pgid`."""
+        self._send(f"=\t{key}\t{pgid}\n")
+
+    def forget(self, key: str) -> None:
+        """The action ended normally: nothing to do for `key` any more."""
         with contextlib.suppress(OSError):
-            self._send(f"-\t{pgid}\n")
+            self._send(f"-\t{key}\n")
 
 
 GUARD_PROCESS = Guard()

@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from uuid import uuid4
 
 from llmos_grammar.actions.result import ActionResult
 from llmos_grammar.ir import ActionPolicy
@@ -75,6 +76,22 @@ def _ns_init(info: bytearray) -> int | None:
     return None
 
 
+def _guard(policy: ActionPolicy, plan: Plan, cwd: str, join: list[str]) -> str:
+    """Tell the guard what to clean up should the runtime die; its key, or "" if nothing.
+
+    Without a PID namespace the kernel does not end the tree with its first
+    process, and cgroups and a host scratch folder would stay behind. Told
+    before the child starts; `GUARD_PROCESS.started` adds the process group.
+    """
+    scratch = cwd if policy.workdir == "temporary" and not plan.bwrap else ""
+    if plan.pid_namespace and not join and not scratch:
+        return ""
+    key = uuid4().hex
+    groups = [os.path.dirname(p) for p in join]
+    GUARD_PROCESS.watch(key, not plan.pid_namespace, scratch, groups)
+    return key
+
+
 class Child:
     """A program started inside the sandbox, with its workspace, groups and pipes.
 
@@ -115,14 +132,7 @@ class Child:
         for fd in (self._fds["in"], self._fds["out"], self._fds["err"]):
             os.set_inheritable(fd, False)
         join = self.cgroup.procs_files() if self.cgroup is not None else []
-        # Without a PID namespace the kernel does not end the tree with its first
-        # process, and cgroups and a host scratch folder would stay behind: the
-        # guard sees to them if the runtime dies (started first, so that it holds
-        # its pipe before the child runs).
-        scratch = cwd if policy.workdir == "temporary" and not plan.bwrap else ""
-        self.guarded = not plan.pid_namespace or bool(join) or bool(scratch)
-        if self.guarded:
-            GUARD_PROCESS.start()
+        self.guard_key = _guard(policy, plan, cwd, join)
         self.start = time.monotonic()
         try:
             self.proc = popen(
@@ -139,6 +149,8 @@ class Child:
         except BaseException:
             for fd in self._fds.values():
                 os.close(fd)
+            if self.guard_key:
+                GUARD_PROCESS.forget(self.guard_key)
             self._stack.close()
             raise
         finally:
@@ -146,9 +158,8 @@ class Child:
                 os.close(fd)
         self.pidfd = os.pidfd_open(self.proc.pid)
         self.returncode: int | None = None
-        if self.guarded:
-            groups = [os.path.dirname(p) for p in join]
-            GUARD_PROCESS.watch(self.proc.pid, not plan.pid_namespace, scratch, groups)
+        if self.guard_key:
+            GUARD_PROCESS.started(self.guard_key, self.proc.pid)
 
     def _pipe(self, name: str, passed: list[int]) -> int:
         """A pipe whose read end we keep as `name` and whose write end the child gets."""
@@ -219,8 +230,8 @@ class Child:
         """
         try:
             self.kill()
-            if self.guarded:  # before the reap frees the process group's id
-                GUARD_PROCESS.forget(self.proc.pid)
+            if self.guard_key:  # before the reap frees the process group's id
+                GUARD_PROCESS.forget(self.guard_key)
             _, status, usage = os.wait4(self.proc.pid, 0)
             self.returncode = os.waitstatus_to_exitcode(status)
             self.proc.returncode = self.returncode
