@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.sandbox.etc import etc_argv
 from llmos_grammar.sandbox.lifeline import set_pdeathsig
 from llmos_grammar.sandbox.probe import NOBODY, UNSHARE_ARGS, Capabilities
 
@@ -61,6 +62,7 @@ def make_plan(policy: ActionPolicy, caps: Capabilities, warm: bool = False) -> P
     if not policy.network:
         layer("network", namespaces)
     layer("filesystem", bwrap is not None)
+    layer("minimal_etc", bwrap is not None)
     layer("uid", uid or not caps.root)
     layer("disk", bwrap is not None and policy.workdir == "temporary")
     groups = (caps.pids_cgroup, caps.memory_cgroup, caps.cpu_cgroup)
@@ -206,9 +208,12 @@ def _open_parents(path: str) -> list[str]:
     return argv
 
 
-def bwrap_argv(policy: ActionPolicy, plan: Plan, host_workdir: str | None) -> list[str]:
-    """bubblewrap arguments: read-only root, hidden homes, sized tmpfs, new namespaces,
-    death with the parent.
+def bwrap_argv(
+    policy: ActionPolicy, plan: Plan, host_workdir: str | None, data_fd: Callable[[bytes], int]
+) -> list[str]:
+    """bubblewrap arguments: read-only root, minimal /etc, hidden homes, sized tmpfs,
+    new namespaces, death with the parent. `data_fd(content)` passes the child a
+    file descriptor to read `content` from (the generated /etc files).
 
     With setpriv, PID 1 of the namespace is `sh`, which stays uid 0, runs the
     program (setpriv, then the code as uid 65534) and waits for it. bwrap drops
@@ -230,6 +235,8 @@ def bwrap_argv(policy: ActionPolicy, plan: Plan, host_workdir: str | None) -> li
     if not policy.network:
         argv.append("--unshare-net")
     size = str(policy.disk_mb * 1024 * 1024)
+    uid, gid = (NOBODY, NOBODY) if plan.setpriv else (os.getuid(), os.getgid())
+    argv += etc_argv(policy.network, uid, gid, data_fd)
     for hidden in HIDDEN:
         if hidden == "/tmp":  # the sized tmpfs that holds the working directory
             argv += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
@@ -246,7 +253,7 @@ def bwrap_argv(policy: ActionPolicy, plan: Plan, host_workdir: str | None) -> li
     else:
         argv += ["--bind", host_workdir, host_workdir]
         workdir = host_workdir
-    argv += ["--chdir", workdir, "--die-with-parent", "--new-session"]
+    argv += ["--remount-ro", "/etc", "--chdir", workdir, "--die-with-parent", "--new-session"]
     if not plan.setpriv:
         argv += ["--cap-drop", "ALL"]
     else:

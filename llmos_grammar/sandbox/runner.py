@@ -119,7 +119,7 @@ class Child:
         full = list(argv)
         if plan.bwrap:
             info_w = self._pipe("info", passed)
-            full = bwrap_argv(policy, plan, bind) + full
+            full = bwrap_argv(policy, plan, bind, lambda data: self._data(data, passed)) + full
             full[1:1] = ["--info-fd", str(info_w)]
         elif plan.unshare:
             full = unshare_argv(policy, plan) + full
@@ -160,6 +160,17 @@ class Child:
         self.returncode: int | None = None
         if self.guard_key:
             GUARD_PROCESS.started(self.guard_key, self.proc.pid)
+
+    @staticmethod
+    def _data(content: bytes, passed: list[int]) -> int:
+        """A pipe holding `content` (at most a pipe's buffer), whose read end the child gets."""
+        r, w = os.pipe()
+        try:
+            os.write(w, content)
+        finally:
+            os.close(w)
+        passed.append(r)
+        return r
 
     def _pipe(self, name: str, passed: list[int]) -> int:
         """A pipe whose read end we keep as `name` and whose write end the child gets."""
