@@ -79,7 +79,7 @@ def test_scrub_env_keeps_only_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.skipif(CAPS.bwrap is None, reason="bwrap is not usable here")
 def test_bwrap_argv_hides_homes_and_binds_allowed_paths(tmp_path: object) -> None:
     ap = dataclasses.replace(PY, read=(str(tmp_path),), write=(str(tmp_path),))
-    argv = bwrap_argv(ap, make_plan(ap, CAPS), None)
+    argv = bwrap_argv(ap, make_plan(ap, CAPS), None, lambda _: 3)
     pairs = list(zip(argv, argv[1:], strict=False))
     for hidden in HIDDEN:
         if os.path.isdir(hidden):
@@ -178,3 +178,42 @@ def test_other_sandboxes_of_the_same_uid_do_not_eat_the_process_limit() -> None:
         for proc in idle:
             proc.kill()
             proc.wait()
+
+
+def test_minimal_etc_is_a_layer_of_bwrap_only() -> None:
+    for caps in (NO_BWRAP, NO_NAMESPACES, BARE):
+        plan = make_plan(PY, caps)
+        assert "minimal_etc" in plan.unenforced and "filesystem" in plan.unenforced
+    strict = dataclasses.replace(PY, strict=True)
+    refused = run_action(strict, "print(open('/etc/passwd').read())\n", caps=NO_BWRAP)
+    assert refused.refused is not None and "minimal_etc" in refused.refused
+    assert not refused.stdout
+
+
+@pytest.mark.skipif(CAPS.bwrap is None, reason="bwrap is not usable here")
+def test_minimal_etc_keeps_the_programs_actions_use_working() -> None:
+    sh = ActionPolicy(name="sh", handler="shell", timeout_s=5)
+    text = "ls -l / >/dev/null && awk 'BEGIN { print 1 + 1 }' && id -un && id -gn && date +%Z\n"
+    result = run_action(sh, text)
+    assert result.ok and result.stdout.split() == ["2", "nobody", "nogroup", "UTC"], result
+    code = "import os, pwd, time\nprint(pwd.getpwuid(os.getuid()).pw_name, time.tzname[0])\n"
+    full = run_action(dataclasses.replace(PY, options={"site": "full"}), code)
+    assert full.ok and full.stdout == "nobody UTC\n", full
+    assert sorted(os.listdir("/etc")) != [], "host /etc untouched"
+
+
+@pytest.mark.skipif(CAPS.bwrap is None, reason="bwrap is not usable here")
+def test_resolv_conf_and_certificates_only_with_network() -> None:
+    code = (
+        "import os\n"
+        "print(os.path.exists('/etc/resolv.conf'),"
+        " os.path.exists('/etc/ssl/certs/ca-certificates.crt'))\n"
+    )
+    host = (
+        os.path.exists("/etc/resolv.conf"),
+        os.path.exists("/etc/ssl/certs/ca-certificates.crt"),
+    )
+    offline = run_action(PY, code)
+    online = run_action(dataclasses.replace(PY, network=True), code)
+    assert offline.stdout == "False False\n", offline
+    assert online.stdout == f"{host[0]} {host[1]}\n", online

@@ -26,6 +26,7 @@ LAYERS = {
     "pid_namespace": "bubblewrap --unshare-pid (or util-linux unshare without bwrap)",
     "network": "a network namespace when `network: false` (bwrap or unshare)",
     "filesystem": "bubblewrap read-only root, homes and /tmp hidden, allowed paths bound",
+    "minimal_etc": "bubblewrap: /etc holds only root and nobody, no host accounts or configs",
     "uid": "code runs as uid 65534 with no capabilities",
     "disk": "the temporary working directory is a tmpfs of `disk_mb`",
 }

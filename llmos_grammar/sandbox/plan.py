@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.sandbox.etc import etc_argv
+from llmos_grammar.sandbox.lifeline import set_pdeathsig
 from llmos_grammar.sandbox.probe import NOBODY, UNSHARE_ARGS, Capabilities
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -27,6 +29,11 @@ class Plan:
     plain_uid_drop: bool
     enforced: tuple[str, ...]
     unenforced: tuple[str, ...]
+
+    @property
+    def pid_namespace(self) -> bool:
+        """Whether the action has its own PID namespace (the end of its init ends the tree)."""
+        return self.bwrap is not None or self.unshare is not None
 
 
 def make_plan(policy: ActionPolicy, caps: Capabilities, warm: bool = False) -> Plan:
@@ -55,6 +62,7 @@ def make_plan(policy: ActionPolicy, caps: Capabilities, warm: bool = False) -> P
     if not policy.network:
         layer("network", namespaces)
     layer("filesystem", bwrap is not None)
+    layer("minimal_etc", bwrap is not None)
     layer("uid", uid or not caps.root)
     layer("disk", bwrap is not None and policy.workdir == "temporary")
     groups = (caps.pids_cgroup, caps.memory_cgroup, caps.cpu_cgroup)
@@ -64,7 +72,13 @@ def make_plan(policy: ActionPolicy, caps: Capabilities, warm: bool = False) -> P
     if caps.memory_cgroup is not None and caps.memory_cgroup in bases:
         enforced.append("memory_total")
     return Plan(
-        bwrap, setpriv, unshare, bases, uid and not bwrap, tuple(enforced), tuple(unenforced)
+        bwrap=bwrap,
+        setpriv=setpriv,
+        unshare=unshare,
+        cgroup_bases=bases,
+        plain_uid_drop=uid and not bwrap,
+        enforced=tuple(enforced),
+        unenforced=tuple(unenforced),
     )
 
 
@@ -145,7 +159,8 @@ def _rlimits(policy: ActionPolicy, nproc_base: int = 0) -> list[tuple[int, int, 
 
 
 def make_preexec(policy: ActionPolicy, plan: Plan, join: list[str]) -> Callable[[], None]:
-    """What the forked child does before exec: join groups, cap resources, maybe drop uid."""
+    """What the forked child does before exec: join groups, maybe drop uid, die with the
+    parent (see `llmos_grammar.sandbox.lifeline`), cap resources."""
     drop = plan.plain_uid_drop
     # RLIMIT_NPROC counts every process of the uid the code runs as, so the cap is
     # what that uid already runs plus the policy's `processes`: other sandboxes
@@ -159,6 +174,7 @@ def make_preexec(policy: ActionPolicy, plan: Plan, join: list[str]) -> Callable[
     else:
         base = 0
     limits = _rlimits(policy, base)
+    parent = os.getpid()
 
     def preexec() -> None:
         for procs in join:
@@ -168,6 +184,7 @@ def make_preexec(policy: ActionPolicy, plan: Plan, join: list[str]) -> Callable[
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
+        set_pdeathsig(parent)  # after the uid drop, which would clear it
         for which, soft, hard in limits:
             resource.setrlimit(which, (soft, hard))
 
@@ -191,8 +208,21 @@ def _open_parents(path: str) -> list[str]:
     return argv
 
 
-def bwrap_argv(policy: ActionPolicy, plan: Plan, host_workdir: str | None) -> list[str]:
-    """bubblewrap arguments: read-only root, hidden homes, sized tmpfs, new namespaces."""
+def bwrap_argv(
+    policy: ActionPolicy, plan: Plan, host_workdir: str | None, data_fd: Callable[[bytes], int]
+) -> list[str]:
+    """bubblewrap arguments: read-only root, minimal /etc, hidden homes, sized tmpfs,
+    new namespaces, death with the parent. `data_fd(content)` passes the child a
+    file descriptor to read `content` from (the generated /etc files).
+
+    With setpriv, PID 1 of the namespace is `sh`, which stays uid 0, runs the
+    program (setpriv, then the code as uid 65534) and waits for it. bwrap drops
+    its capabilities, so the signal of `--die-with-parent` could not reach a
+    program that setpriv moved to another uid (the kernel checks kill
+    permission, and the uid change clears the signal); it reaches `sh`, whose
+    end ends the namespace and everything in it. `sh` reaps the program, so its
+    CPU time reaches our wait4 (bwrap's own init would exit without being reaped).
+    """
     assert plan.bwrap is not None
     argv = [plan.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     argv += [
@@ -205,6 +235,8 @@ def bwrap_argv(policy: ActionPolicy, plan: Plan, host_workdir: str | None) -> li
     if not policy.network:
         argv.append("--unshare-net")
     size = str(policy.disk_mb * 1024 * 1024)
+    uid, gid = (NOBODY, NOBODY) if plan.setpriv else (os.getuid(), os.getgid())
+    argv += etc_argv(policy.network, uid, gid, data_fd)
     for hidden in HIDDEN:
         if hidden == "/tmp":  # the sized tmpfs that holds the working directory
             argv += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
@@ -221,11 +253,12 @@ def bwrap_argv(policy: ActionPolicy, plan: Plan, host_workdir: str | None) -> li
     else:
         argv += ["--bind", host_workdir, host_workdir]
         workdir = host_workdir
-    argv += ["--chdir", workdir, "--die-with-parent", "--new-session"]
+    argv += ["--remount-ro", "/etc", "--chdir", workdir, "--die-with-parent", "--new-session"]
     if not plan.setpriv:
         argv += ["--cap-drop", "ALL"]
     else:
-        argv += ["--", plan.setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        argv += ["--", "/bin/sh", "-c", '"$@"; exit $?', "sh"]
+        argv += [plan.setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
         argv += ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     argv.append("--")
     return argv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -12,8 +13,6 @@ from dataclasses import dataclass
 from llmos_grammar.sandbox.cgroup import CgroupBase, find_base
 
 NOBODY = 65534
-ALWAYS = ("timeout", "cpu", "memory", "file_size", "open_files", "output", "env", "workdir")
-OPTIONAL = ("processes", "pid_namespace", "network", "filesystem", "uid", "disk", "kill_tree")
 
 
 @dataclass(frozen=True)
@@ -30,10 +29,6 @@ class Capabilities:
     plain_uid_drop: bool = False  # without bwrap, can uid `nobody` run the interpreter?
     landlock: bool = False
     notes: tuple[str, ...] = ()
-
-    @property
-    def uid_drop(self) -> bool:
-        return bool(self.bwrap and self.setpriv) or self.plain_uid_drop
 
 
 def _try(argv: list[str], **kw: object) -> tuple[bool, str]:
@@ -129,15 +124,4 @@ def probe() -> Capabilities:
 
 def without_bwrap(caps: Capabilities) -> Capabilities:
     """The same machine as if bubblewrap were absent (tests, `doctor --compare`)."""
-    return Capabilities(
-        bwrap=None,
-        setpriv=caps.setpriv,
-        unshare=caps.unshare,
-        pids_cgroup=caps.pids_cgroup,
-        memory_cgroup=caps.memory_cgroup,
-        cpu_cgroup=caps.cpu_cgroup,
-        root=caps.root,
-        plain_uid_drop=caps.plain_uid_drop,
-        landlock=caps.landlock,
-        notes=caps.notes + ("bwrap: disabled on request",),
-    )
+    return dataclasses.replace(caps, bwrap=None, notes=caps.notes + ("bwrap: disabled on request",))

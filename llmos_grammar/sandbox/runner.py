@@ -8,15 +8,16 @@ import os
 import select
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from uuid import uuid4
 
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.cgroup import Cgroup
+from llmos_grammar.sandbox.lifeline import GUARD_PROCESS, popen
 from llmos_grammar.sandbox.outcome import describe
 from llmos_grammar.sandbox.plan import (
     INSIDE_WORKDIR,
@@ -75,6 +76,22 @@ def _ns_init(info: bytearray) -> int | None:
     return None
 
 
+def _guard(policy: ActionPolicy, plan: Plan, cwd: str, join: list[str]) -> str:
+    """Tell the guard what to clean up should the runtime die; its key, or "" if nothing.
+
+    Without a PID namespace the kernel does not end the tree with its first
+    process, and cgroups and a host scratch folder would stay behind. Told
+    before the child starts; `GUARD_PROCESS.started` adds the process group.
+    """
+    scratch = cwd if policy.workdir == "temporary" and not plan.bwrap else ""
+    if plan.pid_namespace and not join and not scratch:
+        return ""
+    key = uuid4().hex
+    groups = [os.path.dirname(p) for p in join]
+    GUARD_PROCESS.watch(key, not plan.pid_namespace, scratch, groups)
+    return key
+
+
 class Child:
     """A program started inside the sandbox, with its workspace, groups and pipes.
 
@@ -102,7 +119,7 @@ class Child:
         full = list(argv)
         if plan.bwrap:
             info_w = self._pipe("info", passed)
-            full = bwrap_argv(policy, plan, bind) + full
+            full = bwrap_argv(policy, plan, bind, lambda data: self._data(data, passed)) + full
             full[1:1] = ["--info-fd", str(info_w)]
         elif plan.unshare:
             full = unshare_argv(policy, plan) + full
@@ -115,10 +132,11 @@ class Child:
         for fd in (self._fds["in"], self._fds["out"], self._fds["err"]):
             os.set_inheritable(fd, False)
         join = self.cgroup.procs_files() if self.cgroup is not None else []
+        self.guard_key = _guard(policy, plan, cwd, join)
         self.start = time.monotonic()
         try:
-            self.proc = subprocess.Popen(
-                full,
+            self.proc = popen(
+                args=full,
                 stdin=child_in,
                 stdout=child_out,
                 stderr=child_err,
@@ -131,6 +149,8 @@ class Child:
         except BaseException:
             for fd in self._fds.values():
                 os.close(fd)
+            if self.guard_key:
+                GUARD_PROCESS.forget(self.guard_key)
             self._stack.close()
             raise
         finally:
@@ -138,6 +158,19 @@ class Child:
                 os.close(fd)
         self.pidfd = os.pidfd_open(self.proc.pid)
         self.returncode: int | None = None
+        if self.guard_key:
+            GUARD_PROCESS.started(self.guard_key, self.proc.pid)
+
+    @staticmethod
+    def _data(content: bytes, passed: list[int]) -> int:
+        """A pipe holding `content` (at most a pipe's buffer), whose read end the child gets."""
+        r, w = os.pipe()
+        try:
+            os.write(w, content)
+        finally:
+            os.close(w)
+        passed.append(r)
+        return r
 
     def _pipe(self, name: str, passed: list[int]) -> int:
         """A pipe whose read end we keep as `name` and whose write end the child gets."""
@@ -169,9 +202,10 @@ class Child:
     def kill(self) -> None:
         """Stop every process of the action: the namespace, the session, the group.
 
-        Inside bwrap the program is PID 1 of its namespace: killing it ends the
-        namespace, and bwrap reaps it before exiting (so nothing is left for the
-        machine's PID 1 to reap). After we reaped bwrap only the cgroup is used.
+        Inside bwrap the program (or the `sh` that waits for it) is PID 1 of its
+        namespace: killing it ends the namespace, and bwrap reaps it before
+        exiting (so nothing is left for the machine's PID 1 to reap). After we
+        reaped bwrap only the cgroup is used.
         """
         if self.returncode is not None:
             if self.cgroup is not None:
@@ -207,6 +241,8 @@ class Child:
         """
         try:
             self.kill()
+            if self.guard_key:  # before the reap frees the process group's id
+                GUARD_PROCESS.forget(self.guard_key)
             _, status, usage = os.wait4(self.proc.pid, 0)
             self.returncode = os.waitstatus_to_exitcode(status)
             self.proc.returncode = self.returncode

@@ -7,8 +7,10 @@ reading its program from stdin. Taking one costs no start-up; the pool then
 starts the next. Guarantees are those of a cold start: one process tree per
 action, killed and cleaned up when the action ends.
 
-Children are started by one long-lived thread: bwrap's --die-with-parent is
-tied to the thread that forked it, so a short-lived thread would kill them.
+Children are started by the pool's own thread, so that starting one never
+waits on the caller; they are forked by `lifeline.popen`'s long-lived thread,
+since a parent-death signal follows the thread that forked (see
+`llmos_grammar.sandbox.lifeline`), and die with the runtime like any sandbox.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -222,6 +223,49 @@ f(0)
 """
 
 
+LIST_HIDDEN = """import json, os, sys
+keep = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+seen = []
+for top in ("/home", "/root", "/tmp"):
+    for folder, dirs, files in os.walk(top):
+        seen.append(folder)
+        seen += [os.path.join(folder, f) for f in files]
+        dirs[:] = [d for d in dirs if os.path.join(folder, d) not in keep]
+print(json.dumps(seen))
+"""
+ETC_LISTING = """import os
+print(os.path.exists("/etc/shadow"), os.path.exists("/etc/gshadow"), sorted(os.listdir("/etc")))
+"""
+
+
+def _accounts_check(r: ActionResult, _: Context) -> str | None:
+    names = {line.split(":")[0] for line in r.stdout.splitlines() if ":" in line}
+    allowed = {"root", "nobody"} if os.geteuid() == 0 else {"root", "nobody", "sandbox"}
+    return _expect(
+        r.ok and "root" in names and names <= allowed, f"host accounts visible: {sorted(names)}"
+    )
+
+
+def _hidden_check(r: ActionResult, ctx: Context) -> str | None:
+    """Only the interpreter's folders (and the folders above them) and /tmp/work may show."""
+    import json
+
+    try:
+        seen = json.loads(r.stdout)
+    except ValueError:
+        return f"no listing: {r.status} {r.stderr[-200:]!r}"
+    keep = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+
+    def expected(path: str) -> bool:  # the tops, the working directory, the interpreter
+        if path in ("/home", "/root", "/tmp", "/tmp/work"):
+            return True
+        return any(k == path or k.startswith(path + "/") or path.startswith(k + "/") for k in keep)
+
+    shown = [p for p in seen if not expected(p)]
+    leaked = [p for p in seen if os.path.basename(ctx.root) in p]
+    return _expect(not shown and not leaked, f"host files visible: {(shown + leaked)[:5]}")
+
+
 def _read_home(ctx: Context) -> str:
     return f"print(open({os.path.join(ctx.outside, 'secret.txt')!r}).read())\n" + (
         "import os\nprint(os.listdir('/root'), open(os.path.expanduser('~root/.bashrc')).read())\n"
@@ -298,6 +342,31 @@ CASES: tuple[Case, ...] = (
         ),
         needs=("filesystem",),
     ),
+    Case(
+        "etc_passwd",
+        "python",
+        _const("print(open('/etc/passwd').read())\n"),
+        _accounts_check,
+        needs=("minimal_etc",),
+    ),
+    Case(
+        "etc_shadow_listing",
+        "python",
+        _const(ETC_LISTING),
+        lambda r, _: _expect(
+            r.stdout.startswith("False False") and "shadow" not in r.stdout,
+            f"shadow files in /etc: {r.stdout[:200]!r}",
+        ),
+        needs=("minimal_etc",),
+    ),
+    Case(
+        "resolv_conf_offline",
+        "python",
+        _const("import os\nprint(os.path.exists('/etc/resolv.conf'))\n"),
+        lambda r, _: _expect(r.stdout == "False\n", f"resolv.conf present: {r.status}"),
+        needs=("minimal_etc",),
+    ),
+    Case("list_hidden", "python", _const(LIST_HIDDEN), _hidden_check, needs=("filesystem",)),
     Case(
         "env_secrets",
         "python",
