@@ -135,7 +135,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from llmos_grammar.models import load_model
-    from llmos_grammar.spec.load import load
+    from llmos_grammar.spec.loader import load
 
     machine = load(SPEC)
     lm = load_model(args.model or machine.model)

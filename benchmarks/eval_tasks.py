@@ -75,7 +75,7 @@ def main() -> int:
 
     from llmos_grammar.models import load_model
     from llmos_grammar.runtime import Runtime
-    from llmos_grammar.spec.load import load
+    from llmos_grammar.spec.loader import load
 
     folder = ROOT / "examples" / args.example
     machine = load(args.spec or folder / "spec.yaml")

@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 __all__ = ["Runtime", "load", "load_policy", "__version__"]
 
 _LAZY = {
-    "load": ("llmos_grammar.spec.load", "load"),
-    "load_policy": ("llmos_grammar.spec.load", "load_policy"),
+    "load": ("llmos_grammar.spec", "load"),
+    "load_policy": ("llmos_grammar.spec", "load_policy"),
     "Runtime": ("llmos_grammar.runtime", "Runtime"),
 }
 

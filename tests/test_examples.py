@@ -8,7 +8,7 @@ import pytest
 
 from llmos_grammar.actions import ActionRunner
 from llmos_grammar.spec.check import check_paths
-from llmos_grammar.spec.load import load
+from llmos_grammar.spec.loader import load
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "examples").glob("*/spec.yaml"))

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.model
 @pytest.fixture(scope="module")
 def runtime():  # type: ignore[no-untyped-def]
     from llmos_grammar.runtime import Runtime
-    from llmos_grammar.spec.load import load
+    from llmos_grammar.spec.loader import load
 
     with Runtime(load(SPEC)) as rt:
         yield rt
@@ -41,7 +41,7 @@ def test_calculator_runs_code_and_answers_after_the_output(runtime) -> None:  # 
 
 def test_cli_json_events_and_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from llmos_grammar.cli.main import main
-    from llmos_grammar.spec.load import load
+    from llmos_grammar.spec.loader import load
     from llmos_grammar.trace import read_trace
 
     trace = tmp_path / "run.jsonl"
@@ -68,7 +68,7 @@ def test_budget_exhaustion_exit_code(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_sqlite_example_queries_the_database_and_answers_from_the_rows() -> None:
     from llmos_grammar.runtime import Runtime
-    from llmos_grammar.spec.load import load
+    from llmos_grammar.spec.loader import load
 
     with Runtime(load(ROOT / "examples" / "sqlite_qa" / "spec.yaml")) as rt:
         result = rt.run("Which city does Alan Turing live in?")
@@ -82,7 +82,7 @@ def test_sqlite_example_queries_the_database_and_answers_from_the_rows() -> None
 
 def test_extract_example_writes_schema_valid_json() -> None:
     from llmos_grammar.runtime import Runtime
-    from llmos_grammar.spec.load import load
+    from llmos_grammar.spec.loader import load
 
     with Runtime(load(ROOT / "examples" / "extract" / "spec.yaml")) as rt:
         result = rt.run("Ada Lovelace was 36 years old when she died.")

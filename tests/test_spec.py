@@ -8,7 +8,7 @@ import pytest
 
 from llmos_grammar.errors import PolicyError, SpecError
 from llmos_grammar.ir import ActionState, FinalState, GrammarState, TextState
-from llmos_grammar.spec.load import load, load_policy
+from llmos_grammar.spec.loader import load, load_policy
 from tests.specs import SPEC, write
 
 

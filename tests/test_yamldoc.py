@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmos_grammar.spec import yamldoc
 from llmos_grammar.errors import Location, SpecError
+from llmos_grammar.spec import yamldoc
 from llmos_grammar.spec.yamldoc import MAX_DEPTH, MAX_FILE_BYTES, load, parse
 
 

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the action once and print its ActionResult as JSON; exit 0 ok, 1 failed, 3 refused."""
     from llmos_grammar.actions import ActionRunner, terminal_approver
     from llmos_grammar.sandbox import probe, without_bwrap
-    from llmos_grammar.spec.load import load_policy
+    from llmos_grammar.spec.loader import load_policy
 
     policy = load_policy(args.policy)
     text = _read_input(args.input)

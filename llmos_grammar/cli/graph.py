@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llmos_grammar import graph
-    from llmos_grammar.spec.load import load
+    from llmos_grammar.spec.loader import load
 
     machine = load(args.spec)
     text = graph.dot(machine) if args.format == "dot" else graph.mermaid(machine)

@@ -45,7 +45,7 @@ def exit_code(stop_reason: str, last_refused: bool = False) -> int:
 
 def _machine(args: argparse.Namespace) -> Any:
     from llmos_grammar.ir import ModelRef
-    from llmos_grammar.spec.load import load
+    from llmos_grammar.spec.loader import load
 
     machine = load(args.spec)
     if args.model:
