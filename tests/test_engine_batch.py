@@ -8,7 +8,9 @@ from llmos_grammar.engines.transformers import TransformersEngine
 from llmos_grammar.runtime.kv import KVSequence
 from tests.test_runtime_helpers import tiny_model, tokenizer
 
-TOL = {"rtol": 1e-4, "atol": 1e-4}
+
+def same(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
 
 
 def ids(text: str) -> list[int]:
@@ -28,16 +30,16 @@ def test_rows_of_different_lengths_match_running_alone() -> None:
     engine.append(a, head_a)
     engine.append(b, head_b)
     out = engine.forward([a, b])
-    torch.testing.assert_close(out[a], alone(head_a), **TOL)
-    torch.testing.assert_close(out[b], alone(head_b), **TOL)
+    same(out[a], alone(head_a))
+    same(out[b], alone(head_b))
     # row a takes three injected tokens while row b decodes one (plus two masked pads)
     more_a, more_b = ids("\n[OUTPUT]")[:3], ids(" +")[:1]
     engine.append(a, more_a)
     engine.append(b, more_b)
     out = engine.forward([a, b])
     assert engine.counters.padding == len(head_a) - len(head_b) + 2
-    torch.testing.assert_close(out[a], alone(head_a + more_a), **TOL)
-    torch.testing.assert_close(out[b], alone(head_b + more_b), **TOL)
+    same(out[a], alone(head_a + more_a))
+    same(out[b], alone(head_b + more_b))
 
 
 def test_truncating_one_row_masks_its_columns() -> None:
@@ -53,12 +55,12 @@ def test_truncating_one_row_masks_its_columns() -> None:
     engine.append(a, right)
     engine.append(b, ids(" now"))
     out = engine.forward([a, b])
-    torch.testing.assert_close(out[a], alone(head + right), **TOL)
-    torch.testing.assert_close(out[b], alone(other + ids(" now")), **TOL)
+    same(out[a], alone(head + right))
+    same(out[b], alone(other + ids(" now")))
     # truncating into the cache and asking again feeds the last id anew
     engine.truncate(b, len(other))
     out = engine.forward([b])
-    torch.testing.assert_close(out[b], alone(other), **TOL)
+    same(out[b], alone(other))
 
 
 def test_a_joining_row_is_prefilled_apart_and_spliced_in() -> None:
@@ -75,12 +77,12 @@ def test_a_joining_row_is_prefilled_apart_and_spliced_in() -> None:
     # row a was not padded to b's prompt: b was prefilled apart, then took one
     # masked pad in a's one-token step
     assert engine.counters.padding == 1
-    torch.testing.assert_close(out[b], alone(prompt), **TOL)
-    torch.testing.assert_close(out[a], alone(first + ids(" +")), **TOL)
+    same(out[b], alone(prompt))
+    same(out[a], alone(first + ids(" +")))
     engine.close_row(a)
     engine.append(b, ids(" ok"))
     out = engine.forward([b])
-    torch.testing.assert_close(out[b], alone(prompt + ids(" ok")), **TOL)
+    same(out[b], alone(prompt + ids(" ok")))
 
 
 def test_compaction_keeps_logits() -> None:
@@ -102,9 +104,9 @@ def test_compaction_keeps_logits() -> None:
     engine.append(a, ids(" +"))
     engine.append(b, ids(" +"))
     after = engine.forward([a, b])
-    torch.testing.assert_close(after[a], alone(text_a[:4] + ids(" = 2") + ids(" +")), **TOL)
-    torch.testing.assert_close(after[b], alone(text_b + ids(" = 5 * 7") + ids(" +")), **TOL)
-    torch.testing.assert_close(before[a], alone(text_a[:4] + ids(" = 2")), **TOL)
+    same(after[a], alone(text_a[:4] + ids(" = 2") + ids(" +")))
+    same(after[b], alone(text_b + ids(" = 5 * 7") + ids(" +")))
+    same(before[a], alone(text_a[:4] + ids(" = 2")))
 
 
 def test_one_row_feeds_without_a_mask_like_a_plain_cache() -> None:

@@ -9,7 +9,7 @@ finished row leaves at once and a waiting (task, sample) takes its place.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
@@ -56,19 +56,18 @@ class Batch:
     """Drives `jobs` through `rt`, at most `size` rows at a time; `events()` yields RowEvents."""
 
     def __init__(
-        self, rt: Any, jobs: Sequence[Job], size: int, sampling: Sampling | None = None
+        self, rt: RunHost, jobs: Sequence[Job], size: int, sampling: Sampling | None = None
     ) -> None:
         if size < 1:
             raise ValueError(f"batch size must be at least 1, got {size}")
-        self.rt: RunHost = rt
-        self.host = rt  # the Runtime: action threads and their cleanup
+        self.rt = rt
         self.waiting = deque(jobs)
         self.size = size
         self.sampling = sampling
         self.engine: Engine = rt.new_engine()
         self.slots: dict[int, _Slot] = {}
 
-    def events(self) -> Iterator[RowEvent]:
+    def events(self) -> Generator[RowEvent, None, None]:
         finished = False
         try:
             while self.waiting or self.slots:
@@ -132,7 +131,7 @@ class Batch:
                 slot.step = item
                 return
             if isinstance(item, ActionCall):
-                slot.action = self.host.submit_action(item.action, item.text)
+                slot.action = self.rt.submit_action(item.action, item.text)
                 return
             yield RowEvent(row, slot.job.task_index, slot.job.sample, item)
 
@@ -143,4 +142,4 @@ class Batch:
             slot.gen.close()
         self.slots.clear()
         if not finished and running:
-            self.host.abort_actions(running)
+            self.rt.abort_actions(running)

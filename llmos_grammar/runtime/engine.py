@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -62,7 +62,7 @@ class Runtime:
             self.lm = load_model(model if model is not None else machine.model)
         self.sampling = sampling or machine.sampling
         self.budgets = budgets or machine.budgets
-        self.logits_processors = tuple(logits_processors)
+        self.logits_processors: Sequence[LogitsProcessor] = tuple(logits_processors)
         self._runner = runner
         self._owns_runner = runner is None
         self._approve = approve
@@ -102,7 +102,7 @@ class Runtime:
         samples: int = 1,
         batch: int = 8,
         sampling: Sampling | None = None,
-    ) -> Iterator[RowEvent]:
+    ) -> Generator[RowEvent, None, None]:
         """Run every task `samples` times, up to `batch` rows in each forward pass.
 
         Yields each row's events as they happen; the last event of each

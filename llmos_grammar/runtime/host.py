@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from llmos_grammar.actions.result import ActionResult
@@ -33,4 +33,12 @@ class RunHost(Protocol):
 
     def call_action(self, action: str, text: str) -> ActionResult:
         """Run one action (safe to call from several threads at once)."""
+        ...
+
+    def submit_action(self, action: str, text: str) -> Future[ActionResult]:
+        """`call_action` on a worker thread."""
+        ...
+
+    def abort_actions(self, running: Sequence[Future[ActionResult]]) -> None:
+        """Stop running actions and end their threads."""
         ...
