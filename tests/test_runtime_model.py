@@ -89,3 +89,23 @@ def test_extract_example_writes_schema_valid_json() -> None:
     assert result.stop_reason == "final", result.message
     body = result.text.removeprefix("[JSON]").removesuffix("[/JSON]")
     assert json.loads(body) == {"name": "Ada Lovelace", "age": 36}
+
+
+def test_calculator_batch_of_eight_equals_one_at_a_time(runtime) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from llmos_grammar.runtime import Runtime
+
+    lines = (ROOT / "examples" / "calculator" / "tasks.jsonl").read_text().splitlines()
+    tasks = [json.loads(line)["task"] for line in lines[:8]]
+    # no wall-clock budget: a busy machine must not cut rows short
+    budgets = replace(runtime.budgets, wall_s=3600.0)
+    with Runtime(runtime.machine, runtime.lm, budgets=budgets) as rt:
+        batched = rt.run_batch(tasks, batch=8)
+        alone = rt.run_batch(tasks, batch=1)  # one row at a time, with the same per-row seeds
+        first = rt.run(tasks[0])
+    assert [r[0].text for r in batched] == [r[0].text for r in alone]
+    assert [r[0].completion_ids for r in batched] == [r[0].completion_ids for r in alone]
+    assert all(r[0].stop_reason == "final" for r in batched)
+    # task 0 row 0 uses the spec's seed itself: it equals a plain single run
+    assert first.text == batched[0][0].text

@@ -47,6 +47,11 @@ class LLGuidanceConstraint:
         self._matcher = matcher
         self.name = name
 
+    @property
+    def matcher(self) -> Any:
+        """The llguidance LLMatcher (for batched mask computation)."""
+        return self._matcher
+
     def fill_mask(self, bitmask: Any) -> None:
         """Write the allowed-token bitmask into a preallocated int32 torch tensor (1, words)."""
         row = bitmask[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmos_grammar.runtime.batch import RowEvent
 from llmos_grammar.runtime.engine import Runtime
 from llmos_grammar.runtime.events import (
     ActionFinished,
@@ -26,6 +27,7 @@ __all__ = [
     "Event",
     "InjectedEvent",
     "Result",
+    "RowEvent",
     "Runtime",
     "Segment",
     "Stats",

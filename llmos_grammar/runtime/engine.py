@@ -1,12 +1,14 @@
-"""`Runtime`: a compiled machine bound to a model; `run(task)` and `stream(task)`."""
+"""`Runtime`: a compiled machine bound to a model; `run`, `stream`, `run_batch`, `stream_batch`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from llmos_grammar.constraints import CompiledConstraint, MaskBuffer
+from llmos_grammar.constraints import CompiledConstraint
+from llmos_grammar.engines import Engine
 from llmos_grammar.ir import (
     ActionPolicy,
     Budgets,
@@ -18,20 +20,28 @@ from llmos_grammar.ir import (
 )
 from llmos_grammar.models import LoadedModel, load_model
 from llmos_grammar.results import ActionResult
+from llmos_grammar.runtime.batch import Batch, Job, RowEvent
 from llmos_grammar.runtime.events import DoneEvent, Event, Result
+from llmos_grammar.runtime.host import LogitsProcessor
+from llmos_grammar.runtime.masks import BatchMasks
 
-LogitsProcessor = Callable[[str, str, Any], None]  # (state, state text, logits row) -> None
+ACTION_THREADS = 16
 
 
 class Runtime:
-    """Runs a `Machine` inside the decoder of a causal LM.
+    """Runs a `Machine` inside the decoder of a causal LM, one task or many at once.
 
     `model` is a LoadedModel, a ModelRef, a name/path, or None for the spec's
-    model. `runner` is anything with `run(action, text) -> ActionResult`
-    (default: the policy's ActionRunner, created on first use); `approve`
-    answers actions whose policy asks for confirmation. `sampling` and
+    model. `runner` is anything with `run(action, text) -> ActionResult` and
+    `close()` (default: the policy's ActionRunner, created on first use);
+    `approve` answers actions whose policy asks for confirmation (one question
+    at a time, even when several rows reach such an action). `sampling` and
     `budgets` override the spec's. `logits_processors` may edit each logits
     row in place after the constraint mask.
+
+    Actions of a batch run on worker threads; calls of one action (by name) are
+    serialized, because a persistent python session and the action's warm
+    standby sandbox serve one call at a time.
     """
 
     def __init__(
@@ -52,12 +62,15 @@ class Runtime:
             self.lm = load_model(model if model is not None else machine.model)
         self.sampling = sampling or machine.sampling
         self.budgets = budgets or machine.budgets
-        self.logits_processors = tuple(logits_processors)
+        self.logits_processors: Sequence[LogitsProcessor] = tuple(logits_processors)
         self._runner = runner
         self._owns_runner = runner is None
         self._approve = approve
+        self._lock = threading.Lock()  # the runner, the action locks, approvals
+        self._action_locks: dict[str, threading.Lock] = {}
+        self._actions: ThreadPoolExecutor | None = None
         self.table = self.lm.token_table()
-        self.mask = MaskBuffer(self.lm.vocab_size)
+        self.masks = BatchMasks(self.table.vocab_size)
         self.mask_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-mask")
         self.constraints: dict[str, CompiledConstraint] = {}
         for name, state in machine.states.items():
@@ -70,19 +83,11 @@ class Runtime:
                     state.constraint, self.table, None, name
                 )
 
-    def runner(self) -> Any:
-        """The action runner (the policy's ActionRunner unless one was given)."""
-        if self._runner is None:
-            from llmos_grammar.actions import ActionRunner
-
-            self._runner = ActionRunner(self.machine.policy, approve=self._approve)
-        return self._runner
-
+    # ---- runs -------------------------------------------------------------------
     def stream(self, task: str) -> Iterator[Event]:
         """Yield events (tokens, transitions, actions, injections) and finally DoneEvent."""
-        from llmos_grammar.runtime.loop import Run
-
-        yield from Run(self, task).events()
+        for item in Batch(self, [Job(0, 0, task)], 1).events():
+            yield item.event
 
     def run(self, task: str) -> Result:
         """Run to the end and return the Result."""
@@ -91,12 +96,110 @@ class Runtime:
                 return event.result
         raise RuntimeError("the run ended without a result")
 
+    def stream_batch(
+        self,
+        tasks: Sequence[str],
+        samples: int = 1,
+        batch: int = 8,
+        sampling: Sampling | None = None,
+    ) -> Generator[RowEvent, None, None]:
+        """Run every task `samples` times, up to `batch` rows in each forward pass.
+
+        Yields each row's events as they happen; the last event of each
+        (task, sample) is its DoneEvent. Rows join as others finish. With a
+        seed (in `sampling` or the spec's), row (task_index, sample) samples
+        from its own generator seeded from (seed, task_index, sample).
+        """
+        if samples < 1:
+            raise ValueError(f"samples must be at least 1, got {samples}")
+        jobs = [Job(t, s, task) for t, task in enumerate(tasks) for s in range(samples)]
+        yield from Batch(self, jobs, batch, sampling).events()
+
+    def run_batch(
+        self,
+        tasks: Sequence[str],
+        samples: int = 1,
+        batch: int = 8,
+        sampling: Sampling | None = None,
+    ) -> list[list[Result]]:
+        """Results as results[task_index][sample]."""
+        out: list[list[Result | None]] = [[None] * samples for _ in tasks]
+        for item in self.stream_batch(tasks, samples, batch, sampling):
+            if isinstance(item.event, DoneEvent):
+                out[item.task_index][item.sample] = item.event.result
+        return [[r for r in row if r is not None] for row in out]
+
+    # ---- what runs need (RunHost) ----------------------------------------------------
+    def new_engine(self) -> Engine:
+        """A fresh engine for a batch of rows (the seam for other engines)."""
+        from llmos_grammar.engines.transformers import TransformersEngine
+
+        return TransformersEngine(self.lm)
+
+    def runner(self) -> Any:
+        """The action runner (the policy's ActionRunner unless one was given)."""
+        with self._lock:
+            if self._runner is None:
+                from llmos_grammar.actions import ActionRunner
+
+                approve = self._serialized_approve() if self._approve is not None else None
+                self._runner = ActionRunner(self.machine.policy, approve=approve)
+            return self._runner
+
+    def call_action(self, action: str, text: str) -> ActionResult:
+        """Run one action; calls of the same action wait for each other."""
+        runner = self.runner()
+        with self._lock:
+            lock = self._action_locks.setdefault(action, threading.Lock())
+        with lock:
+            result: ActionResult = runner.run(action, text)
+            return result
+
+    def submit_action(self, action: str, text: str) -> Future[ActionResult]:
+        """`call_action` on a worker thread."""
+        self.runner()  # created here, on the calling thread
+        if self._actions is None:
+            self._actions = ThreadPoolExecutor(ACTION_THREADS, thread_name_prefix="llmos-action")
+        return self._actions.submit(self.call_action, action, text)
+
+    def abort_actions(self, running: Sequence[Future[ActionResult]]) -> None:
+        """Stop running actions (the runner's close kills their sandboxes), end their threads."""
+        for future in running:
+            future.cancel()
+        self._close_runner(force=True)
+        wait(running)
+        if self._actions is not None:
+            self._actions.shutdown(wait=True)
+            self._actions = None
+
+    def _serialized_approve(self) -> Callable[[ActionPolicy, str], bool]:
+        approve = self._approve
+        assert approve is not None
+        asking = threading.Lock()
+
+        def ask(policy: ActionPolicy, text: str) -> bool:
+            with asking:
+                return approve(policy, text)
+
+        return ask
+
+    # ---- lifetime ---------------------------------------------------------------
+    def _close_runner(self, force: bool = False) -> None:
+        with self._lock:
+            runner = self._runner
+            if runner is None or not (self._owns_runner or force):
+                return
+            if self._owns_runner:
+                self._runner = None
+        runner.close()
+
     def close(self) -> None:
-        """End the action runner's sessions (when this runtime created it)."""
+        """End the action runner's sessions (when this runtime created it) and the threads."""
+        if self._actions is not None:
+            self._actions.shutdown(wait=True)
+            self._actions = None
         self.mask_worker.shutdown(wait=True)
-        if self._owns_runner and self._runner is not None:
-            self._runner.close()
-            self._runner = None
+        self._close_runner()
 
     def __enter__(self) -> Runtime:
         return self
@@ -105,4 +208,4 @@ class Runtime:
         self.close()
 
 
-__all__ = ["ActionResult", "Runtime"]
+__all__ = ["ActionResult", "RowEvent", "Runtime"]

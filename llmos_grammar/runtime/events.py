@@ -114,6 +114,12 @@ class Result:
     transcript: tuple[Segment, ...]
     actions: tuple[ActionRecord, ...]
     stats: Stats = field(default_factory=Stats)
+    # For training: the ids as finally in the context. `chosen` has one entry per
+    # completion id: 1 where the model sampled the token and it was kept, 0 where
+    # it was fed without sampling (forced, injected, or re-tokenized by healing).
+    prompt_ids: tuple[int, ...] = ()
+    completion_ids: tuple[int, ...] = ()
+    chosen: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:

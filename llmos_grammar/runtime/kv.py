@@ -1,72 +1,71 @@
-"""The token sequence and its KV cache: one forward per appended chunk, crop for healing."""
+"""One token sequence (a row of an engine) and token healing at the boundary of queued text."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from llmos_grammar.engines import Engine
 from llmos_grammar.models import LoadedModel
 
 
 class KVSequence:
-    """All token ids so far, the part already in the KV cache, and the next-token logits."""
+    """One row of an engine: its ids, the part already cached, the next-token logits.
 
-    def __init__(self, lm: LoadedModel) -> None:
-        from transformers import DynamicCache
+    With no engine given, the sequence has a `TransformersEngine` of its own.
+    Alongside the ids it keeps `chosen`: 1 for each id the model sampled and
+    kept, 0 for everything fed without sampling; and `floor`, the shortest the
+    sequence has been since `mark_floor` (the prompt, minus any healed token).
+    """
 
+    def __init__(self, lm: LoadedModel, engine: Engine | None = None) -> None:
+        if engine is None:
+            from llmos_grammar.engines.transformers import TransformersEngine
+
+            engine = TransformersEngine(lm)
         self.lm = lm
-        self.ids: list[int] = []
-        self.cache: Any = DynamicCache(config=lm.model.config)
-        self.cached = 0  # ids[:cached] are in the cache
-        self.forward_passes = 0
-        self.forward_tokens = 0
-        self.logits: Any = None  # float32 logits for the position after ids[cached - 1]
-        self._cache_kw = _cache_keyword(lm.model)
+        self.engine = engine
+        self.row = engine.open_row()
+        self.chosen: list[int] = []
+        self.floor = 0
 
-    def append(self, tokens: list[int]) -> None:
-        """Queue tokens; they enter the cache at the next `flush`."""
-        self.ids.extend(tokens)
+    @property
+    def ids(self) -> list[int]:
+        return self.engine.ids(self.row)
+
+    @property
+    def cached(self) -> int:
+        return self.engine.cached(self.row)
+
+    @property
+    def forward_passes(self) -> int:
+        return self.engine.row_counters(self.row).forward_passes
+
+    @property
+    def forward_tokens(self) -> int:
+        return self.engine.row_counters(self.row).tokens_fed
+
+    def append(self, tokens: list[int], chosen: bool = False) -> None:
+        """Queue tokens; they enter the cache at the next `flush` (or batched forward)."""
+        self.engine.append(self.row, tokens)
+        self.chosen.extend([int(chosen)] * len(tokens))
 
     def truncate(self, length: int) -> None:
-        """Drop ids[length:], cropping the cache if it already holds some of them."""
-        del self.ids[length:]
-        if self.cached > length:
-            self.cache.crop(length - self.cached)  # negative: tokens to remove
-            self.cached = length
-            self.logits = None
+        """Drop ids[length:], cached or not."""
+        self.engine.truncate(self.row, length)
+        del self.chosen[length:]
+        self.floor = min(self.floor, length)
+
+    def mark_floor(self) -> None:
+        """Remember the current length (the end of the prompt)."""
+        self.floor = len(self.ids)
 
     def flush(self) -> Any:
-        """Feed every queued token in one forward pass; return the next-token logits."""
-        import torch
+        """Feed every queued token in one forward pass of this row alone; return the logits."""
+        return self.engine.forward([self.row])[self.row]
 
-        pending = self.ids[self.cached :]
-        if not pending:
-            if self.logits is None:
-                raise RuntimeError("no logits: the sequence is empty")
-            return self.logits
-        device = self.lm.device
-        input_ids = torch.tensor([pending], dtype=torch.long, device=device)
-        positions = torch.arange(self.cached, len(self.ids), device=device).unsqueeze(0)
-        with torch.inference_mode():
-            out = self.lm.model(
-                input_ids=input_ids,
-                position_ids=positions,
-                use_cache=True,
-                logits_to_keep=1,
-                **{self._cache_kw: self.cache},
-            )
-        self.cached = len(self.ids)
-        self.forward_passes += 1
-        self.forward_tokens += len(pending)
-        self.logits = out.logits[0, -1].float()
-        return self.logits
-
-
-def _cache_keyword(model: Any) -> str:
-    """`cache` in recent transformers, `past_key_values` before."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    def close(self) -> None:
+        """Give the row back to the engine."""
+        self.engine.close_row(self.row)
 
 
 def heal_append(seq: KVSequence, table: Any, tokenizer: Any, text: str) -> int:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from llmos_grammar.ir import Sampling
 
 
-def make_generator(sampling: Sampling) -> Any:
+def make_generator(sampling: Sampling, key: tuple[int, int] = (0, 0)) -> Any:
     """A torch generator seeded from the spec (None when unseeded).
 
+    `key` is (task index, sample) in a batch: every pair gets its own seed,
+    derived from the spec's, so results do not depend on batch size or
+    scheduling; (0, 0) uses the spec's seed itself, as a single run does.
     Seeded even when the run is greedy: a state with its own `sampling` then
     samples reproducibly.
     """
@@ -17,8 +21,12 @@ def make_generator(sampling: Sampling) -> Any:
 
     if sampling.seed is None:
         return None
+    seed = int(sampling.seed)
+    if key != (0, 0):
+        digest = hashlib.sha256(f"{seed}:{key[0]}:{key[1]}".encode()).digest()
+        seed = int.from_bytes(digest[:8], "little") & (2**63 - 1)
     gen = torch.Generator()
-    gen.manual_seed(int(sampling.seed))
+    gen.manual_seed(seed)
     return gen
 
 

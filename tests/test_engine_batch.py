@@ -1,0 +1,120 @@
+"""The shared-cache engine: every row's logits equal those of running it alone."""
+
+from __future__ import annotations
+
+import torch
+
+from llmos_grammar.engines.transformers import TransformersEngine
+from llmos_grammar.runtime.kv import KVSequence
+from tests.test_runtime_helpers import tiny_model, tokenizer
+
+
+def same(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+def ids(text: str) -> list[int]:
+    return list(tokenizer().encode(text, add_special_tokens=False))
+
+
+def alone(tokens: list[int]) -> torch.Tensor:
+    seq = KVSequence(tiny_model())
+    seq.append(tokens)
+    return seq.flush()
+
+
+def test_rows_of_different_lengths_match_running_alone() -> None:
+    engine = TransformersEngine(tiny_model())
+    a, b = engine.open_row(), engine.open_row()
+    head_a, head_b = ids("print(sum(range(1, 101)))\n"), ids("x = 3")
+    engine.append(a, head_a)
+    engine.append(b, head_b)
+    out = engine.forward([a, b])
+    same(out[a], alone(head_a))
+    same(out[b], alone(head_b))
+    # row a takes three injected tokens while row b decodes one (plus two masked pads)
+    more_a, more_b = ids("\n[OUTPUT]")[:3], ids(" +")[:1]
+    engine.append(a, more_a)
+    engine.append(b, more_b)
+    out = engine.forward([a, b])
+    assert engine.counters.padding == len(head_a) - len(head_b) + 2
+    same(out[a], alone(head_a + more_a))
+    same(out[b], alone(head_b + more_b))
+
+
+def test_truncating_one_row_masks_its_columns() -> None:
+    engine = TransformersEngine(tiny_model())
+    a, b = engine.open_row(), engine.open_row()
+    head, wrong, right = ids("The answer is"), ids(" 387 and more"), ids(" 613.")
+    other = ids("Some other row that keeps decoding")
+    engine.append(a, head + wrong)
+    engine.append(b, other)
+    engine.forward([a, b])
+    engine.truncate(a, len(head))
+    assert engine.ids(a) == head and engine.cached(a) == len(head)
+    engine.append(a, right)
+    engine.append(b, ids(" now"))
+    out = engine.forward([a, b])
+    same(out[a], alone(head + right))
+    same(out[b], alone(other + ids(" now")))
+    # truncating into the cache and asking again feeds the last id anew
+    engine.truncate(b, len(other))
+    out = engine.forward([b])
+    same(out[b], alone(other))
+
+
+def test_a_joining_row_is_prefilled_apart_and_spliced_in() -> None:
+    engine = TransformersEngine(tiny_model())
+    a = engine.open_row()
+    first = ids("x = 1")
+    engine.append(a, first)
+    engine.forward([a])
+    b = engine.open_row()
+    prompt = ids("A much longer prompt than the first row has, so the cache grows left.")
+    engine.append(b, prompt)
+    engine.append(a, ids(" +"))
+    out = engine.forward([a, b])
+    # row a was not padded to b's prompt: b was prefilled apart, then took one
+    # masked pad in a's one-token step
+    assert engine.counters.padding == 1
+    same(out[b], alone(prompt))
+    same(out[a], alone(first + ids(" +")))
+    engine.close_row(a)
+    engine.append(b, ids(" ok"))
+    out = engine.forward([b])
+    same(out[b], alone(prompt + ids(" ok")))
+
+
+def test_compaction_keeps_logits() -> None:
+    engine = TransformersEngine(tiny_model(), compact_min=10_000)
+    a, b = engine.open_row(), engine.open_row()
+    text_a, text_b = ids("def f(x):\n    return x * 2\n"), ids("y")
+    engine.append(a, text_a)
+    engine.append(b, text_b)
+    engine.forward([a, b])
+    engine.truncate(a, 4)
+    engine.append(a, ids(" = 2"))
+    engine.append(b, ids(" = 5 * 7"))
+    before = engine.forward([a, b])
+    before = {row: logits.clone() for row, logits in before.items()}
+    width = engine.width
+    engine.compact()
+    assert engine.width < width
+    assert engine.width == max(engine.cached(a), engine.cached(b))
+    engine.append(a, ids(" +"))
+    engine.append(b, ids(" +"))
+    after = engine.forward([a, b])
+    same(after[a], alone(text_a[:4] + ids(" = 2") + ids(" +")))
+    same(after[b], alone(text_b + ids(" = 5 * 7") + ids(" +")))
+    same(before[a], alone(text_a[:4] + ids(" = 2")))
+
+
+def test_one_row_feeds_without_a_mask_like_a_plain_cache() -> None:
+    engine = TransformersEngine(tiny_model())
+    a = engine.open_row()
+    engine.append(a, ids("x = 1"))
+    engine.forward([a])
+    engine.append(a, ids(" + 2"))
+    engine.forward([a])
+    assert engine.width == len(ids("x = 1") + ids(" + 2")) and bool(engine.live.all())
+    assert engine.counters.padding == 0
