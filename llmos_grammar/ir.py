@@ -197,6 +197,7 @@ class Machine:
     prompt: Prompt = field(default_factory=Prompt)
     sampling: Sampling = field(default_factory=Sampling)
     budgets: Budgets = field(default_factory=Budgets)
+    engine: str = "auto"  # auto | transformers | llamacpp
     samples: Samples = field(default_factory=Samples)
     tests: tuple[GrammarTest, ...] = ()
     description: str = ""

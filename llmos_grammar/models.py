@@ -31,6 +31,7 @@ class LoadedModel:
     name: str
     table_future: Any = None  # a Future of the TokenTable, started while the weights load
     _table: Any = None
+    engine: str = "transformers"  # which engine runs `model`: "transformers" or "llamacpp"
 
     def token_table(self) -> Any:
         """The constraints' TokenTable for this tokenizer (built once)."""

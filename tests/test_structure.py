@@ -1,4 +1,4 @@
-"""The package's shape: its import graph (package faces and type-only imports included) is acyclic."""
+"""The package's import graph (package faces and type-only imports included) is acyclic."""
 
 from __future__ import annotations
 

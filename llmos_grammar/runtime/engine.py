@@ -18,7 +18,7 @@ from llmos_grammar.ir import (
     Sampling,
     TextState,
 )
-from llmos_grammar.models import LoadedModel, load_model
+from llmos_grammar.models import LoadedModel
 from llmos_grammar.results import ActionResult
 from llmos_grammar.runtime.batch import Batch, Job, RowEvent
 from llmos_grammar.runtime.events import DoneEvent, Event, Result
@@ -54,12 +54,18 @@ class Runtime:
         sampling: Sampling | None = None,
         budgets: Budgets | None = None,
         logits_processors: Sequence[LogitsProcessor] = (),
+        engine: str | None = None,
     ) -> None:
         self.machine = machine
         if isinstance(model, LoadedModel):
             self.lm = model
         else:
-            self.lm = load_model(model if model is not None else machine.model)
+            from llmos_grammar.engines.select import choose, load_for
+
+            ref = model if model is not None else machine.model
+            ref = ModelRef(name=ref) if isinstance(ref, str) else ref
+            self.lm = load_for(choose(engine or machine.engine, ref), ref)
+        self._engine: Engine | None = None
         self.sampling = sampling or machine.sampling
         self.budgets = budgets or machine.budgets
         self.logits_processors: Sequence[LogitsProcessor] = tuple(logits_processors)
@@ -130,8 +136,23 @@ class Runtime:
         return [[r for r in row if r is not None] for row in out]
 
     # ---- what runs need (RunHost) ----------------------------------------------------
+    @property
+    def engine_name(self) -> str:
+        """The engine this runtime decodes with: "transformers" or "llamacpp"."""
+        return self.lm.engine
+
     def new_engine(self) -> Engine:
-        """A fresh engine for a batch of rows (the seam for other engines)."""
+        """The engine for a batch of rows.
+
+        transformers: a fresh shared cache per batch. llama.cpp: one context for
+        the runtime's life; its rows are independent sequences, so batches share it.
+        """
+        if self.lm.engine == "llamacpp":
+            if self._engine is None:
+                from llmos_grammar.engines.llamacpp import LlamaCppEngine
+
+                self._engine = LlamaCppEngine(self.lm.model)
+            return self._engine
         from llmos_grammar.engines.transformers import TransformersEngine
 
         return TransformersEngine(self.lm)

@@ -170,6 +170,7 @@ def build_machine(
         prompt=Prompt(**data.get("prompt", {})),
         sampling=Sampling(**data.get("sampling", {})),
         budgets=Budgets(**data.get("limits", {})),
+        engine=data.get("engine", "auto"),
         samples=Samples(**data.get("samples", {})),
         tests=tests,
         description=data.get("description", ""),

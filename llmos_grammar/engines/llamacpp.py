@@ -1,0 +1,261 @@
+"""A llama.cpp engine: the GGUF runs natively; masks, sampling and the state machine stay ours.
+
+Only the forward pass is llama.cpp's (`llama-cpp-python`'s low-level API). Rows
+are llama.cpp sequences (`seq_id`) in one context with a unified KV cache: one
+`llama_decode` feeds every listed row's pending ids at their own positions, so
+rows of any length need no padding and no mask. Truncating a row removes its
+cells (`llama_memory_seq_rm`); a closed row's sequence id is reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmos_grammar.engines import EngineCounters
+from llmos_grammar.errors import ModelError
+
+N_BATCH = 512  # tokens per llama_decode call; longer feeds are split
+N_SEQ_MAX = 64  # rows one engine holds at once
+N_CTX = 32768  # KV cells shared by all rows (about 23 KB each for the default model)
+
+_init = threading.Lock()
+_backend_ready = False
+
+
+def _quiet_backend() -> None:
+    """Initialize llama.cpp once per process with its log silenced (the run's output is ours)."""
+    global _backend_ready, _LOG_CALLBACK
+    import llama_cpp as lc
+
+    with _init:
+        if _backend_ready:
+            return
+        lc.llama_backend_init()
+        _LOG_CALLBACK = lc.llama_log_callback(lambda level, text, user: None)
+        lc.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+        _backend_ready = True
+
+
+_LOG_CALLBACK: Any = None  # kept alive: llama.cpp holds a pointer to it
+
+
+class LlamaCppModel:
+    """A GGUF loaded by llama.cpp: weights only; contexts are made per engine."""
+
+    def __init__(self, path: str, threads: int | None = None) -> None:
+        import llama_cpp as lc
+
+        _quiet_backend()
+        params = lc.llama_model_default_params()
+        self.path = path
+        self.handle = lc.llama_model_load_from_file(path.encode(), params)
+        if not self.handle:
+            raise ModelError(f"llama.cpp cannot load {path}")
+        vocab = lc.llama_model_get_vocab(self.handle)
+        self.n_vocab = int(lc.llama_vocab_n_tokens(vocab))
+        self.n_ctx_train = int(lc.llama_model_n_ctx_train(self.handle))
+        self.eos_ids = frozenset(
+            int(t)
+            for t in (lc.llama_vocab_eos(vocab), lc.llama_vocab_eot(vocab))
+            if int(t) >= 0
+        )
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        self.threads = threads or cores or os.cpu_count() or 1
+
+    def close(self) -> None:
+        import llama_cpp as lc
+
+        if self.handle:
+            lc.llama_model_free(self.handle)
+            self.handle = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter shutdown the library may be gone
+            self.close()
+
+
+@dataclass
+class _Row:
+    seq: int
+    ids: list[int] = field(default_factory=list)
+    cached: int = 0
+    logits: Any = None
+    counters: EngineCounters = field(default_factory=EngineCounters)
+
+
+class LlamaCppEngine:
+    """Rows of one llama.cpp model in one context (see the module docstring)."""
+
+    def __init__(self, model: LlamaCppModel, *, n_ctx: int = N_CTX, rows: int = N_SEQ_MAX):
+        import llama_cpp as lc
+
+        params = lc.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = N_BATCH
+        params.n_ubatch = N_BATCH
+        params.n_seq_max = rows
+        params.kv_unified = True  # rows share every cell; none is capped at n_ctx / rows
+        params.n_threads = model.threads
+        params.n_threads_batch = model.threads
+        self.model = model
+        self.ctx = lc.llama_init_from_model(model.handle, params)
+        if not self.ctx:
+            raise ModelError(f"llama.cpp cannot create a context of {n_ctx} cells for {model.path}")
+        self.memory = lc.llama_get_memory(self.ctx)
+        self.batch = lc.llama_batch_init(N_BATCH, 0, 1)
+        self.n_ctx = n_ctx
+        self.counters = EngineCounters()
+        self._rows: dict[int, _Row] = {}
+        self._free = list(range(rows - 1, -1, -1))  # sequence ids not in use
+        self._next = 0
+
+    # ---- rows -----------------------------------------------------------------
+    def open_row(self) -> int:
+        if not self._free:
+            raise ModelError(f"the llama.cpp engine holds at most {N_SEQ_MAX} rows at once")
+        handle = self._next
+        self._next += 1
+        self._rows[handle] = _Row(seq=self._free.pop())
+        return handle
+
+    def append(self, row: int, tokens: Sequence[int]) -> None:
+        self._rows[row].ids.extend(int(t) for t in tokens)
+
+    def truncate(self, row: int, length: int) -> None:
+        import llama_cpp as lc
+
+        r = self._rows[row]
+        del r.ids[length:]
+        if r.cached > length:
+            lc.llama_memory_seq_rm(self.memory, r.seq, length, -1)
+            r.cached = length
+            r.logits = None
+
+    def ids(self, row: int) -> list[int]:
+        return self._rows[row].ids
+
+    def cached(self, row: int) -> int:
+        return self._rows[row].cached
+
+    def row_counters(self, row: int) -> EngineCounters:
+        return self._rows[row].counters
+
+    def close_row(self, row: int) -> None:
+        import llama_cpp as lc
+
+        r = self._rows.pop(row)
+        lc.llama_memory_seq_rm(self.memory, r.seq, -1, -1)
+        self._free.append(r.seq)
+
+    # ---- forward ----------------------------------------------------------------
+    def forward(self, rows: Sequence[int]) -> dict[int, Any]:
+        """Feed the listed rows' pending ids (split into calls of N_BATCH); logits per row."""
+        feed: list[tuple[int, int, int]] = []  # (row, token, position)
+        for row in rows:
+            r = self._rows[row]
+            if r.cached == len(r.ids) and r.logits is None:
+                if not r.ids:
+                    raise RuntimeError("no logits: the sequence is empty")
+                last = r.ids[-1]  # truncated back into the cache: feed its last id again
+                self.truncate(row, len(r.ids) - 1)
+                r.ids.append(last)
+            feed.extend((row, r.ids[p], p) for p in range(r.cached, len(r.ids)))
+        for start in range(0, len(feed), N_BATCH):
+            self._decode(feed[start : start + N_BATCH])
+        return {row: self._rows[row].logits for row in rows}
+
+    def _decode(self, items: list[tuple[int, int, int]]) -> None:
+        import llama_cpp as lc
+        import numpy as np
+        import torch
+
+        batch = self.batch
+        last: dict[int, int] = {}
+        for i, (row, token, position) in enumerate(items):
+            batch.token[i] = token
+            batch.pos[i] = position
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = self._rows[row].seq
+            batch.logits[i] = False
+            last[row] = i
+        for i in last.values():
+            batch.logits[i] = True
+        batch.n_tokens = len(items)
+        status = lc.llama_decode(self.ctx, batch)
+        if status != 0:
+            used = sum(r.cached for r in self._rows.values())
+            raise ModelError(
+                f"llama.cpp decode failed (status {status}): {used + len(items)} tokens "
+                f"in a context of {self.n_ctx} cells"
+            )
+        n_vocab = self.model.n_vocab
+        for row, i in last.items():
+            pointer = lc.llama_get_logits_ith(self.ctx, i)
+            values = np.ctypeslib.as_array(pointer, shape=(n_vocab,))
+            self._rows[row].logits = torch.from_numpy(values.copy())
+        for row in last:
+            fed = sum(1 for item in items if item[0] == row)
+            r = self._rows[row]
+            r.cached += fed
+            r.counters.forward_passes += 1
+            r.counters.tokens_fed += fed
+        self.counters.forward_passes += 1
+        self.counters.tokens_fed += len(items)
+
+    # ---- lifetime ---------------------------------------------------------------
+    def close(self) -> None:
+        import llama_cpp as lc
+
+        if self.ctx:
+            lc.llama_batch_free(self.batch)
+            lc.llama_free(self.ctx)
+            self.ctx = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter shutdown the library may be gone
+            self.close()
+
+
+__all__ = ["LlamaCppEngine", "LlamaCppModel"]
+
+
+def load_llamacpp(ref: Any) -> Any:
+    """A LoadedModel whose `model` is the GGUF in llama.cpp; tokenizer and token table are ours."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import torch
+
+    from llmos_grammar.constraints.tokens import build_table
+    from llmos_grammar.models import LoadedModel, load_tokenizer, resolve
+
+    folder, gguf = resolve(ref)
+    if gguf is None:
+        raise ModelError(
+            f"the llamacpp engine runs GGUF models; {ref.name!r} is not one "
+            "(use --engine transformers)"
+        )
+    tokenizer = load_tokenizer(ref)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-table")
+    native = LlamaCppModel(str(Path(folder) / gguf))
+    eos = set(native.eos_ids)
+    if tokenizer.eos_token_id is not None:
+        eos.add(int(tokenizer.eos_token_id))
+    table = pool.submit(build_table, tokenizer, native.n_vocab, sorted(eos))
+    pool.shutdown(wait=False)
+    return LoadedModel(
+        native,
+        tokenizer,
+        torch.device("cpu"),
+        native.n_vocab,
+        frozenset(eos),
+        ref.name,
+        table_future=table,
+        engine="llamacpp",
+    )

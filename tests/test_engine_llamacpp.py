@@ -1,0 +1,120 @@
+"""The llama.cpp engine on the real default model: KV reuse, rows, forced text, triggers."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pytest
+
+from llmos_grammar.engines.select import llamacpp_available
+from llmos_grammar.ir import ModelRef
+from llmos_grammar.results import ActionResult
+from llmos_grammar.runtime import DoneEvent, Runtime, TransitionEvent
+from tests.test_runtime import calc_machine
+from tests.test_runtime_helpers import FakeRunner, Script
+
+pytestmark = [
+    pytest.mark.model,
+    pytest.mark.skipif(not llamacpp_available(), reason="llama-cpp-python is not installed"),
+]
+
+
+@functools.cache
+def lm() -> Any:
+    from llmos_grammar.engines.llamacpp import load_llamacpp
+
+    return load_llamacpp(ModelRef())
+
+
+def engine() -> Any:
+    from llmos_grammar.engines.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(lm().model, n_ctx=2048, rows=4)
+
+
+def ids(text: str) -> list[int]:
+    return list(lm().tokenizer.encode(text, add_special_tokens=False))
+
+
+PROMPT = ids("Write Python code that prints the sum of the first 100 natural numbers.")
+INJECTED = ids("\n[OUTPUT]\n5050\n[/OUTPUT]\nThe answer is")
+
+
+def test_appending_after_an_action_equals_a_re_prefill() -> None:
+    import torch
+
+    e = engine()
+    resumed = e.open_row()
+    e.append(resumed, PROMPT)
+    e.forward([resumed])
+    e.append(resumed, INJECTED)
+    before = e.counters.forward_passes
+    appended = e.forward([resumed])[resumed]
+    assert e.counters.forward_passes == before + 1  # the whole output in one decode call
+    fresh = e.open_row()
+    e.append(fresh, PROMPT + INJECTED)
+    again = e.forward([fresh])[fresh]
+    assert torch.allclose(appended, again, atol=1e-3, rtol=1e-3)
+    assert int(appended.argmax()) == int(again.argmax())
+
+
+def test_rows_of_different_lengths_decode_together_as_they_would_alone() -> None:
+    import torch
+
+    prompts = [ids("What is 2 to the power of 31?"), ids("Hi"), PROMPT]
+    e = engine()
+    alone = []
+    for prompt in prompts:
+        row = e.open_row()
+        e.append(row, prompt)
+        alone.append(e.forward([row])[row])
+        e.close_row(row)
+    together = engine()
+    rows = [together.open_row() for _ in prompts]
+    for row, prompt in zip(rows, prompts, strict=True):
+        together.append(row, prompt)
+    out = together.forward(rows)
+    assert together.counters.forward_passes == 1
+    for row, logits in zip(rows, alone, strict=True):
+        assert torch.allclose(out[row], logits, atol=1e-3, rtol=1e-3)
+
+
+def test_truncate_removes_cells_and_the_row_refeeds() -> None:
+    import torch
+
+    e = engine()
+    row = e.open_row()
+    e.append(row, PROMPT)
+    first = e.forward([row])[row].clone()
+    e.append(row, ids(" nonsense to be undone"))
+    e.forward([row])
+    e.truncate(row, len(PROMPT))
+    assert e.cached(row) == len(PROMPT) and e.ids(row) == PROMPT
+    back = e.forward([row])[row]  # the last prompt token is fed again
+    assert torch.allclose(first, back, atol=1e-3, rtol=1e-3)
+
+
+def test_closed_rows_free_their_sequence_for_new_rows() -> None:
+    e = engine()
+    for _ in range(10):  # more rows over time than the context holds at once
+        row = e.open_row()
+        e.append(row, PROMPT)
+        e.forward([row])
+        e.close_row(row)
+
+
+def test_split_trigger_grammar_action_and_resume_on_llamacpp() -> None:
+    runner = FakeRunner(ActionResult(stdout="42\n"))
+    script = Script(["Sure", " [", "CO", "4", "2", ")", " Done", "."])
+    rt = Runtime(calc_machine(), lm(), runner=runner, logits_processors=[script])  # type: ignore[arg-type]
+    assert rt.engine_name == "llamacpp"
+    events = list(rt.stream("task"))
+    result = events[-1].result if isinstance(events[-1], DoneEvent) else None
+    assert result is not None and result.stop_reason == "final", result
+    assert runner.calls == [("python", "print(42)\n")]
+    assert result.text == "Sure [CODE]\nprint(42)\n[/CODE]\n[OUTPUT]\n42\n[/OUTPUT]\n Done."
+    moves = [(e.source, e.target) for e in events if isinstance(e, TransitionEvent)]
+    assert moves == [("talk", "code"), ("code", "run"), ("run", "talk"), ("talk", "end")]
+    # forced completions and injected output ride along: one decode per sampled token
+    assert result.stats.forward_passes == result.stats.generated_tokens
