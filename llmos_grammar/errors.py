@@ -114,6 +114,10 @@ class ActionRefused(ActionError):
     exit_code = 3
 
 
+class TaskError(LlmosError):
+    """A task file (JSONL) for llmos-eval is malformed."""
+
+
 class BudgetExhausted(LlmosError):
     """A token, action or wall-clock budget ran out."""
 

@@ -11,9 +11,11 @@ from llmos_grammar import __version__
 from llmos_grammar.errors import LlmosError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 COMMANDS = {
     "run": ("llmos_grammar.cli.run", "run a spec on a model: llmos run SPEC TASK"),
     "check": ("llmos_grammar.cli.check", "validate specs, policies and grammars"),
+    "eval": ("llmos_grammar.cli.eval", "success rate of a spec on a task set, pass@k, votes"),
     "graph": ("llmos_grammar.cli.graph", "print a spec's state machine as Mermaid or DOT"),
     "exec": ("llmos_grammar.cli.exec", "run one policy action on code, print JSON"),
     "sandbox": ("llmos_grammar.cli.sandbox", "inspect the sandbox: llmos sandbox doctor"),
@@ -53,7 +55,7 @@ def dispatch(argv: Sequence[str] | None, only: str | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("llmos: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +76,10 @@ def check_main() -> int:
 
 def graph_main() -> int:
     return _entry("graph")
+
+
+def eval_main() -> int:
+    return _entry("eval")
 
 
 if __name__ == "__main__":
