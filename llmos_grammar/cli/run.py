@@ -9,6 +9,8 @@ import threading
 from dataclasses import replace
 from typing import Any, TextIO
 
+from llmos_grammar.cli.main import EXIT_USAGE
+
 EXIT_OK, EXIT_REFUSED, EXIT_BUDGET, EXIT_STOPPED = 0, 3, 4, 5
 STATE_COLOURS = {"grammar": "\033[36m", "action": "\033[33m", "text": "", "final": ""}
 DIM, RESET, BOLD = "\033[2m", "\033[0m", "\033[1m"
@@ -21,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, help="sampling temperature (0 = greedy)")
     parser.add_argument("--seed", type=int, help="sampling seed")
     parser.add_argument("--max-tokens", type=int, help="total token budget")
+    parser.add_argument(
+        "--samples", type=int, help="run N samples as rows of one batch and vote (spec's samples.n)"
+    )
     parser.add_argument("--yes", action="store_true", help="approve actions whose policy asks")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
     parser.add_argument("--trace", metavar="FILE", help="write the full trace as JSONL")
@@ -61,7 +66,24 @@ def _machine(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Load the spec, run the task, stream events; return the exit code."""
+    if args.samples is not None and args.samples < 1:
+        print(f"llmos-run: --samples must be at least 1 (got {args.samples})", file=sys.stderr)
+        return EXIT_USAGE
     machine = _machine(args)
+    n = args.samples if args.samples is not None else machine.samples.n
+    if n > 1:
+        if args.trace:
+            print("llmos-run: --trace records one run; use it without samples", file=sys.stderr)
+            return EXIT_USAGE
+        from llmos_grammar.cli.run_samples import run_samples
+
+        winner = run_samples(args, machine, n)
+        if winner is None:
+            return EXIT_STOPPED
+        actions = winner.actions
+        return exit_code(
+            winner.stop_reason, bool(actions) and actions[-1].result.refused is not None
+        )
     from llmos_grammar.actions import terminal_approver
     from llmos_grammar.runtime import DoneEvent, Runtime
     from llmos_grammar.trace import TraceWriter

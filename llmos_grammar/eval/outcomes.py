@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ OUTCOMES: tuple[Outcome, ...] = (
     "model error",
     "scoring error",
 )
+# SIGKILL and SIGXCPU: how the sandbox ends a process at a limit (CPU seconds, memory,
+# processes), also when its accounting names no limit.
+KILLED_BY_LIMIT = frozenset({signal.SIGKILL.value, signal.SIGXCPU.value})
 BUDGET_STOPS = frozenset({"max_tokens", "state_max_tokens", "max_actions", "wall_s"})
 
 
@@ -42,7 +46,7 @@ def action_outcome(result: ActionResult) -> Outcome | None:
         return "refused"
     if result.timed_out or result.limit_hit == "timeout":
         return "timeout"
-    if result.limit_hit is not None:
+    if result.limit_hit is not None or result.signal in KILLED_BY_LIMIT:
         return "limit hit"
     if not result.ok:
         return "exception"

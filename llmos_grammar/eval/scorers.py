@@ -116,7 +116,7 @@ class Scorer:
     def run_tests(self, task: Task, program: str) -> ActionResult:
         """Run program + tests + check(entry_point) with the spec's python action."""
         name = self.action or python_action(self.machine)
-        return self._action_runner().run(name, test_program(task, program))
+        return self._action_runner().run(name, scored_program(task, program))
 
     def _action_runner(self) -> Any:
         if self._runner is None:
@@ -131,7 +131,7 @@ class Scorer:
             self._runner = None
 
 
-def test_program(task: Task, program: str) -> str:
+def scored_program(task: Task, program: str) -> str:
     """The program the tests scorer runs.
 
     A task whose text is itself Python that defines a function or class

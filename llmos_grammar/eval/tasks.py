@@ -127,7 +127,8 @@ def _parse_line(line: str, where: Location, problems: list[Diagnostic]) -> Task 
             near = difflib.get_close_matches(key, KEYS, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(KEYS)})"
             problem(f"unknown key {key!r}{hint}")
-    kind = _scorer_kind(record, problem)
+    # a misspelt key already says what is wrong; no second message about the scorer
+    kind = _scorer_kind(record, problem if len(problems) == before else lambda *_: None)
     _check_types(record, problem)
     if len(problems) > before or kind is None:
         return None

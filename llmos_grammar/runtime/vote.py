@@ -152,19 +152,23 @@ def final_answer(result: Result) -> str:
 def state_text(result: Result, machine: Machine, name: str) -> str:
     """The text of the last visit of state `name`: its model-written and forced text.
 
-    A grammar state's `open` and `close` are dropped, and so is a text state's
-    trigger (the text up to it is what the state captured).
+    The assistant prefix (forced in the start state), a grammar state's `open`
+    and `close`, and a text state's trigger are dropped: what remains is the
+    text the state captured.
     """
     visit: list[str] = []
-    inside = False
-    for segment in result.transcript:
+    inside = opening = False
+    for i, segment in enumerate(result.transcript):
         if segment.state == name and segment.source in ("model", "forced"):
             if not inside:
                 visit, inside = [], True
+                opening = all(s.source == "prompt" for s in result.transcript[:i])
             visit.append(segment.text)
         elif segment.state != name:
             inside = False
     text = "".join(visit)
+    if opening and name == machine.start:
+        text = text.removeprefix(machine.prompt.assistant_prefix)
     state = machine.states.get(name)
     if isinstance(state, GrammarState):
         text = text.removeprefix(state.open).removesuffix(state.close)
