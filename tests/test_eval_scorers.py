@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from math import comb
 from pathlib import Path
@@ -117,9 +118,9 @@ TASK = Task(PROMPT, "tests", WHERE, tests=TESTS, entry_point="total")
 
 
 @pytest.fixture(scope="module")
-def humaneval() -> Scorer:
+def humaneval() -> Iterator[Scorer]:
     scorer = Scorer(load(ROOT / "examples" / "humaneval" / "spec.yaml"))
-    yield scorer  # type: ignore[misc]
+    yield scorer
     scorer.close()
 
 
@@ -161,10 +162,10 @@ actions:
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
+def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scorer]:
     spec = write(tmp_path_factory.mktemp("quick"), SPEC, QUICK_POLICY)
     scorer = Scorer(load(spec))
-    yield scorer  # type: ignore[misc]
+    yield scorer
     scorer.close()
 
 
