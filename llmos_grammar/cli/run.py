@@ -46,6 +46,12 @@ def exit_code(stop_reason: str, last_refused: bool = False) -> int:
     return EXIT_BUDGET
 
 
+def result_exit_code(result: Any) -> int:
+    """The exit status of a finished run (see `exit_code`)."""
+    actions = result.actions
+    return exit_code(result.stop_reason, bool(actions) and actions[-1].result.refused is not None)
+
+
 def _machine(args: argparse.Namespace) -> Any:
     from llmos_grammar.ir import ModelRef
     from llmos_grammar.spec import load
@@ -78,12 +84,7 @@ def run(args: argparse.Namespace) -> int:
         from llmos_grammar.cli.run_samples import run_samples
 
         winner = run_samples(args, machine, n)
-        if winner is None:
-            return EXIT_STOPPED
-        actions = winner.actions
-        return exit_code(
-            winner.stop_reason, bool(actions) and actions[-1].result.refused is not None
-        )
+        return EXIT_STOPPED if winner is None else result_exit_code(winner)
     from llmos_grammar.actions import terminal_approver
     from llmos_grammar.runtime import DoneEvent, Runtime
     from llmos_grammar.trace import TraceWriter
@@ -107,9 +108,7 @@ def run(args: argparse.Namespace) -> int:
                     trace.write(event)
                 view.show(event)
                 if isinstance(event, DoneEvent):
-                    actions = event.result.actions
-                    refused = bool(actions) and actions[-1].result.refused is not None
-                    code = exit_code(event.result.stop_reason, refused)
+                    code = result_exit_code(event.result)
     finally:
         view.stop()
         if trace is not None:
