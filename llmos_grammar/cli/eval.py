@@ -18,13 +18,23 @@ EXIT_OK = 0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the spec YAML file")
     parser.add_argument(
-        "--tasks", required=True, metavar="FILE", help="a JSONL task file, or humaneval"
+        "--tasks", required=True, metavar="FILE", help="a JSONL task file, or humaneval (164)"
     )
-    parser.add_argument("--limit", type=int, help="only the first N tasks")
-    parser.add_argument("--samples", type=int, help="samples per task (default: the spec's)")
-    parser.add_argument("--batch", type=int, default=8, help="rows decoded together (default 8)")
-    parser.add_argument("--temperature", type=float, help="sampling temperature of the samples")
-    parser.add_argument("--seed", type=int, help="sampling seed")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N tasks")
+    parser.add_argument(
+        "--samples", type=int, metavar="N", help="samples per task (default: the spec's samples.n)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=8, metavar="B", help="rows decoded together (default 8)"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help="temperature of the samples (default: samples.temperature when N > 1, else the "
+        "spec's sampling)",
+    )
+    parser.add_argument("--seed", type=int, metavar="S", help="sampling seed")
     parser.add_argument("--json", metavar="OUT", help="write the results as a JSON document")
     parser.add_argument("--plot", metavar="OUT.png", help="write a PNG: accuracy and outcomes")
     parser.add_argument(
