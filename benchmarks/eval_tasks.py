@@ -1,66 +1,51 @@
-"""Success rate on a task set: an llmos spec (act, observe, answer) vs the plain model.
+"""Success rate on an example's task set: the llmos spec vs the plain model, side by side.
 
-Both use the same model, greedy decoding and the same decode loop, in one run:
+A thin front end of `llmos-eval` (llmos_grammar.eval) that keeps this script's
+command line:
     python benchmarks/eval_tasks.py                      # the calculator's 30 tasks
     python benchmarks/eval_tasks.py --example sqlite_qa  # questions over shop.db
-    options: [--limit N] [--model NAME] [--verbose] [--json FILE]
-A task counts as solved when its answer appears in the text the run ends with:
-for llmos the model's text after the last injected action output, for the plain
-model its reply. Numeric answers match as numbers; others case-insensitively.
+    options: [--spec FILE] [--limit N] [--model NAME] [--verbose] [--json FILE]
+It runs `llmos-eval examples/EXAMPLE/spec.yaml --tasks examples/EXAMPLE/tasks.jsonl
+--baseline plain`, greedy unless the spec asks for samples. A task counts as
+solved when its answer appears in the final answer: for llmos the model's text
+after the last action output, for the plain model its reply; numbers match as
+numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-import time
-from dataclasses import replace
+import tempfile
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
-def numbers(text: str) -> list[float]:
-    found = []
-    for match in NUMBER.findall(text):
-        try:
-            found.append(float(match.replace(",", "")))
-        except ValueError:
-            continue
-    return found
+def eval_argv(args: argparse.Namespace, json_out: str | None) -> list[str]:
+    folder = ROOT / "examples" / args.example
+    argv = [args.spec or str(folder / "spec.yaml"), "--tasks", str(folder / "tasks.jsonl")]
+    argv += ["--baseline", "plain"]
+    if args.limit:
+        argv += ["--limit", str(args.limit)]
+    if args.model:
+        argv += ["--model", args.model]
+    if json_out:
+        argv += ["--json", json_out]
+    return argv
 
 
-def solved(text: str, answer: float | str) -> bool:
-    if isinstance(answer, str):
-        return answer.lower() in text.lower()
-    return any(abs(n - answer) <= 1e-6 * max(1.0, abs(answer)) for n in numbers(text))
-
-
-def final_answer(result: Any) -> str:
-    """What the model wrote after the last injected action output (empty if none ran)."""
-    segments = list(result.transcript)
-    last = max((i for i, s in enumerate(segments) if s.source == "injected"), default=None)
-    if last is None or not result.actions:
-        return ""
-    return "".join(s.text for s in segments[last + 1 :] if s.source == "model")
-
-
-def plain_machine(machine: object) -> object:
-    """The same model and chat template, no system text, no code: one free text state."""
-    from llmos_grammar.ir import Budgets, FinalState, Prompt, TextState
-
-    states = {"answer": TextState("answer", on_eos="end", max_tokens=64), "end": FinalState("end")}
-    return replace(
-        machine,  # type: ignore[type-var]
-        start="answer",
-        states=states,
-        prompt=Prompt(system="", chat_template=True),
-        budgets=Budgets(max_tokens=64, max_actions=0, wall_s=60),
-    )
+def show_tasks(path: str) -> None:
+    """One line per task: llmos and plain, solved or not, and what each answered."""
+    doc = json.loads(Path(path).read_text())
+    plain = doc.get("baseline", {}).get("results", [])
+    for i, row in enumerate(doc["results"]):
+        other = plain[i] if i < len(plain) else {"solved": False, "final": ""}
+        marks = " ".join("ok " if r["solved"] else "BAD" for r in (row, other))
+        print(f"{marks} {row['task']}")
+        print("  llmos:", row["final"].replace("\n", "\\n"), f"({row['outcome']})")
+        print("  plain:", other["final"].replace("\n", "\\n"))
 
 
 def main() -> int:
@@ -69,69 +54,20 @@ def main() -> int:
     parser.add_argument("--spec", help="another spec for the example's tasks (prompt variants)")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--model", default=None)
-    parser.add_argument("--verbose", action="store_true")
-    parser.add_argument("--json", metavar="FILE", help="also write per-task results here")
+    parser.add_argument("--verbose", action="store_true", help="each task and both answers")
+    parser.add_argument("--json", metavar="FILE", help="also write the llmos-eval document here")
     args = parser.parse_args()
 
-    from llmos_grammar.models import load_model
-    from llmos_grammar.runtime import Runtime
-    from llmos_grammar.spec.loader import load
+    from llmos_grammar.cli.eval import main as eval_main
 
-    folder = ROOT / "examples" / args.example
-    machine = load(args.spec or folder / "spec.yaml")
-    lm = load_model(args.model or machine.model)
-    lines = (folder / "tasks.jsonl").read_text().splitlines()
-    tasks = [json.loads(line) for line in lines if line.strip()]
-    if args.limit:
-        tasks = tasks[: args.limit]
-    runtime = Runtime(machine, lm)
-    plain = Runtime(plain_machine(machine), lm)  # type: ignore[arg-type]
-    rows = []
-    t0 = time.perf_counter()
-    for item in tasks:
-        task, answer = item["task"], item["answer"]
-        started = time.perf_counter()
-        res = runtime.run(task)
-        llmos_s = time.perf_counter() - started
-        started = time.perf_counter()
-        direct = plain.run(task)
-        plain_s = time.perf_counter() - started
-        row = {
-            "task": task,
-            "answer": item["answer"],
-            "llmos_ok": solved(final_answer(res), answer),
-            "output_ok": any(solved(a.output, answer) for a in res.actions),
-            "plain_ok": solved(direct.text, answer),
-            "llmos_stop": res.stop_reason,
-            "actions": len(res.actions),
-            "llmos_s": round(llmos_s, 2),
-            "plain_s": round(plain_s, 2),
-            "llmos_text": res.text,
-            "plain_text": direct.text,
-        }
-        rows.append(row)
-        mark = f"{'ok ' if row['llmos_ok'] else 'BAD'} {'ok ' if row['plain_ok'] else 'BAD'}"
-        print(f"{mark} {task}", flush=True)
-        if args.verbose:
-            print("  llmos:", res.text.replace("\n", "\\n"))
-            print("  plain:", direct.text.replace("\n", "\\n"))
-    runtime.close()
-    n = len(rows)
-    llmos_rate = sum(r["llmos_ok"] for r in rows) / n
-    output_rate = sum(r["output_ok"] for r in rows) / n
-    plain_rate = sum(r["plain_ok"] for r in rows) / n
-    print(f"\ntasks: {n}  model: {lm.name}  total {time.perf_counter() - t0:.0f} s")
-    print(f"llmos ({args.example}):     {llmos_rate:.0%} solved")
-    print(f"  action output correct:  {output_rate:.0%}")
-    print(f"plain model, direct:      {plain_rate:.0%} solved")
-    print(f"llmos / plain:            {llmos_rate / plain_rate:.1f}x" if plain_rate else "")
-    print(
-        f"mean time per task: llmos {sum(r['llmos_s'] for r in rows) / n:.1f} s, "
-        f"plain {sum(r['plain_s'] for r in rows) / n:.1f} s"
-    )
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
-    return 0
+    if not args.verbose:
+        return eval_main(eval_argv(args, args.json))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.json or str(Path(tmp) / "eval.json")
+        code = eval_main(eval_argv(args, out))
+        if Path(out).is_file():
+            show_tasks(out)
+    return code
 
 
 if __name__ == "__main__":

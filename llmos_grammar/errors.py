@@ -149,6 +149,10 @@ class ActionError(LlmosError):
     """An action could not be run (handler missing, policy refused, ...)."""
 
 
+class TaskError(LlmosError):
+    """A task file (JSONL) for llmos-eval is malformed."""
+
+
 @dataclass
 class Report:
     """All diagnostics collected while checking one or more files."""

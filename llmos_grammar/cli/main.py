@@ -14,6 +14,7 @@ from llmos_grammar.errors import LlmosError, SourceLines
 COMMANDS = {
     "run": ("llmos_grammar.cli.run", "run a spec on a model: llmos run SPEC TASK"),
     "check": ("llmos_grammar.cli.check", "validate specs, policies and grammars"),
+    "eval": ("llmos_grammar.cli.eval", "success rate of a spec on a task set, pass@k, votes"),
     "graph": ("llmos_grammar.cli.graph", "print a spec's state machine as Mermaid or DOT"),
     "exec": ("llmos_grammar.cli.exec", "run one policy action on code, print JSON"),
     "sandbox": ("llmos_grammar.cli.sandbox", "inspect the sandbox: llmos sandbox doctor"),
@@ -76,6 +77,10 @@ def check_main() -> int:
 
 def graph_main() -> int:
     return _entry("graph")
+
+
+def eval_main() -> int:
+    return _entry("eval")
 
 
 if __name__ == "__main__":

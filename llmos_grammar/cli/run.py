@@ -9,8 +9,9 @@ import threading
 from dataclasses import replace
 from typing import Any, TextIO
 
-from llmos_grammar.cli.exits import EXIT_BUDGET, EXIT_OK, EXIT_REFUSED, EXIT_STOPPED
+from llmos_grammar.cli.exits import EXIT_BUDGET, EXIT_OK, EXIT_REFUSED, EXIT_STOPPED, EXIT_USAGE
 from llmos_grammar.cli.process import prepare_for_model
+from llmos_grammar.engines.select import ENGINES
 
 STATE_COLOURS = {"grammar": "\033[36m", "action": "\033[33m", "text": "", "final": ""}
 DIM, RESET, BOLD = "\033[2m", "\033[0m", "\033[1m"
@@ -20,9 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the spec YAML file")
     parser.add_argument("task", help="the task (fills {task} in the prompt's user template)")
     parser.add_argument("--model", help="override the spec's model (name, hub id, folder, .gguf)")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="what runs the model (default: the spec's engine, auto: llama.cpp for GGUF models)",
+    )
     parser.add_argument("--temperature", type=float, help="sampling temperature (0 = greedy)")
     parser.add_argument("--seed", type=int, help="sampling seed")
     parser.add_argument("--max-tokens", type=int, help="total token budget")
+    parser.add_argument(
+        "--samples", type=int, help="run N samples as rows of one batch and vote (spec's samples.n)"
+    )
     parser.add_argument("--yes", action="store_true", help="approve actions whose policy asks")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
     parser.add_argument("--trace", metavar="FILE", help="write the full trace as JSONL")
@@ -43,6 +52,12 @@ def exit_code(stop_reason: str, last_refused: bool = False) -> int:
     return EXIT_BUDGET
 
 
+def result_exit_code(result: Any) -> int:
+    """The exit status of a finished run (see `exit_code`)."""
+    actions = result.actions
+    return exit_code(result.stop_reason, bool(actions) and actions[-1].result.refused is not None)
+
+
 def _machine(args: argparse.Namespace) -> Any:
     from llmos_grammar.ir import ModelRef
     from llmos_grammar.spec.loader import load
@@ -50,6 +65,8 @@ def _machine(args: argparse.Namespace) -> Any:
     machine = load(args.spec)
     if args.model:
         machine = replace(machine, model=ModelRef(name=args.model))
+    if args.engine:
+        machine = replace(machine, engine=args.engine)
     sampling = machine.sampling
     if args.temperature is not None:
         sampling = replace(sampling, temperature=args.temperature)
@@ -63,7 +80,19 @@ def _machine(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Load the spec, run the task, stream events; return the exit code."""
+    if args.samples is not None and args.samples < 1:
+        print(f"llmos-run: --samples must be at least 1 (got {args.samples})", file=sys.stderr)
+        return EXIT_USAGE
     machine = _machine(args)
+    n = args.samples if args.samples is not None else machine.samples.n
+    if n > 1:
+        if args.trace:
+            print("llmos-run: --trace records one run; use it without samples", file=sys.stderr)
+            return EXIT_USAGE
+        from llmos_grammar.cli.run_samples import run_samples
+
+        winner = run_samples(args, machine, n)
+        return EXIT_STOPPED if winner is None else result_exit_code(winner)
     from llmos_grammar.actions import terminal_approver
     from llmos_grammar.runtime import DoneEvent, Runtime
     from llmos_grammar.trace import TraceWriter
@@ -82,14 +111,14 @@ def run(args: argparse.Namespace) -> int:
     code = EXIT_STOPPED
     try:
         with Runtime(machine, approve=approve) as runtime:
+            if isinstance(view, TextView):
+                view.engine = runtime.engine_name
             for event in runtime.stream(args.task):
                 if trace is not None:
                     trace.write(event)
                 view.show(event)
                 if isinstance(event, DoneEvent):
-                    actions = event.result.actions
-                    refused = bool(actions) and actions[-1].result.refused is not None
-                    code = exit_code(event.result.stop_reason, refused)
+                    code = result_exit_code(event.result)
     finally:
         view.stop()
         if trace is not None:
@@ -121,6 +150,7 @@ class TextView:
         self.machine = machine
         self.colour = colour
         self.spinner: Spinner | None = None
+        self.engine = ""  # the engine the run decodes with, named in the summary
 
     def _paint(self, text: str, style: str) -> str:
         return f"{style}{text}{RESET}" if self.colour and style else text
@@ -153,7 +183,8 @@ class TextView:
             f"\n\n{result.stop_reason}: {result.message}\n"
             f"{s.generated_tokens} tokens ({s.forced_tokens} forced/injected), "
             f"{s.tokens_per_s:.1f} tokens/s, {s.actions} action(s), "
-            f"first token {s.time_to_first_token_s:.2f} s, total {s.total_s:.2f} s\n"
+            f"first token {s.time_to_first_token_s:.2f} s, total {s.total_s:.2f} s"
+            f"{f', engine {self.engine}' if self.engine else ''}\n"
         )
         self.out.write(self._paint(line, DIM))
 

@@ -1,0 +1,183 @@
+"""`llmos-eval SPEC --tasks FILE.jsonl|humaneval`: success rate, pass@k, majority vote."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from llmos_grammar.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from llmos_grammar.cli.process import prepare_for_model
+from llmos_grammar.engines.select import ENGINES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="the spec YAML file")
+    parser.add_argument(
+        "--tasks", required=True, metavar="FILE", help="a JSONL task file, or humaneval (164)"
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N tasks")
+    parser.add_argument(
+        "--samples", type=int, metavar="N", help="samples per task (default: the spec's samples.n)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=8, metavar="B", help="rows decoded together (default 8)"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        metavar="T",
+        help="temperature of the samples (default: samples.temperature when N > 1, else the "
+        "spec's sampling)",
+    )
+    parser.add_argument("--seed", type=int, metavar="S", help="sampling seed")
+    parser.add_argument("--json", metavar="OUT", help="write the results as a JSON document")
+    parser.add_argument("--plot", metavar="OUT.png", help="write a PNG: accuracy and outcomes")
+    parser.add_argument(
+        "--baseline", choices=["plain"], help="also run the plain model (no spec) side by side"
+    )
+    parser.add_argument("--model", help="override the spec's model (name, hub id, folder, .gguf)")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="what runs the model (default: the spec's engine, auto: llama.cpp for GGUF models)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments, in one line; None when nothing is."""
+    for name in ("limit", "samples", "batch"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            return f"--{name} must be at least 1 (got {value})"
+    if args.temperature is not None and args.temperature < 0:
+        return f"--temperature must not be negative (got {args.temperature:g})"
+    if args.tasks != "humaneval" and not Path(args.tasks).is_file():
+        return f"--tasks: no such file: {args.tasks} (a JSONL file, or humaneval)"
+    if not Path(args.spec).is_file():
+        return f"no such spec file: {args.spec}"
+    for option in ("json", "plot"):
+        out = getattr(args, option)
+        if out is not None and not Path(out).resolve().parent.is_dir():
+            return f"--{option}: no such folder for {out}"
+    if args.plot is not None and not args.plot.lower().endswith(".png"):
+        return f"--plot writes a PNG; name it *.png (got {args.plot})"
+    return None
+
+
+def open_runtimes(machines: Sequence[Any]) -> list[Any]:
+    """One Runtime per machine, all on the first machine's model and engine, loaded once."""
+    from llmos_grammar.engines.select import choose, load_for
+    from llmos_grammar.runtime import Runtime
+
+    first = machines[0]
+    lm = load_for(choose(first.engine, first.model), first.model)
+    return [Runtime(machine, lm) for machine in machines]
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = usage_problem(args)
+    if problem is not None:
+        print(f"llmos-eval: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    from llmos_grammar.eval import Scorer, load_tasks, plain_machine
+    from llmos_grammar.eval.scorers import python_action
+    from llmos_grammar.ir import ModelRef
+    from llmos_grammar.runtime.vote import samples_sampling
+    from llmos_grammar.spec import load
+
+    taskset = load_tasks(args.tasks, args.limit)
+    machine = load(args.spec)
+    if args.model:
+        machine = replace(machine, model=ModelRef(name=args.model))
+    if args.engine:
+        machine = replace(machine, engine=args.engine)
+    n = args.samples or machine.samples.n
+    sampling = samples_sampling(machine, n, args.temperature, args.seed)
+    action = python_action(machine) if any(t.scorer == "tests" for t in taskset.tasks) else None
+    sides = [("llmos", machine, Scorer(machine, action=action))]
+    if args.baseline:
+        plain = plain_machine(machine)
+        sides.append(("plain", plain, Scorer(plain, plain=True, action=action)))
+    print(
+        f"{machine.name} on {taskset.name}: {len(taskset.tasks)} task(s), {n} sample(s) each, "
+        f"temperature {sampling.temperature:g}, model {machine.model.name}",
+        flush=True,
+    )
+    prepare_for_model()
+    runtimes = open_runtimes([m for _, m, _ in sides])
+    try:
+        evaluations = _evaluate(args, sides, runtimes, taskset, n, sampling)
+    finally:
+        for runtime in runtimes:
+            getattr(runtime, "close", lambda: None)()
+        for _, _, scorer in sides:
+            scorer.close()
+    return _report(args, machine, taskset, evaluations, n)
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    sides: list[tuple[str, Any, Any]],
+    runtimes: list[Any],
+    taskset: Any,
+    n: int,
+    sampling: Any,
+) -> list[Any]:
+    from llmos_grammar.eval import evaluate
+
+    evaluations = []
+    for (label, _, scorer), runtime in zip(sides, runtimes, strict=True):
+        evaluation = evaluate(
+            runtime,
+            scorer,
+            taskset,
+            label=label,
+            samples=n,
+            batch=args.batch,
+            sampling=sampling,
+            progress=not args.no_progress,
+        )
+        evaluations.append(evaluation)
+        if evaluation.interrupted:
+            break
+    return evaluations
+
+
+def _report(
+    args: argparse.Namespace, machine: Any, taskset: Any, evaluations: list[Any], n: int
+) -> int:
+    from llmos_grammar.eval.report import document, summary
+
+    docs = [(e.label, document(machine.path, taskset.name, e)) for e in evaluations]
+    print(summary(docs, n))
+    if args.json:
+        doc = dict(docs[0][1])
+        if len(docs) > 1:
+            doc["baseline"] = docs[1][1]
+        Path(args.json).write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    if args.plot:
+        from llmos_grammar.eval.plot import plot_comparison
+
+        plot_comparison(docs, args.plot, f"{machine.name} on {taskset.name}")
+    stopped = next((e for e in evaluations if e.interrupted), None)
+    if stopped is not None:
+        print(
+            f"llmos-eval: interrupted: {len(stopped.results)} of {stopped.planned} task(s) "
+            f"finished ({stopped.label}); the results above are partial",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`llmos-eval` with `argv` (sys.argv when None); returns the exit status."""
+    from llmos_grammar.cli.main import dispatch
+
+    return dispatch(argv, "eval")

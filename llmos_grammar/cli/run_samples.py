@@ -1,0 +1,85 @@
+"""`llmos-run --samples N`: N samples of one task as rows of one batch, then their vote."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+from llmos_grammar.ir import Machine
+from llmos_grammar.runtime.vote import VoteTable, majority, samples_sampling, voted_text
+
+if TYPE_CHECKING:
+    from llmos_grammar.runtime.events import Result
+
+
+def run_samples(args: argparse.Namespace, machine: Machine, n: int) -> Result | None:
+    """Run the task n times in one batch; print each final answer, the votes, the winner.
+
+    Returns the winning row's Result (the exit status follows it); None when
+    no row finished.
+    """
+    from llmos_grammar.actions import terminal_approver
+    from llmos_grammar.runtime import Runtime, event_to_json
+
+    out = sys.stdout
+    sampling = samples_sampling(machine, n, args.temperature, args.seed)
+    results: dict[int, Result] = {}
+    with Runtime(machine, approve=terminal_approver(yes=args.yes)) as runtime:
+        batched: Any = runtime  # the batched runtime's stream_batch (see llmos_grammar.eval)
+        for row_event in batched.stream_batch([args.task], samples=n, batch=n, sampling=sampling):
+            event = row_event.event
+            if args.json:
+                where = {"row": row_event.row, "sample": row_event.sample}
+                out.write(json.dumps({**where, **event_to_json(event)}, ensure_ascii=False) + "\n")
+            if event.kind == "done":
+                results[row_event.sample] = event.result
+                if not args.json:
+                    _show_sample(out, row_event.sample, event.result, machine)
+            out.flush()
+    table = majority([voted_text(results[s], machine) if s in results else "" for s in range(n)])
+    if args.json:
+        out.write(json.dumps(vote_json(table), ensure_ascii=False) + "\n")
+    else:
+        out.write(format_votes(table))
+    return results.get(table.winning_row)
+
+
+def _show_sample(out: TextIO, sample: int, result: Any, machine: Machine) -> None:
+    answer = " ".join(voted_text(result, machine).split()) or "(no answer)"
+    actions = len(result.actions)
+    out.write(
+        f"sample {sample}: {answer}  [{result.stop_reason}, {actions} action(s), "
+        f"{result.stats.generated_tokens} tokens]\n"
+    )
+
+
+def format_votes(table: VoteTable) -> str:
+    """The vote table (answer, votes, rows) and the voted answer."""
+    if not table.entries:
+        return f"\nno answer: all {table.total} sample(s) abstained\n"
+    width = max(6, *(len(e.answer) for e in table.entries)) + 2
+    lines = ["", f"{'answer'.ljust(width)}votes  rows"]
+    for entry in table.entries:
+        rows = ", ".join(str(r) for r in entry.rows)
+        lines.append(f"{entry.answer.ljust(width)}{str(entry.votes).ljust(7)}{rows}")
+    winner = table.entries[0]
+    lines.append(
+        f"voted answer: {winner.answer} ({winner.votes} of {table.total} votes, "
+        f"row {table.winning_row})"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def vote_json(table: VoteTable) -> dict[str, Any]:
+    return {
+        "kind": "vote",
+        "answer": table.answer,
+        "row": table.winning_row,
+        "total": table.total,
+        "table": [
+            {"answer": e.answer, "key": e.key, "votes": e.votes, "rows": list(e.rows)}
+            for e in table.entries
+        ],
+    }
