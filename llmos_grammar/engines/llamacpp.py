@@ -5,6 +5,11 @@ are llama.cpp sequences (`seq_id`) in one context with a unified KV cache: one
 `llama_decode` feeds every listed row's pending ids at their own positions, so
 rows of any length need no padding and no mask. Truncating a row removes its
 cells (`llama_memory_seq_rm`); a closed row's sequence id is reused.
+
+Numerics: llama.cpp's kernels are not batch-invariant. A row's logits are
+exactly those of a re-prefill when it is alone in the context, but move by
+~0.5 (default model) once other rows hold cells, so greedy rows of a batch can
+part from their single-sequence runs. The transformers engine is batch-invariant.
 """
 
 from __future__ import annotations
@@ -103,6 +108,9 @@ class LlamaCppEngine:
         params.kv_unified = True  # rows share every cell; none is capped at n_ctx / rows
         params.n_threads = model.threads
         params.n_threads_batch = model.threads
+        # Without flash attention, appending after an action gives exactly the logits of a
+        # re-prefill (with it, ~0.5 apart on the default model: the tiles follow the split).
+        params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.model = model
         self.ctx = lc.llama_init_from_model(model.handle, params)
         if not self.ctx:
