@@ -41,12 +41,18 @@ def solved(text: str, answer: float | str) -> bool:
 
 
 def final_answer(result: Any) -> str:
-    """What the model wrote after the last injected action output (empty if none ran)."""
+    """What the model wrote after the last injected action output; its whole reply when no
+    action ran (a free conversation may answer without code)."""
     segments = list(result.transcript)
     last = max((i for i, s in enumerate(segments) if s.source == "injected"), default=None)
     if last is None or not result.actions:
-        return ""
+        return "".join(s.text for s in segments if s.source == "model")
     return "".join(s.text for s in segments[last + 1 :] if s.source == "model")
+
+
+def entered(result: Any, states: set[str]) -> bool:
+    """Whether the run reached one of `states` (for a chat: the model opened a code fence)."""
+    return any(s.state in states for s in result.transcript if s.source != "prompt")
 
 
 def plain_machine(machine: object) -> object:
@@ -84,6 +90,7 @@ def main() -> int:
     tasks = [json.loads(line) for line in lines if line.strip()]
     if args.limit:
         tasks = tasks[: args.limit]
+    grammar_states = {n for n, s in machine.states.items() if s.type == "grammar"}
     runtime = Runtime(machine, lm)
     plain = Runtime(plain_machine(machine), lm)  # type: ignore[arg-type]
     rows = []
@@ -104,6 +111,8 @@ def main() -> int:
             "plain_ok": solved(direct.text, answer),
             "llmos_stop": res.stop_reason,
             "actions": len(res.actions),
+            "code": entered(res, grammar_states),
+            "ran_ok": any(a.result.ok for a in res.actions),
             "llmos_s": round(llmos_s, 2),
             "plain_s": round(plain_s, 2),
             "llmos_text": res.text,
@@ -111,7 +120,8 @@ def main() -> int:
         }
         rows.append(row)
         mark = f"{'ok ' if row['llmos_ok'] else 'BAD'} {'ok ' if row['plain_ok'] else 'BAD'}"
-        print(f"{mark} {task}", flush=True)
+        code = f"{'code' if row['code'] else '----'} {row['actions']}"
+        print(f"{mark} {code} {task}", flush=True)
         if args.verbose:
             print("  llmos:", res.text.replace("\n", "\\n"))
             print("  plain:", direct.text.replace("\n", "\\n"))
@@ -122,6 +132,8 @@ def main() -> int:
     plain_rate = sum(r["plain_ok"] for r in rows) / n
     print(f"\ntasks: {n}  model: {lm.name}  total {time.perf_counter() - t0:.0f} s")
     print(f"llmos ({args.example}):     {llmos_rate:.0%} solved")
+    print(f"  wrote code (grammar state): {sum(r['code'] for r in rows) / n:.0%}")
+    print(f"  an action ran without error: {sum(r['ran_ok'] for r in rows) / n:.0%}")
     print(f"  action output correct:  {output_rate:.0%}")
     print(f"plain model, direct:      {plain_rate:.0%} solved")
     print(f"llmos / plain:            {llmos_rate / plain_rate:.1f}x" if plain_rate else "")

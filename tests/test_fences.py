@@ -60,10 +60,10 @@ def test_the_chat_spec_excludes_the_fence_from_code() -> None:
 
 def test_the_longer_spelling_fires_when_written_whole(tmp_path: Path) -> None:
     steps: list[list[str] | str] = ["Sure", ":", "```", "python", "print", "(", "1", ")", "\n"]
-    result, events, runner, _ = run([*steps, "```", "Done", "."], ActionResult(stdout="1\n"))
+    result, events, runner, _ = run([*steps, "```", "Done", ".", "\n"], ActionResult(stdout="1\n"))
     assert fired(events)[0] == ("talk", "code", "```python")
     assert runner.calls == [("python", "print(1)\n")]
-    assert result.text == "Sure:```python\nprint(1)\n```\n```output\n1\n```\nDone."
+    assert result.text == "Sure:```python\nprint(1)\n```\n```output\n1\n```\nDone.\n"
     assert result.stop_reason == "final"
     shown = shown_by_cli(events, tmp_path)
     assert "triggers: '```python' -> code\n" in shown["text"]
@@ -108,7 +108,7 @@ def shown_by_cli(events: list, folder: Path) -> dict[str, Any]:
 
 def test_the_shorter_spelling_fires_and_the_rest_is_dropped() -> None:
     # "```" + "py" completes "```py"; the model's "thon" never reaches the code state
-    steps: list[list[str] | str] = ["```", "py", "print", "(", "2", ")", "\n", "```"]
+    steps: list[list[str] | str] = ["```", "py", "print", "(", "2", ")", "\n", "```", "ok", "\n"]
     result, events, runner, _ = run(steps, ActionResult(stdout="2\n"))
     assert fired(events)[0] == ("talk", "code", "```py")
     assert runner.calls == [("python", "print(2)\n")]
@@ -119,28 +119,28 @@ def test_a_fence_at_the_end_of_a_code_line_waits_for_the_newline() -> None:
     # the model wants "```" right after ")": the grammar takes only whole lines, so "\n" comes
     # first and the fence after it still closes the code
     steps: list[list[str] | str] = ["```", "python", "print", "(", "3", ")", ["```", "\n"]]
-    result, events, runner, _ = run([*steps, "```", "ok"], ActionResult(stdout="3\n"))
+    result, events, runner, _ = run([*steps, "```", "ok", "\n"], ActionResult(stdout="3\n"))
     assert runner.calls == [("python", "print(3)\n")]
     assert ("code", "run", "```") in fired(events)
-    assert "print(3)\n```\n```output\n3\n```\nok" in result.text
+    assert result.text.endswith("print(3)\n```\n```output\n3\n```\nok\n")
 
 
 def test_text_after_the_fence_on_the_same_line_comes_after_the_output() -> None:
     # " The" right after the fence: the code state ends at the fence, the output is injected,
     # and the model's text goes on after it
     steps: list[list[str] | str] = ["```", "python", "print", "(", "4", ")", "\n", "```"]
-    result, _, runner, script = run([*steps, " The", " answer"], ActionResult(stdout="4\n"))
+    result, _, runner, script = run([*steps, " The", " answer", "\n"], ActionResult(stdout="4\n"))
     assert runner.calls == [("python", "print(4)\n")]
-    assert result.text.endswith("print(4)\n```\n```output\n4\n```\n The answer")
-    assert script.calls[-3:] == ["talk", "talk", "talk"]  # " The", " answer", EOS
+    assert result.text.endswith("print(4)\n```\n```output\n4\n```\n The answer\n")
+    assert script.calls[-4:] == ["answer"] * 4  # " The", " answer", "\n", EOS
 
 
 def test_eos_inside_the_code_is_refused_and_the_fence_written() -> None:
     # EOS is masked until the close: the model's next choice goes on
     steps: list[list[str] | str] = ["```", "python", "print", "(", "5", ")", "\n"]
-    result, _, runner, _ = run([*steps, [EOS, "```"], "ok"], ActionResult(stdout="5\n"))
+    result, _, runner, _ = run([*steps, [EOS, "```"], "ok", "\n"], ActionResult(stdout="5\n"))
     assert runner.calls == [("python", "print(5)\n")]
-    assert result.stop_reason == "final" and result.text.endswith("```output\n5\n```\nok")
+    assert result.stop_reason == "final" and result.text.endswith("```output\n5\n```\nok\n")
 
 
 def test_code_that_never_closes_ends_the_run_clearly() -> None:
