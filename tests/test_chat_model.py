@@ -3,6 +3,7 @@ the output."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,12 @@ def test_the_models_own_fence_runs_code_and_the_answer_uses_the_output() -> None
     from llmos_grammar.runtime import Runtime
     from llmos_grammar.spec.load import load
 
-    with Runtime(load(SPEC)) as runtime:
+    machine = load(SPEC)
+    budgets = replace(machine.budgets, wall_s=3600.0)  # behaviour, not speed, on a busy CPU
+    with Runtime(machine, budgets=budgets) as runtime:
         events = list(runtime.stream("What is 123456 times 789?"))
     result = events[-1].result if isinstance(events[-1], DoneEvent) else None
-    assert result is not None and result.ok, result
+    assert result is not None and result.ok, (result.stop_reason if result else None, result)
     fired = [e for e in events if isinstance(e, TransitionEvent) and e.source == "talk"]
     assert fired[0].target == "code" and fired[0].trigger in ("```python", "```py")
     # nothing forced the fence: the model wrote it in free text
