@@ -34,8 +34,9 @@ HEADER = """\
 // Backslash-newline continues a line between tokens.
 // f-strings: replacement fields must pair up their braces (no nested fields, not parsed as
 // code). Not accepted: tabs, odd indentation, `match`.
-// Strings and comments can never contain the two characters "[/", so a close delimiter such as
-// "[/CODE]" cannot occur inside the code.
+// Strings and comments can never contain the close delimiter of the state that uses this
+// grammar: they intersect with NO_CLOSE, which llmos defines from that state's `close`
+// ("[/CODE]", "```", "</code>", ...). Used on its own, NO_CLOSE excludes "[/".
 """
 
 TERMINALS = r"""

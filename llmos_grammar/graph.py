@@ -36,6 +36,12 @@ def _source(state: GrammarState) -> str:
 
 
 def edge_label(state: State, path: tuple[str | int, ...]) -> str:
+    if path[0] == "on" and isinstance(path[1], int) and isinstance(state, TextState):
+        entry = path[1]  # the list form: every trigger of that entry
+        written = sorted(
+            (t for t in state.triggers if t.path[1:2] == (entry,)), key=lambda t: t.path
+        )
+        return " | ".join(t.trigger for t in written)
     if path[0] == "on":
         return str(path[1])
     if path[0] == "eos":

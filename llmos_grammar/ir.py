@@ -29,6 +29,8 @@ class GrammarSource:
     location: Location
     origin: str | None = None
     column_offset: int = 0
+    # the close delimiter the compiler excluded from the grammar's NO_CLOSE terminals, if any
+    excludes: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,26 @@ class Samples:
 
 @dataclass(frozen=True)
 class Transition:
-    """Switch to `target` when the model emits `trigger` in a text state."""
+    """Switch to `target` when the model emits `trigger` in a text state.
+
+    `path` is where the trigger is written inside its state: `("on", "[CODE]")` in the mapping
+    form, `("on", 0, "when", 1)` in the list form (empty when built in code).
+    """
 
     trigger: str
     target: str
+    path: tuple[str | int, ...] = ()
 
 
 @dataclass(frozen=True)
 class TextState:
+    """Free (or constrained) text, left when the model writes one of `triggers`.
+
+    When several triggers are written at the same place, the first in `triggers` fires: the
+    spellings of one list entry (`when: ["```python", "```py"]`) come longest first, so the
+    longer one fires when the model writes it whole.
+    """
+
     name: str
     triggers: tuple[Transition, ...] = ()
     on_eos: str | None = None

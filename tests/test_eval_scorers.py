@@ -77,8 +77,10 @@ def test_unsolved_outcomes(
 
 
 def test_no_action_and_budget_without_action(calculator: Scorer) -> None:
-    assert calculator.score(answer_task(4), text_result("4", stop="eos")).outcome == "no action"
-    out = calculator.score(answer_task(4), text_result("4", stop="state_max_tokens"))
+    assert calculator.score(answer_task(4), text_result("5", stop="eos")).outcome == "no action"
+    # a conversation may answer without running code: a right reply counts
+    assert calculator.score(answer_task(4), text_result("4", stop="eos")).outcome == "solved"
+    out = calculator.score(answer_task(4), text_result("5", stop="state_max_tokens"))
     assert out.outcome == "budget exhausted"
 
 

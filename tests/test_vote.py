@@ -93,7 +93,7 @@ def test_empty_answers_abstain() -> None:
 def test_final_answer_is_the_text_after_the_last_action_output() -> None:
     result = calc_result("print(5050)\n", " 5050.\n", stdout="5050\n")
     assert final_answer(result) == " 5050.\n"
-    assert final_answer(text_result("5050")) == ""  # no action ran
+    assert final_answer(text_result("5050")) == "5050"  # no action ran: the whole reply
 
 
 def test_state_text_drops_prefix_open_close_and_triggers() -> None:

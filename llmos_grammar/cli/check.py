@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from llmos_grammar.errors import Diagnostic, SourceLines
+
+if TYPE_CHECKING:
+    from llmos_grammar.spec.check import Checked
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,24 +35,33 @@ def run(args: argparse.Namespace) -> int:
         print("llmos-check: no spec or policy files found", file=sys.stderr)
         return EXIT_USAGE
     sources = SourceLines({c.path: c.doc.text for c in checked if c.doc is not None})
-    printer = {"text": _text, "json": _json, "github": _github}[args.format]
-    printer(report.diagnostics, sources, [c.path for c in checked], args.quiet)
+    if args.format == "json":
+        _json(report.diagnostics, checked)
+    else:
+        printer = _text if args.format == "text" else _github
+        infos = None if args.quiet else [e.format() for c in checked for e in c.exclusions()]
+        printer(report.diagnostics, sources, [c.path for c in checked], infos)
     failing = report.errors or (args.strict and report.warnings)
     return EXIT_ERROR if failing else EXIT_OK
 
 
-def _text(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet: bool) -> None:
+def _text(
+    diags: list[Diagnostic], sources: SourceLines, files: list[str], infos: list[str] | None
+) -> None:
+    """Problems, then info lines (None: quiet, problems only), then a summary."""
     for d in diags:
         print(d.render(sources))
-    if quiet:
+    if infos is None:
         return
+    for line in infos:
+        print(line)
     errors = sum(d.severity == "error" for d in diags)
     warnings = len(diags) - errors
     status = "ok" if not errors else "failed"
     print(f"{status}: {len(files)} file(s), {errors} error(s), {warnings} warning(s)")
 
 
-def _json(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet: bool) -> None:
+def _json(diags: list[Diagnostic], checked: list[Checked]) -> None:
     rows = [
         {
             "severity": d.severity,
@@ -62,10 +75,25 @@ def _json(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet
         }
         for d in diags
     ]
-    print(json.dumps({"files": files, "diagnostics": rows}, indent=2))
+    exclusions = [
+        {
+            "file": e.location.file,
+            "line": e.location.line,
+            "column": e.location.column,
+            "state": e.state,
+            "close": e.close,
+            "terminals": list(e.terminals),
+        }
+        for c in checked
+        for e in c.exclusions()
+    ]
+    files = [c.path for c in checked]
+    print(json.dumps({"files": files, "diagnostics": rows, "exclusions": exclusions}, indent=2))
 
 
-def _github(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet: bool) -> None:
+def _github(
+    diags: list[Diagnostic], sources: SourceLines, files: list[str], infos: list[str] | None
+) -> None:
     for d in diags:
         level = "error" if d.severity == "error" else "warning"
         message = d.message + (f" ({d.hint})" if d.hint else "")
@@ -75,4 +103,4 @@ def _github(diags: list[Diagnostic], sources: SourceLines, files: list[str], qui
             f"file={d.location.file},line={max(d.location.line, 1)},col={max(d.location.column, 1)}"
         )
         print(f"::{level} {where},title={title}::{message}")
-    _text([], sources, files, quiet)
+    _text([], sources, files, None if infos is None else [])

@@ -151,6 +151,7 @@ class TextView:
         self.colour = colour
         self.spinner: Spinner | None = None
         self.engine = ""  # the engine the run decodes with, named in the summary
+        self.fired: list[tuple[str, str]] = []  # (trigger, target) of each trigger that fired
 
     def _paint(self, text: str, style: str) -> str:
         return f"{style}{text}{RESET}" if self.colour and style else text
@@ -164,8 +165,8 @@ class TextView:
         if kind == "token":
             style = DIM if event.forced else self._state_style(event.state)
             self.out.write(self._paint(event.text, style))
-        elif kind == "transition" and self.colour:
-            self.out.write(self._paint(f"⟨{event.target}⟩", DIM))
+        elif kind == "transition":
+            self._transition(event)
         elif kind == "action_started":
             self.out.flush()
             self.spinner = Spinner(self.out, f"running {event.action}") if self.colour else None
@@ -177,6 +178,15 @@ class TextView:
             self._summary(event.result)
         self.out.flush()
 
+    def _transition(self, event: Any) -> None:
+        source = self.machine.states.get(event.source)
+        by_trigger = getattr(source, "type", "") == "text" and event.trigger != "eos"
+        if by_trigger:
+            self.fired.append((event.trigger, event.target))
+        if self.colour:
+            label = f"{event.target} ← {event.trigger!r}" if by_trigger else event.target
+            self.out.write(self._paint(f"⟨{label}⟩", DIM))
+
     def _summary(self, result: Any) -> None:
         s = result.stats
         line = (
@@ -186,6 +196,9 @@ class TextView:
             f"first token {s.time_to_first_token_s:.2f} s, total {s.total_s:.2f} s"
             f"{f', engine {self.engine}' if self.engine else ''}\n"
         )
+        if self.fired:
+            fired = ", ".join(f"{trigger!r} -> {target}" for trigger, target in self.fired)
+            line += f"triggers: {fired}\n"
         self.out.write(self._paint(line, DIM))
 
     def stop(self) -> None:

@@ -38,6 +38,10 @@ MAX_TERMINAL_PROBES = 120
 MAX_SEEDS = 200
 MAX_PROBE_DEPTH = 8
 MAX_COMPLETION = 24
+HINT = (
+    "exclude {close!r} from the grammar's strings/comments (`& NO_CLOSE`, with a terminal "
+    "`NO_CLOSE: ~/(?s:.*)\\[\\/(?s:.*)/` that llmos redefines from `close`), or pick another close"
+)
 
 
 def close_conflict(source: GrammarSource, close: str) -> Diagnostic | None:
@@ -61,7 +65,7 @@ def close_conflict(source: GrammarSource, close: str) -> Diagnostic | None:
             f"the grammar can produce the close delimiter {close!r}, e.g. in {text!r}",
             source.location,
             code="close-conflict",
-            hint=f"exclude {close!r} from the grammar's strings/comments, or pick another close",
+            hint=HINT.format(close=close),
         )
     if partial is not None:
         return Diagnostic(
@@ -70,7 +74,7 @@ def close_conflict(source: GrammarSource, close: str) -> Diagnostic | None:
             f"close delimiter {close!r}; no way to finish that string was found",
             source.location,
             code="close-conflict",
-            hint=f"exclude {close!r} from the grammar's strings/comments, or pick another close",
+            hint=HINT.format(close=close),
         )
     if lexemes:
         name, lexeme = next(iter(lexemes.items()))

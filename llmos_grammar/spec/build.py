@@ -9,6 +9,7 @@ from typing import Any
 
 from llmos_grammar import __version__
 from llmos_grammar.errors import Location
+from llmos_grammar.grammar.noclose import exclude_close
 from llmos_grammar.ir import (
     ActionPolicy,
     ActionState,
@@ -112,10 +113,9 @@ def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource 
     """One state; `source` is its constraint, from constraint_source()."""
     kind = raw["type"]
     if kind == "text":
-        triggers = tuple(Transition(t, s) for t, s in raw.get("on", {}).items())
         return TextState(
             name=name,
-            triggers=triggers,
+            triggers=transitions(raw.get("on", {})),
             on_eos=raw.get("eos"),
             constraint=source,
             max_tokens=raw.get("max_tokens"),
@@ -124,6 +124,7 @@ def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource 
     if kind == "grammar":
         if source is None:  # any text up to the close delimiter
             source = GrammarSource(kind="regex", text=ANY_TEXT, location=doc.loc(("states", name)))
+        source = exclude_close(source, raw["close"])
         return GrammarState(
             name=name,
             constraint=source,
@@ -146,13 +147,27 @@ def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource 
     return FinalState(name=name)
 
 
+def transitions(on: dict[str, str] | list[dict[str, Any]]) -> tuple[Transition, ...]:
+    """The triggers of `on`: a mapping trigger -> state, or a list of {when, to} entries whose
+    `when` is one trigger or several spellings of it, put longest first (see TextState)."""
+    if isinstance(on, dict):
+        return tuple(Transition(t, s, ("on", t)) for t, s in on.items())
+    found: list[Transition] = []
+    for i, entry in enumerate(on):
+        when = entry["when"]
+        if isinstance(when, str):
+            found.append(Transition(when, entry["to"], ("on", i, "when")))
+            continue
+        spellings = [Transition(w, entry["to"], ("on", i, "when", j)) for j, w in enumerate(when)]
+        found += sorted(spellings, key=lambda t: -len(t.trigger))
+    return tuple(found)
+
+
 def _state_sampling(raw: dict[str, Any]) -> Sampling | None:
     return Sampling(**raw["sampling"]) if "sampling" in raw else None
 
 
-def build_machine(
-    doc: Doc, states: dict[str, State], policy: Policy, policy_text: str
-) -> Machine:
+def build_machine(doc: Doc, states: dict[str, State], policy: Policy, policy_text: str) -> Machine:
     data = doc.data
     model = data.get("model", {})
     model_ref = ModelRef(name=model) if isinstance(model, str) else ModelRef(**model)

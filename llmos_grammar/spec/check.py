@@ -10,13 +10,30 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from llmos_grammar.errors import Diagnostic, LlmosError, Location, Report
-from llmos_grammar.ir import Machine, Policy
+from llmos_grammar.ir import GrammarState, Machine, Policy
 from llmos_grammar.spec import yamldoc
 from llmos_grammar.spec.compile import compile_policy, compile_spec
 from llmos_grammar.spec.discover import expand
 from llmos_grammar.spec.yamldoc import Doc
 
 FileKind = Literal["spec", "policy", "unknown"]
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """The close delimiter the compiler excluded from a grammar state's NO_CLOSE terminals."""
+
+    location: Location  # the state's `close`
+    state: str
+    close: str
+    terminals: tuple[str, ...]  # the terminals that use NO_CLOSE
+
+    def format(self) -> str:
+        names = ", ".join(self.terminals) or "NO_CLOSE"
+        return (
+            f"{self.location}: info: state {self.state!r}: close {self.close!r} excluded "
+            f"from {names} (NO_CLOSE)"
+        )
 
 
 @dataclass
@@ -29,6 +46,23 @@ class Checked:
     machine: Machine | None = None
     policy: Policy | None = None
     doc: Doc | None = None
+
+    def exclusions(self) -> list[Exclusion]:
+        """The close exclusions applied to this spec's grammar states (none for a policy)."""
+        if self.machine is None or self.doc is None:
+            return []
+        from llmos_grammar.grammar.noclose import hook_users
+
+        return [
+            Exclusion(
+                self.doc.loc(("states", name, "close")),
+                name,
+                state.close,
+                tuple(hook_users(state.constraint)),
+            )
+            for name, state in self.machine.states.items()
+            if isinstance(state, GrammarState) and state.constraint.excludes
+        ]
 
 
 def check_paths(paths: Sequence[str]) -> tuple[Report, list[Checked]]:

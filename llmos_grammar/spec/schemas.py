@@ -62,8 +62,20 @@ def validate(doc: Doc, name: str) -> list[Diagnostic]:
 
 
 def _errors(doc: Doc, validator: Any, data: Any, base: Key) -> list[Diagnostic]:
-    found = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    found = [e for error in validator.iter_errors(data) for e in _specific(error)]
+    found.sort(key=lambda e: list(map(str, e.absolute_path)))
     return [_diagnostic(doc, error, base) for error in found]
+
+
+def _specific(error: Any) -> list[Any]:
+    """A oneOf/anyOf error as the errors of the alternatives whose type the value has (e.g. the
+    list form of `on:`), so that the message names the key at fault; itself otherwise."""
+    if error.validator not in ("oneOf", "anyOf"):
+        return [error]
+    deeper = [e for e in error.context if not (e.validator == "type" and not e.relative_path)]
+    if not deeper:
+        return [error]
+    return [e for sub in deeper for e in _specific(sub)]
 
 
 def _diagnostic(doc: Doc, error: Any, base: Key) -> Diagnostic:

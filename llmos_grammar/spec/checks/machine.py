@@ -7,7 +7,15 @@ import string
 from collections.abc import Callable, Iterable, Mapping
 
 from llmos_grammar.errors import Diagnostic
-from llmos_grammar.ir import ActionState, FinalState, GrammarState, Machine, State, TextState
+from llmos_grammar.ir import (
+    ActionState,
+    FinalState,
+    GrammarState,
+    Machine,
+    State,
+    TextState,
+    Transition,
+)
 from llmos_grammar.results import ActionResult
 from llmos_grammar.spec.schemas import crumb
 from llmos_grammar.spec.yamldoc import Doc, Key
@@ -18,7 +26,9 @@ TEMPLATE_FIELDS = frozenset(ActionResult().template_fields())
 def edges(state: State) -> list[tuple[Key, str]]:
     """(path of the reference inside the state, target state) for each way out."""
     if isinstance(state, TextState):
-        out: list[tuple[Key, str]] = [(("on", t.trigger), t.target) for t in state.triggers]
+        out: list[tuple[Key, str]] = list(
+            dict.fromkeys((target_path(t), t.target) for t in state.triggers)
+        )
         if state.on_eos is not None:
             out.append((("eos",), state.on_eos))
         return out
@@ -30,6 +40,22 @@ def edges(state: State) -> list[tuple[Key, str]]:
             out.append((("on_error",), state.on_error))
         return out
     return []
+
+
+def trigger_path(t: Transition) -> Key:
+    """Where trigger `t` is written inside its state."""
+    return t.path or ("on", t.trigger)
+
+
+def target_path(t: Transition) -> Key:
+    """Where the target of trigger `t` is written: the mapping's value or the entry's `to`."""
+    path = trigger_path(t)
+    return ("on", path[1], "to") if len(path) > 2 else path
+
+
+def _spellings(a: Transition, b: Transition) -> bool:
+    """Whether `a` and `b` are written in the same `when:` list of the list form."""
+    return len(a.path) == 4 and a.path[:2] == b.path[:2]
 
 
 class Analysis:
@@ -140,25 +166,44 @@ class Analysis:
 
     def _triggers(self) -> None:
         for name, state in self.states.items():
-            if not isinstance(state, TextState):
-                continue
-            order = {t.trigger: i for i, t in enumerate(state.triggers)}
-            for t in state.triggers:
-                path: Key = ("states", name, "on", t.trigger)
-                if not t.trigger:
-                    self.error("empty trigger", path, "empty-trigger", key=True)
-                    continue
-                # Look up each proper prefix: linear in the triggers, not quadratic.
-                heads = (t.trigger[:n] for n in range(1, len(t.trigger)))
-                shorter = sorted((h for h in heads if h in order), key=order.__getitem__)
-                if shorter:
-                    self.error(
-                        f"trigger {t.trigger!r} can never fire: {shorter[0]!r} is a prefix of it",
-                        path,
-                        "trigger-prefix",
-                        "make the triggers prefix-free, e.g. [SQL] and [SQLW]",
-                        key=True,
-                    )
+            if isinstance(state, TextState):
+                self._state_triggers(name, state.triggers)
+
+    def _state_triggers(self, name: str, triggers: tuple[Transition, ...]) -> None:
+        """Empty, repeated and prefix-overlapping triggers of one text state. The spellings of
+        one list entry may be prefixes of each other: the longer fires when written whole."""
+        seen: dict[str, Transition] = {}
+        for t in sorted(triggers, key=lambda t: t.path):  # in the order written
+            path: Key = ("states", name, *trigger_path(t))
+            key = len(path) == 4  # the mapping form: point at the key
+            if not t.trigger:
+                self.error("empty trigger", path, "empty-trigger", key=key)
+            elif t.trigger in seen:
+                hint = "list each trigger once"
+                self.error(
+                    f"trigger {t.trigger!r} is listed twice",
+                    path,
+                    "duplicate-trigger",
+                    hint,
+                    key=key,
+                )
+            else:
+                seen[t.trigger] = t
+        for t in seen.values():
+            # Look up each proper prefix: linear in the triggers, not quadratic.
+            heads = (t.trigger[:n] for n in range(1, len(t.trigger)))
+            found = [seen[h] for h in heads if h in seen and not _spellings(t, seen[h])]
+            shorter = [other.trigger for other in sorted(found, key=lambda o: o.path)]
+            if shorter:
+                path = ("states", name, *trigger_path(t))
+                self.error(
+                    f"trigger {t.trigger!r} can never fire: {shorter[0]!r} is a prefix of it",
+                    path,
+                    "trigger-prefix",
+                    "make the triggers prefix-free, e.g. [SQL] and [SQLW], or list spellings "
+                    "of one trigger in one entry: `on: [{when: [...], to: STATE}]`",
+                    key=len(path) == 4,
+                )
 
     def _actions(self) -> None:
         if self.policy is None:
