@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from llmos_grammar.constraints import CompiledConstraint, MaskBuffer
+from llmos_grammar.constraints import Compiled, Enforcement, MaskBuffer, compile_constraint
 from llmos_grammar.ir import (
     ActionPolicy,
     Budgets,
@@ -59,15 +59,13 @@ class Runtime:
         self.table = self.lm.token_table()
         self.mask = MaskBuffer(self.lm.vocab_size)
         self.mask_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-mask")
-        self.constraints: dict[str, CompiledConstraint] = {}
+        self.constraints: dict[str, Compiled] = {}
+        self.enforcement: dict[str, Enforcement] = {}  # which backend enforces each state
         for name, state in machine.states.items():
-            if isinstance(state, GrammarState):
-                self.constraints[name] = CompiledConstraint(
-                    state.constraint, self.table, state.close, name
-                )
-            elif isinstance(state, TextState) and state.constraint is not None:
-                self.constraints[name] = CompiledConstraint(
-                    state.constraint, self.table, None, name
+            if isinstance(state, GrammarState | TextState) and state.constraint is not None:
+                close = state.close if isinstance(state, GrammarState) else None
+                self.constraints[name], self.enforcement[name] = compile_constraint(
+                    state.constraint, self.table, close, name, state.backend
                 )
 
     def runner(self) -> Any:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from llmos_grammar.constraints.llguidance_backend import MatcherError
+from llmos_grammar.constraints.backend import MatcherError
 from llmos_grammar.errors import DecodeError
 from llmos_grammar.ir import ActionState, FinalState, GrammarState, TextState
 from llmos_grammar.runtime import triggers as trig

@@ -12,6 +12,7 @@ from llmos_grammar.errors import Location
 from llmos_grammar.ir import (
     ActionPolicy,
     ActionState,
+    BackendChoice,
     Budgets,
     FinalState,
     GrammarKind,
@@ -120,6 +121,7 @@ def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource 
             constraint=source,
             max_tokens=raw.get("max_tokens"),
             sampling=_state_sampling(raw),
+            backend=_backend(doc, raw),
         )
     if kind == "grammar":
         if source is None:  # any text up to the close delimiter
@@ -132,6 +134,7 @@ def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource 
             max_tokens=raw.get("max_tokens"),
             open=raw.get("open", ""),
             sampling=_state_sampling(raw),
+            backend=_backend(doc, raw),
         )
     if kind == "action":
         return ActionState(
@@ -144,6 +147,11 @@ def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource 
             error_output=raw.get("error_output"),
         )
     return FinalState(name=name)
+
+
+def _backend(doc: Doc, raw: dict[str, Any]) -> BackendChoice:
+    """The state's `backend`, else the spec's, else auto."""
+    return raw.get("backend", doc.data.get("backend", "auto"))
 
 
 def _state_sampling(raw: dict[str, Any]) -> Sampling | None:
