@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from llmos_grammar.errors import Diagnostic, SourceLines
+
+if TYPE_CHECKING:
+    from llmos_grammar.spec.check import Checked
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +35,13 @@ def run(args: argparse.Namespace) -> int:
         print("llmos-check: no spec or policy files found", file=sys.stderr)
         return EXIT_USAGE
     sources = SourceLines({c.path: c.doc.text for c in checked if c.doc is not None})
-    printer = {"text": _text, "json": _json, "github": _github}[args.format]
-    printer(report.diagnostics, sources, [c.path for c in checked], args.quiet)
+    if args.format == "json":
+        _json(report.diagnostics, checked)
+    else:
+        printer = {"text": _text, "github": _github}[args.format]
+        printer(report.diagnostics, sources, [c.path for c in checked], args.quiet)
+        if not args.quiet:
+            _notes(checked)
     failing = report.errors or (args.strict and report.warnings)
     return EXIT_ERROR if failing else EXIT_OK
 
@@ -48,7 +57,29 @@ def _text(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet
     print(f"{status}: {len(files)} file(s), {errors} error(s), {warnings} warning(s)")
 
 
-def _json(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet: bool) -> None:
+def _notes(checked: list[Checked]) -> None:
+    """One line per state whose `auto` backend fell back to llguidance, with the reason."""
+    for c in checked:
+        for state, how in c.backends.items():
+            if how.fell_back:
+                print(f"note: {c.path}: state {state!r} is enforced by llguidance: {how.reason}")
+
+
+def _backends(checked: list[Checked]) -> list[dict[str, str]]:
+    return [
+        {
+            "file": c.path,
+            "state": state,
+            "backend": how.backend,
+            "requested": how.requested,
+            "reason": how.reason,
+        }
+        for c in checked
+        for state, how in c.backends.items()
+    ]
+
+
+def _json(diags: list[Diagnostic], checked: list[Checked]) -> None:
     rows = [
         {
             "severity": d.severity,
@@ -62,7 +93,9 @@ def _json(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet
         }
         for d in diags
     ]
-    print(json.dumps({"files": files, "diagnostics": rows}, indent=2))
+    files = [c.path for c in checked]
+    states = _backends(checked)
+    print(json.dumps({"files": files, "diagnostics": rows, "states": states}, indent=2))
 
 
 def _github(diags: list[Diagnostic], sources: SourceLines, files: list[str], quiet: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,6 +58,11 @@ class OutlinesCompiled:
         self.table = table
         self.words = mask_words(table)
         self.index = bounded_index(self.regex, vocabulary(table), table.digest(), bounds)
+
+    @functools.cached_property
+    def transitions(self) -> dict[int, dict[int, int]]:
+        """state -> {token: next state} (the whole index: for small, byte-level ones)."""
+        return dict(self.index.get_transitions())
 
     def new(self) -> OutlinesMatcher:
         import outlines_core

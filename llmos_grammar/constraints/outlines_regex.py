@@ -12,6 +12,12 @@ from llmos_grammar.ir import GrammarSource
 
 # JSON whitespace between tokens, as llguidance allows it (not before or after the value)
 WHITESPACE = r"[ \t\n\r]*"
+# JSON string characters as llguidance enforces them: outlines-core also allows the escape
+# `\/` and forbids U+0080..U+009F; llguidance does neither (same language on both backends)
+STRING_ALIGN = (
+    (r'\\["\\/bfnrt]', r'\\["\\bfnrt]'),
+    (r'[^"\\\x00-\x1F\x7F-\x9F]', r'[^"\\\x00-\x1F\x7F]'),
+)
 # keywords outlines-core 0.2 drops without a word: the regex would accept values they forbid
 DROPPED = (
     "minimum",
@@ -32,6 +38,10 @@ DROPPED = (
     "unevaluatedProperties",
     "unevaluatedItems",
 )
+RANGE_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+NOTES = ("title", "description", "$comment", "examples", "default")
+DATA_KEYS = ("enum", "const", "default", "examples")
+MAX_RANGE = 1000
 SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
 SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 SCHEMA_VALUES = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
@@ -50,14 +60,58 @@ def schema_regex(text: str) -> str:
     """outlines-core's regex for the JSON schema `text` (BackendError when it is not exact)."""
     from outlines_core.json_schema import build_regex_from_schema
 
-    schema = json.loads(text)
+    schema = small_ranges(json.loads(text))
     for where, problem in _inexact(schema, "#"):
         raise BackendError(f"outlines-core cannot enforce {problem} (at {where})")
     try:
-        return str(build_regex_from_schema(text, whitespace_pattern=WHITESPACE))
+        regex = str(build_regex_from_schema(json.dumps(schema), whitespace_pattern=WHITESPACE))
     except ValueError as exc:
         first = str(exc).split("\n")[0].strip()
         raise BackendError(f"outlines-core cannot express this schema: {first}") from None
+    for theirs, ours in STRING_ALIGN:
+        regex = regex.replace(theirs, ours)
+    return regex
+
+
+def small_ranges(schema: Any) -> Any:
+    """`schema` with each bounded integer of at most MAX_RANGE values written as an `enum`
+    (outlines-core drops `minimum`/`maximum`; the enum is the same set of values)."""
+    if isinstance(schema, list):
+        return [small_ranges(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: (v if k in DATA_KEYS else small_ranges(v)) for k, v in schema.items()}
+    values = _integer_range(out)
+    if values is not None:
+        out = {k: v for k, v in out.items() if k not in RANGE_KEYS and k != "type"}
+        out["enum"] = values
+    return out
+
+
+def _integer_range(schema: dict[str, Any]) -> list[int] | None:
+    """The values of an integer schema bounded on both sides by at most MAX_RANGE values."""
+    if schema.get("type") != "integer" or not set(schema) <= {*RANGE_KEYS, "type", *NOTES}:
+        return None
+    low = _bound(schema, "minimum", "exclusiveMinimum", 1)
+    high = _bound(schema, "maximum", "exclusiveMaximum", -1)
+    if low is None or high is None or high - low >= MAX_RANGE:
+        return None
+    return list(range(low, high + 1))
+
+
+def _bound(schema: dict[str, Any], inclusive: str, exclusive: str, step: int) -> int | None:
+    import math
+
+    found = []
+    if isinstance(schema.get(inclusive), int | float):
+        value = schema[inclusive]
+        found.append(math.ceil(value) if step > 0 else math.floor(value))
+    if isinstance(schema.get(exclusive), int | float):
+        value = schema[exclusive]
+        found.append((math.floor(value) + 1) if step > 0 else (math.ceil(value) - 1))
+    if not found:
+        return None
+    return max(found) if step > 0 else min(found)
 
 
 def _inexact(schema: Any, where: str) -> Iterator[tuple[str, str]]:

@@ -158,9 +158,7 @@ def _state_sampling(raw: dict[str, Any]) -> Sampling | None:
     return Sampling(**raw["sampling"]) if "sampling" in raw else None
 
 
-def build_machine(
-    doc: Doc, states: dict[str, State], policy: Policy, policy_text: str
-) -> Machine:
+def build_machine(doc: Doc, states: dict[str, State], policy: Policy, policy_text: str) -> Machine:
     data = doc.data
     model = data.get("model", {})
     model_ref = ModelRef(name=model) if isinstance(model, str) else ModelRef(**model)

@@ -13,6 +13,7 @@ from llmos_grammar.errors import Diagnostic, LlmosError
 from llmos_grammar.ir import Machine, Policy, State
 from llmos_grammar.paths import default_policy
 from llmos_grammar.spec import build, schemas, yamldoc
+from llmos_grammar.spec.checks.backends import backend_problems
 from llmos_grammar.spec.checks.grammars import grammar_problems, test_problems
 from llmos_grammar.spec.checks.machine import Analysis
 from llmos_grammar.spec.checks.policy import action_problems
@@ -36,6 +37,7 @@ def compile_spec(doc: Doc) -> tuple[Machine | None, list[Diagnostic]]:
     sound = {n: s for n, s in states.items() if n not in broken}
     found += grammar_problems(doc, sound, broken)
     found += test_problems(doc, machine.tests, sound, broken)
+    found += backend_problems(doc, sound, machine.tests, broken)
     if policy is None or any(d.severity == "error" for d in found):
         return None, found
     return machine, found
