@@ -33,7 +33,7 @@ from llmos_grammar.paths import shipped
 from llmos_grammar.spec.yamldoc import Doc, Key
 
 ANY_TEXT = r"(?s:.*)"
-CONSTRAINT_KEYS = ("grammar", "lark", "regex", "json_schema")
+CONSTRAINT_KEYS = ("grammar", "lark", "regex", "json_schema", "derive")
 PATH_FIELDS = ("database",)
 PATH_LIST_FIELDS = ("read", "write")
 TUPLE_FIELDS = ("read", "write", "env", "urls", "methods", "commands")
@@ -71,10 +71,18 @@ def grammar_dirs(spec_file: str) -> list[str]:
     return [str(Path(spec_file).resolve().parent), str(shipped("grammars"))]
 
 
-def constraint_source(doc: Doc, path: Key, raw: dict[str, Any]) -> GrammarSource | None:
-    """The GrammarSource a state declares, or None; file errors raise GrammarError."""
+def constraint_source(
+    doc: Doc, path: Key, raw: dict[str, Any], policy: Policy | None = None
+) -> GrammarSource | None:
+    """The GrammarSource a state declares, or None; file errors raise GrammarError, and so
+    does a `derive: policy` with nothing to derive from."""
     from llmos_grammar import grammar
 
+    if "derive" in raw:
+        from llmos_grammar.spec.derive import derive_source
+
+        where = doc.loc((*path, "derive"))
+        return derive_source(str(path[-1]), doc.data["states"], policy, where)
     if "grammar" in raw:
         return grammar.load_source(raw["grammar"], base_dirs=grammar_dirs(doc.file))
     if "json_schema" in raw and isinstance(raw["json_schema"], str):

@@ -30,7 +30,7 @@ def compile_spec(doc: Doc) -> tuple[Machine | None, list[Diagnostic]]:
     if found:
         return None, found
     policy, policy_text = _spec_policy(doc, found)
-    states, broken = _states(doc, found)
+    states, broken = _states(doc, found, policy)
     machine = build.build_machine(doc, states, policy or NO_POLICY, policy_text)
     found += Analysis(doc, machine, policy_known=policy is not None).run()
     found += prompt_problems(doc, machine.prompt)
@@ -69,7 +69,9 @@ def _spec_policy(doc: Doc, out: list[Diagnostic]) -> tuple[Policy | None, str]:
     return policy, policy_doc.text
 
 
-def _states(doc: Doc, out: list[Diagnostic]) -> tuple[dict[str, State], set[str]]:
+def _states(
+    doc: Doc, out: list[Diagnostic], policy: Policy | None
+) -> tuple[dict[str, State], set[str]]:
     """All states, and the names of those whose constraint could not be loaded."""
     states: dict[str, State] = {}
     broken: set[str] = set()
@@ -83,7 +85,7 @@ def _states(doc: Doc, out: list[Diagnostic]) -> tuple[dict[str, State], set[str]
             broken.add(name)
         elif given:
             try:
-                source = build.constraint_source(doc, path, raw)
+                source = build.constraint_source(doc, path, raw, policy)
             except LlmosError as exc:
                 at = (*path, given[0])
                 where = exc.location if exc.location and exc.location.line else doc.loc(at)
@@ -101,7 +103,7 @@ def _constraint_problem(doc: Doc, path: Key, raw: dict, given: list[str]) -> Dia
             doc.loc((*path, given[1]), key=True),
             crumb(path),
             "constraint",
-            "keep one of grammar, lark, regex, json_schema",
+            "keep one of grammar, lark, regex, json_schema, derive",
         )
     if raw["type"] == "grammar" and not given:
         return Diagnostic(
@@ -110,6 +112,6 @@ def _constraint_problem(doc: Doc, path: Key, raw: dict, given: list[str]) -> Dia
             doc.loc(path, key=True),
             crumb(path),
             "constraint",
-            "add one of grammar, lark, regex, json_schema",
+            "add one of grammar, lark, regex, json_schema, derive: policy",
         )
     return None
