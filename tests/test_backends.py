@@ -122,26 +122,26 @@ def test_auto_falls_back_when_outlines_drops_a_keyword() -> None:
 def test_auto_falls_back_past_the_time_bound(
     table: TokenTable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmos_grammar.constraints import registry
+    from llmos_grammar.constraints import choose, registry
 
     monkeypatch.setattr(registry, "CHECK_BOUNDS", Bounds(seconds=0.3, states=20_000))
-    registry._plan.cache_clear()
+    choose._plan.cache_clear()
     heavy = src("regex", r" ?[^\n\[]{1,40}\n")  # minutes to build in outlines-core 0.2
     how = plan(heavy, None)
     assert how.backend == "llguidance" and "took over 0.3 s" in how.reason
     compiled, how = compile_constraint(heavy, table, None, "answer")
     assert compiled.backend == "llguidance" and how.fell_back
-    registry._plan.cache_clear()
+    choose._plan.cache_clear()
 
 
 def test_state_bound(table: TokenTable, monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmos_grammar.constraints import registry
+    from llmos_grammar.constraints import choose, registry
 
     monkeypatch.setattr(registry, "CHECK_BOUNDS", Bounds(seconds=5, states=10))
-    registry._plan.cache_clear()
+    choose._plan.cache_clear()
     how = plan(src("regex", "[a-z]{30}"), None)
     assert how.backend == "llguidance" and "states (bound 10)" in how.reason
-    registry._plan.cache_clear()
+    choose._plan.cache_clear()
 
 
 def test_index_is_cached_on_disk(table: TokenTable, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmos_grammar.cli.main import main
-from llmos_grammar.constraints import outlines_regex, registry
+from llmos_grammar.constraints import choose, outlines_regex
 from llmos_grammar.constraints.differential import _compiled
 from llmos_grammar.spec.check import check_paths
 from tests.specs import SPEC, write
@@ -68,15 +68,33 @@ def test_a_disagreement_is_an_error_with_the_string(
 ) -> None:
     # without aligning its JSON strings, outlines-core accepts the escape \/ (llguidance not)
     monkeypatch.setattr(outlines_regex, "STRING_ALIGN", ())
-    registry._plan.cache_clear()
+    choose._plan.cache_clear()
     _compiled.cache_clear()
+    state = STRING_STATE.replace("    close:", "    backend: outlines\n    close:")
     tests = "tests:\n  code:\n    reject: ['\"a\\/b\"']\n"
-    report, _ = check_paths([str(write(tmp_path, with_code(STRING_STATE, tests)))])
-    registry._plan.cache_clear()
+    spec = with_code(state, tests)
+    report, _ = check_paths([str(write(tmp_path, spec))])
+    auto, _ = check_paths(
+        [str(write(tmp_path, spec.replace("backend: outlines", "backend: auto")))]
+    )
+    choose._plan.cache_clear()
     _compiled.cache_clear()
-    wrong = [d for d in report.errors if d.code == "backend-disagreement"]
-    assert wrong and wrong[0].path == "tests.code.reject[0]"
-    assert "'\"a\\\\/b\"'" in wrong[0].message and "Outlines accepts it" in wrong[0].message
+    wrong = {d.path: d.message for d in report.errors if d.code == "backend-disagreement"}
+    assert "'\"a\\\\/b\"'" in wrong["tests.code.reject[0]"]
+    assert "Outlines accepts it" in wrong["tests.code.reject[0]"]
+    assert "Outlines allows '/'" in wrong["states.code.backend"]
+    assert auto.errors == []  # auto falls back to llguidance instead
+
+
+def test_auto_falls_back_where_outlines_core_drops_a_continuation() -> None:
+    from llmos_grammar.constraints import plan
+    from llmos_grammar.errors import Location
+    from llmos_grammar.ir import GrammarSource
+
+    # outlines-core 0.2 leaves an accepting state only by tokens that end accepting
+    how = plan(GrammarSource("regex", "a(?:bc)?", Location("<t>")), None)
+    assert how.backend == "llguidance"
+    assert how.reason == "after 'a', llguidance allows 'b' and Outlines does not"
 
 
 def test_aligned_json_strings_agree(tmp_path: Path) -> None:

@@ -10,16 +10,10 @@ from llmos_grammar.constraints.backend import (
     Matcher,
     MatcherError,
 )
+from llmos_grammar.constraints.choose import Enforcement, compile_constraint, plan
 from llmos_grammar.constraints.llguidance_backend import CompiledConstraint, top_level_grammar
 from llmos_grammar.constraints.mask import MaskBuffer
-from llmos_grammar.constraints.registry import (
-    BACKENDS,
-    Enforcement,
-    byte_compiled,
-    compile_constraint,
-    fill_masks,
-    plan,
-)
+from llmos_grammar.constraints.registry import BACKENDS, byte_compiled, fill_masks
 from llmos_grammar.constraints.tokens import TokenTable, build_table, byte_table
 
 __all__ = [

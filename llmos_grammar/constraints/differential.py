@@ -8,12 +8,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from llmos_grammar.constraints.backend import BackendName, Compiled
+from llmos_grammar.constraints.llguidance_backend import CompiledConstraint as LLGuidanceCompiled
 from llmos_grammar.constraints.outlines_backend import OutlinesCompiled
 from llmos_grammar.constraints.registry import byte_compiled
 from llmos_grammar.errors import Location
 from llmos_grammar.ir import GrammarSource
 
 MAX_SAMPLE_BYTES = 160
+MAX_COMPARED = 4000  # index states whose masks are compared
 MUTATION_BYTES = b'a0 "{}[],:\\-.\n'
 
 
@@ -29,6 +31,63 @@ class Disagreement:
 def _compiled(kind: str, text: str, close: str | None, backend: BackendName) -> Compiled:
     source = GrammarSource(kind, text, Location("<check>"))  # type: ignore[arg-type]
     return byte_compiled(source, close, backend)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """After `prefix` the backends allow different things: `byte` next, or the end (None)."""
+
+    prefix: str
+    byte: int | None
+    outlines: bool  # whether Outlines allows it (llguidance says the opposite)
+
+    def message(self) -> str:
+        what = "the end of the string" if self.byte is None else repr(chr(self.byte))
+        yes, no = ("Outlines", "llguidance") if self.outlines else ("llguidance", "Outlines")
+        return f"after {self.prefix!r}, {yes} allows {what} and {no} does not"
+
+
+def divergence(source: GrammarSource, close: str | None) -> Divergence | None:
+    """The first state of Outlines' byte index (breadth first, at most MAX_COMPARED) where the
+    bytes allowed next, or acceptance, differ from llguidance's after the same prefix."""
+    outlines = _compiled(source.kind, source.text, close, "outlines")
+    llguidance = _compiled(source.kind, source.text, close, "llguidance")
+    if not isinstance(outlines, OutlinesCompiled) or not isinstance(llguidance, LLGuidanceCompiled):
+        raise TypeError("divergence compares an Outlines and an llguidance constraint")
+    finals = outlines.index.get_final_states()
+    for state, prefix in _prefixes(outlines):
+        theirs = llguidance.new()
+        if not theirs.consume(list(prefix)):
+            return Divergence(_text(prefix[:-1]), prefix[-1], outlines=True)
+        mine = {t for t in outlines.transitions.get(state, {}) if t < 256}
+        bits = theirs.matcher.compute_bitmask()
+        allowed = {b for b in range(256) if bits[b // 8] >> (b % 8) & 1}
+        if allowed != mine:
+            byte = min(allowed ^ mine)
+            return Divergence(_text(prefix), byte, outlines=byte in mine)
+        if (state in finals) != theirs.is_accepting():
+            return Divergence(_text(prefix), None, outlines=state in finals)
+    return None
+
+
+def _prefixes(compiled: OutlinesCompiled) -> list[tuple[int, bytes]]:
+    """(state, shortest byte prefix reaching it), breadth first."""
+    moves = compiled.transitions
+    start = compiled.index.get_initial_state()
+    seen = {start: b""}
+    queue = [start]
+    for state in queue:
+        if len(seen) >= MAX_COMPARED:
+            break
+        for token, target in sorted(moves.get(state, {}).items()):
+            if token < 256 and target not in seen:
+                seen[target] = seen[state] + bytes([token])
+                queue.append(target)
+    return list(seen.items())
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "backslashreplace")
 
 
 def accepts(compiled: Compiled, data: bytes) -> bool:

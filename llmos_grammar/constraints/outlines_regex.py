@@ -12,10 +12,12 @@ from llmos_grammar.ir import GrammarSource
 
 # JSON whitespace between tokens, as llguidance allows it (not before or after the value)
 WHITESPACE = r"[ \t\n\r]*"
-# JSON string characters as llguidance enforces them: outlines-core also allows the escape
-# `\/` and forbids U+0080..U+009F; llguidance does neither (same language on both backends)
+# JSON string characters as llguidance enforces them (so that both backends enforce the same
+# language): outlines-core allows the escape `\/`, no `\uXXXX`, and forbids U+0080..U+009F;
+# llguidance forbids `\/`, allows `\u` for the control characters only (U+0000..U+001F,
+# U+007F), and allows U+0080..U+009F
 STRING_ALIGN = (
-    (r'\\["\\/bfnrt]', r'\\["\\bfnrt]'),
+    (r'\\["\\/bfnrt]', r'\\(?:["\\bfnrt]|u00[01][0-9a-fA-F]|u007[fF])'),
     (r'[^"\\\x00-\x1F\x7F-\x9F]', r'[^"\\\x00-\x1F\x7F]'),
 )
 # keywords outlines-core 0.2 drops without a word: the regex would accept values they forbid

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from llmos_grammar.constraints.registry import Enforcement
+from llmos_grammar.constraints.choose import Enforcement
 from llmos_grammar.errors import Diagnostic, LlmosError, Location, Report
 from llmos_grammar.ir import Machine, Policy
 from llmos_grammar.spec import yamldoc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
-from llmos_grammar.constraints.registry import Enforcement
+from llmos_grammar.constraints.choose import Enforcement
 from llmos_grammar.errors import BackendError, Diagnostic, GrammarError, Location
 from llmos_grammar.ir import GrammarSource, GrammarState, GrammarTest, State, TextState
 from llmos_grammar.spec.schemas import crumb
@@ -58,6 +58,8 @@ def backend_problems(
             continue
         if how.backend == "outlines" and source.kind != "lark":
             found += _differential(doc, name, source, close, texts.get(name, []))
+            if how.requested == "outlines":
+                found += _divergence(doc, name, source, close)
     return found
 
 
@@ -86,6 +88,19 @@ def _differential(
         hint = f"set `backend: llguidance` on {name!r}, or make the grammar unambiguous there"
         found.append(_error(message, doc.loc(path), path, "backend-disagreement", hint))
     return found
+
+
+def _divergence(doc: Doc, name: str, source: GrammarSource, close: str | None) -> list[Diagnostic]:
+    """An explicit `backend: outlines` whose index allows other bytes than llguidance's."""
+    from llmos_grammar.constraints.differential import divergence
+
+    found = divergence(source, close)
+    if found is None:
+        return []
+    path: Key = ("states", name, "backend")
+    message = f"the backends disagree in state {name!r}: {found.message()}"
+    hint = "drop `backend: outlines` (auto then picks llguidance here)"
+    return [_error(message, doc.loc(path), path, "backend-disagreement", hint)]
 
 
 def _error(message: str, where: Location, path: Key, code: str, hint: str = "") -> Diagnostic:
