@@ -153,3 +153,28 @@ def test_index_is_cached_on_disk(table: TokenTable, tmp_path: Path) -> None:
     again, _ = compile_constraint(source, table, None, "s", "outlines")
     m = again.new()
     assert m.consume(ids("123")) and m.is_accepting()
+
+
+def test_json_alignment_matches_outlines_core() -> None:
+    import outlines_core
+
+    from llmos_grammar.constraints.outlines_regex import JSON_ALIGN
+
+    theirs = outlines_core.json_schema.STRING_INNER + outlines_core.json_schema.NUMBER
+    assert all(old in theirs for old, _ in JSON_ALIGN)  # an upgrade that changes them fails here
+
+
+@pytest.mark.parametrize(
+    ("schema", "text"),
+    [
+        ({"type": "number"}, "1E5"),
+        ({"type": "string"}, '"a\\u001fb"'),
+        ({"type": "string"}, '"\u0085"'),
+    ],
+)
+def test_outlines_json_follows_llguidance(schema: dict[str, str], text: str) -> None:
+    from llmos_grammar.constraints.differential import disagreements
+
+    source = src("json_schema", json.dumps(schema))
+    assert plan(source, "[/J]").backend == "outlines"
+    assert disagreements(source, "[/J]", [text, text + "x", '"a\\/b"', '"\\u0041"']) == []

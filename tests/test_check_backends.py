@@ -67,7 +67,7 @@ def test_a_disagreement_is_an_error_with_the_string(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # without aligning its JSON strings, outlines-core accepts the escape \/ (llguidance not)
-    monkeypatch.setattr(outlines_regex, "STRING_ALIGN", ())
+    monkeypatch.setattr(outlines_regex, "JSON_ALIGN", ())
     choose._plan.cache_clear()
     _compiled.cache_clear()
     state = STRING_STATE.replace("    close:", "    backend: outlines\n    close:")

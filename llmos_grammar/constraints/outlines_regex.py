@@ -12,13 +12,15 @@ from llmos_grammar.ir import GrammarSource
 
 # JSON whitespace between tokens, as llguidance allows it (not before or after the value)
 WHITESPACE = r"[ \t\n\r]*"
-# JSON string characters as llguidance enforces them (so that both backends enforce the same
-# language): outlines-core allows the escape `\/`, no `\uXXXX`, and forbids U+0080..U+009F;
+# JSON strings and numbers as llguidance enforces them (so that both backends enforce the same
+# language). Numbers: outlines-core needs a sign in an exponent, llguidance not. Strings:
+# outlines-core allows the escape `\/`, no `\uXXXX`, and forbids U+0080..U+009F;
 # llguidance forbids `\/`, allows `\u` for the control characters only (U+0000..U+001F,
 # U+007F), and allows U+0080..U+009F
-STRING_ALIGN = (
+JSON_ALIGN = (
     (r'\\["\\/bfnrt]', r'\\(?:["\\bfnrt]|u00[01][0-9a-fA-F]|u007[fF])'),
     (r'[^"\\\x00-\x1F\x7F-\x9F]', r'[^"\\\x00-\x1F\x7F]'),
+    (r"[eE][+-][0-9]+", r"[eE][+-]?[0-9]+"),
 )
 # keywords outlines-core 0.2 drops without a word: the regex would accept values they forbid
 DROPPED = (
@@ -70,7 +72,7 @@ def schema_regex(text: str) -> str:
     except ValueError as exc:
         first = str(exc).split("\n")[0].strip()
         raise BackendError(f"outlines-core cannot express this schema: {first}") from None
-    for theirs, ours in STRING_ALIGN:
+    for theirs, ours in JSON_ALIGN:
         regex = regex.replace(theirs, ours)
     return regex
 
