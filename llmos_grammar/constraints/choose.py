@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from llmos_grammar.constraints import outlines_build
 from llmos_grammar.constraints.backend import BackendName, Compiled
 from llmos_grammar.constraints.differential import divergence
 from llmos_grammar.constraints.registry import BACKENDS, byte_compiled
+from llmos_grammar.constraints.registry import CHECK_BOUNDS as CHECK
 from llmos_grammar.constraints.tokens import TokenTable
 from llmos_grammar.errors import BackendError, GrammarError, Location
 from llmos_grammar.ir import BackendChoice, GrammarSource
@@ -50,10 +52,24 @@ def _plan(kind: str, text: str, close: str | None, choice: BackendChoice) -> Enf
             raise BackendError(exc.message) from None
         return Enforcement("llguidance", exc.message, choice)
     if choice == "auto":
-        found = divergence(source, close)
-        if found is not None:
-            return Enforcement("llguidance", found.message(), choice)
+        reason = _divergence_reason(source, close)
+        if reason:
+            return Enforcement("llguidance", reason, choice)
     return Enforcement("outlines", "", choice)
+
+
+def _divergence_reason(source: GrammarSource, close: str | None) -> str:
+    """Why Outlines' byte index diverges from llguidance ("" when it does not), remembered on
+    disk next to the index so that a later check answers without walking the index."""
+    key = outlines_build.cache_key(f"{close}\0{source.text}", f"divergence:{source.kind}", CHECK)
+    path = outlines_build.cache_dir() / f"{key}.divergence"
+    if path.is_file():
+        return path.read_text()
+    found = divergence(source, close)
+    reason = found.message() if found is not None else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(reason)
+    return reason
 
 
 def compile_constraint(

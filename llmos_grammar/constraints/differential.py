@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from llmos_grammar.constraints.backend import BackendName, Compiled
 from llmos_grammar.constraints.llguidance_backend import CompiledConstraint as LLGuidanceCompiled
@@ -48,42 +49,74 @@ class Divergence:
 
 
 def divergence(source: GrammarSource, close: str | None) -> Divergence | None:
-    """The first state of Outlines' byte index (breadth first, at most MAX_COMPARED) where the
-    bytes allowed next, or acceptance, differ from llguidance's after the same prefix."""
+    """The first state of Outlines' byte index (depth first over shortest-prefix edges, at most
+    MAX_COMPARED states) where the bytes allowed next, or acceptance, differ from llguidance's
+    after the same prefix. One llguidance matcher walks the tree, rolling back on the way up."""
     outlines = _compiled(source.kind, source.text, close, "outlines")
     llguidance = _compiled(source.kind, source.text, close, "llguidance")
     if not isinstance(outlines, OutlinesCompiled) or not isinstance(llguidance, LLGuidanceCompiled):
         raise TypeError("divergence compares an Outlines and an llguidance constraint")
     finals = outlines.index.get_final_states()
-    for state, prefix in _prefixes(outlines):
-        theirs = llguidance.new()
-        if not theirs.consume(list(prefix)):
-            return Divergence(_text(prefix[:-1]), prefix[-1], outlines=True)
-        mine = {t for t in outlines.transitions.get(state, {}) if t < 256}
-        bits = theirs.matcher.compute_bitmask()
-        allowed = {b for b in range(256) if bits[b // 8] >> (b % 8) & 1}
-        if allowed != mine:
-            byte = min(allowed ^ mine)
-            return Divergence(_text(prefix), byte, outlines=byte in mine)
-        if (state in finals) != theirs.is_accepting():
-            return Divergence(_text(prefix), None, outlines=state in finals)
+    theirs = llguidance.new()
+    prefix = bytearray()
+    for state, edge in _tree_walk(outlines):
+        if edge < 0:  # leaving a state: undo the byte that entered it
+            theirs.rollback(1)
+            prefix.pop()
+            continue
+        if edge < 256:
+            prefix.append(edge)
+            if not theirs.consume([edge]):
+                return Divergence(_text(bytes(prefix[:-1])), edge, outlines=True)
+        found = _compare(outlines, finals, state, theirs, bytes(prefix))
+        if found is not None:
+            return found
     return None
 
 
-def _prefixes(compiled: OutlinesCompiled) -> list[tuple[int, bytes]]:
-    """(state, shortest byte prefix reaching it), breadth first."""
+def _compare(
+    outlines: OutlinesCompiled, finals: set[int], state: int, theirs: Any, prefix: bytes
+) -> Divergence | None:
+    mine = {t for t in outlines.transitions.get(state, {}) if t < 256}
+    bits = theirs.matcher.compute_bitmask()
+    allowed = {b for b in range(256) if bits[b // 8] >> (b % 8) & 1}
+    if allowed != mine:
+        byte = min(allowed ^ mine)
+        return Divergence(_text(prefix), byte, outlines=byte in mine)
+    if (state in finals) != theirs.is_accepting():
+        return Divergence(_text(prefix), None, outlines=state in finals)
+    return None
+
+
+def _tree_walk(compiled: OutlinesCompiled) -> Iterator[tuple[int, int]]:
+    """(state, byte that entered it) entering each state of a shortest-prefix tree, depth
+    first; (state, -1) when leaving it. The root is entered by 256 (no byte)."""
     moves = compiled.transitions
     start = compiled.index.get_initial_state()
-    seen = {start: b""}
+    parent = {start: (start, 256)}
     queue = [start]
     for state in queue:
-        if len(seen) >= MAX_COMPARED:
+        if len(parent) >= MAX_COMPARED:
             break
         for token, target in sorted(moves.get(state, {}).items()):
-            if token < 256 and target not in seen:
-                seen[target] = seen[state] + bytes([token])
+            if token < 256 and target not in parent:
+                parent[target] = (state, token)
                 queue.append(target)
-    return list(seen.items())
+    children: dict[int, list[tuple[int, int]]] = {}
+    for child, (up, token) in parent.items():
+        if child != start:
+            children.setdefault(up, []).append((child, token))
+    stack: list[tuple[int, int, bool]] = [(start, 256, False)]
+    while stack:
+        state, token, leaving = stack.pop()
+        if leaving:
+            yield state, -1
+            continue
+        yield state, token
+        if state != start:
+            stack.append((state, token, True))
+        for child, byte in reversed(children.get(state, [])):
+            stack.append((child, byte, False))
 
 
 def _text(data: bytes) -> str:
@@ -100,6 +133,14 @@ def disagreements(
     source: GrammarSource, close: str | None, texts: Iterable[str]
 ) -> list[Disagreement]:
     """The strings of `texts` (each followed by `close`) the backends judge differently."""
+    return list(_disagreements(source.kind, source.text, close, tuple(texts)))
+
+
+@functools.lru_cache(maxsize=256)
+def _disagreements(
+    kind: str, text: str, close: str | None, texts: tuple[str, ...]
+) -> tuple[Disagreement, ...]:
+    source = GrammarSource(kind, text, Location("<check>"))  # type: ignore[arg-type]
     outlines = _compiled(source.kind, source.text, close, "outlines")
     llguidance = _compiled(source.kind, source.text, close, "llguidance")
     found = []
@@ -108,13 +149,18 @@ def disagreements(
         verdict = accepts(outlines, data)
         if verdict != accepts(llguidance, data):
             found.append(Disagreement(text, verdict))
-    return found
+    return tuple(found)
 
 
 def samples(source: GrammarSource, close: str | None, count: int, seed: int = 0) -> list[str]:
     """Up to `count` strings of Outlines' language (random walks over its byte index, `close`
     removed), each followed by a few one-byte mutations: probes for `disagreements`."""
-    compiled = _compiled(source.kind, source.text, close, "outlines")
+    return list(_samples(source.kind, source.text, close, count, seed))
+
+
+@functools.lru_cache(maxsize=256)
+def _samples(kind: str, text_: str, close: str | None, count: int, seed: int) -> tuple[str, ...]:
+    compiled = _compiled(kind, text_, close, "outlines")
     if not isinstance(compiled, OutlinesCompiled):
         raise TypeError("samples come from an Outlines index")
     rng = random.Random(seed)
@@ -128,7 +174,7 @@ def samples(source: GrammarSource, close: str | None, count: int, seed: int = 0)
         found += _mutations(text, rng)
         if len(found) >= count * 4:
             break
-    return found
+    return tuple(found)
 
 
 @functools.lru_cache(maxsize=128)
