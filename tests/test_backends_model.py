@@ -24,7 +24,8 @@ def test_extract_gives_valid_json_on_each_backend(backend: BackendChoice) -> Non
     state = machine.states["json"]
     assert isinstance(state, GrammarState)
     machine = replace(machine, states={**machine.states, "json": replace(state, backend=backend)})
-    with Runtime(machine) as rt:
+    budgets = replace(machine.budgets, wall_s=600.0)  # the JSON is under test, not the speed
+    with Runtime(machine, budgets=budgets) as rt:
         assert rt.enforcement["json"].backend == backend
         result = rt.run("Grace Hopper retired from the Navy at the age of 79.")
     assert result.stop_reason == "final", result.message
