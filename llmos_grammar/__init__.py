@@ -1,8 +1,8 @@
 """llmos-grammar: a state machine inside the decoder, driven by a YAML spec.
 
-from llmos_grammar import load, Runtime
-machine = load("examples/calculator/spec.yaml")
-result = Runtime(machine).run("What is 1000 minus 387?")
+    from llmos_grammar import load, Runtime
+    machine = load("examples/calculator/spec.yaml")
+    result = Runtime(machine).run("What is 1000 minus 387?")
 """
 
 from __future__ import annotations
