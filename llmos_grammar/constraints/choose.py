@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from dataclasses import dataclass
 
 from llmos_grammar.constraints import outlines_build
@@ -61,7 +62,8 @@ def _plan(kind: str, text: str, close: str | None, choice: BackendChoice) -> Enf
 def _divergence_reason(source: GrammarSource, close: str | None) -> str:
     """Why Outlines' byte index diverges from llguidance ("" when it does not), remembered on
     disk next to the index so that a later check answers without walking the index."""
-    key = outlines_build.cache_key(f"{close}\0{source.text}", f"divergence:{source.kind}", CHECK)
+    against = f"divergence:{source.kind}:llguidance-{importlib.metadata.version('llguidance')}"
+    key = outlines_build.cache_key(f"{close}\0{source.text}", against, CHECK)
     path = outlines_build.cache_dir() / f"{key}.divergence"
     if path.is_file():
         return path.read_text()
