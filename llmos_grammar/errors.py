@@ -131,6 +131,10 @@ class GrammarError(LlmosError):
     """A grammar, regex or JSON schema does not compile."""
 
 
+class BackendError(GrammarError):
+    """A constraint backend cannot enforce a grammar (unsupported construct, or over its bounds)."""
+
+
 class ModelError(LlmosError):
     """A model could not be located or loaded."""
 

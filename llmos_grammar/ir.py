@@ -10,6 +10,9 @@ from llmos_grammar.errors import Location
 
 GrammarKind = Literal["lark", "regex", "json_schema"]
 Approval = Literal["never", "ask", "always"]
+# which constraint backend enforces a state: auto = Outlines for regex and JSON schema it
+# expresses within bounds, llguidance otherwise (and always for Lark)
+BackendChoice = Literal["auto", "outlines", "llguidance"]
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
@@ -82,6 +85,7 @@ class TextState:
     constraint: GrammarSource | None = None
     max_tokens: int | None = None
     sampling: Sampling | None = None  # overrides the machine's while in this state
+    backend: BackendChoice = "auto"
     type: Literal["text"] = "text"
 
 
@@ -96,6 +100,7 @@ class GrammarState:
     max_tokens: int | None = None
     open: str = ""  # text forced on entry (after the trigger), e.g. "\n"
     sampling: Sampling | None = None  # overrides the machine's while in this state
+    backend: BackendChoice = "auto"
     type: Literal["grammar"] = "grammar"
 
 

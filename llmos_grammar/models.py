@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmos_grammar.errors import ModelError
 from llmos_grammar.ir import DEFAULT_MODEL, ModelRef
+from llmos_grammar.paths import cache_root
 
 if TYPE_CHECKING:
     import torch
@@ -47,15 +48,6 @@ class LoadedModel:
 
 
 _EDGE = 1 << 20  # bytes hashed at each end of a GGUF for its cache key
-
-
-def cache_root() -> Path:
-    """Where converted models are kept: $LLMOS_CACHE or $XDG_CACHE_HOME/llmos-grammar."""
-    explicit = os.environ.get("LLMOS_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "llmos-grammar"
 
 
 def default_gguf_path() -> Path:

@@ -1,7 +1,8 @@
-"""Where the shipped grammars, policies and examples live."""
+"""Where the shipped grammars, policies and examples live, and the local cache."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,3 +18,13 @@ def shipped(folder: str) -> Path:
 
 def default_policy() -> Path:
     return shipped("policies") / "default.yaml"
+
+
+def cache_root() -> Path:
+    """Where converted models and built indexes are kept: $LLMOS_CACHE or
+    $XDG_CACHE_HOME/llmos-grammar."""
+    explicit = os.environ.get("LLMOS_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "llmos-grammar"

@@ -16,7 +16,13 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="spec/policy files or folders")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="spec/policy files or folders")
+    parser.add_argument(
+        "--show-grammar",
+        nargs=2,
+        metavar=("SPEC", "STATE"),
+        help="print the grammar a state is constrained by (derived ones included)",
+    )
     parser.add_argument("--format", choices=("text", "json", "github"), default="text")
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
     parser.add_argument("-q", "--quiet", action="store_true", help="print problems only")
@@ -25,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from llmos_grammar.spec.check import check_paths
 
+    if args.show_grammar:
+        return _show_grammar(*args.show_grammar)
+    if not args.paths:
+        print("llmos-check: give at least one PATH (or --show-grammar SPEC STATE)", file=sys.stderr)
+        return EXIT_USAGE
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         for path in missing:
@@ -39,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         _json(report.diagnostics, checked)
     else:
         printer = _text if args.format == "text" else _github
-        infos = None if args.quiet else [e.format() for c in checked for e in c.exclusions()]
+        infos = None
+        if not args.quiet:
+            infos = [e.format() for c in checked for e in c.exclusions()] + _notes(checked)
         printer(report.diagnostics, sources, [c.path for c in checked], infos)
     failing = report.errors or (args.strict and report.warnings)
     return EXIT_ERROR if failing else EXIT_OK
@@ -59,6 +72,54 @@ def _text(
     warnings = len(diags) - errors
     status = "ok" if not errors else "failed"
     print(f"{status}: {len(files)} file(s), {errors} error(s), {warnings} warning(s)")
+
+
+def _show_grammar(spec: str, state: str) -> int:
+    """Print the constraint of `state` in `spec`, with its kind and backend (stderr)."""
+    from llmos_grammar.spec.check import check_file
+
+    if not Path(spec).is_file():
+        print(f"llmos-check: {spec}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    checked = check_file(spec)
+    if checked.machine is None:
+        sources = SourceLines({spec: checked.doc.text} if checked.doc else {})
+        for d in checked.diagnostics:
+            print(d.render(sources), file=sys.stderr)
+        return EXIT_ERROR
+    source = getattr(checked.machine.states.get(state), "constraint", None)
+    if source is None:
+        print(f"llmos-check: {spec}: no constrained state {state!r}", file=sys.stderr)
+        return EXIT_USAGE
+    how = checked.backends.get(state)
+    backend = f", enforced by {how.backend}" if how else ""
+    print(f"// {state}: {source.kind}{backend}", file=sys.stderr)
+    print(source.text)
+    return EXIT_OK
+
+
+def _notes(checked: list[Checked]) -> list[str]:
+    """One line per state whose `auto` backend fell back to llguidance, with the reason."""
+    return [
+        f"note: {c.path}: state {state!r} is enforced by llguidance: {how.reason}"
+        for c in checked
+        for state, how in c.backends.items()
+        if how.fell_back
+    ]
+
+
+def _backends(checked: list[Checked]) -> list[dict[str, str]]:
+    return [
+        {
+            "file": c.path,
+            "state": state,
+            "backend": how.backend,
+            "requested": how.requested,
+            "reason": how.reason,
+        }
+        for c in checked
+        for state, how in c.backends.items()
+    ]
 
 
 def _json(diags: list[Diagnostic], checked: list[Checked]) -> None:
@@ -88,7 +149,8 @@ def _json(diags: list[Diagnostic], checked: list[Checked]) -> None:
         for e in c.exclusions()
     ]
     files = [c.path for c in checked]
-    print(json.dumps({"files": files, "diagnostics": rows, "exclusions": exclusions}, indent=2))
+    document = {"files": files, "diagnostics": rows, "exclusions": exclusions}
+    print(json.dumps({**document, "states": _backends(checked)}, indent=2))
 
 
 def _github(

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from typing import Any
 
+from llmos_grammar.constraints.backend import BackendName, Matcher, MatcherError
 from llmos_grammar.constraints.tokens import TokenTable
 from llmos_grammar.errors import GrammarError
 from llmos_grammar.ir import GrammarSource
-
-
-class MatcherError(Exception):
-    """The matcher entered its error state; the decode loop turns this into a DecodeError."""
 
 
 def _body_grammar(source: GrammarSource) -> dict[str, Any]:
@@ -41,49 +40,51 @@ def top_level_grammar(source: GrammarSource, close: str | None) -> str:
 
 
 class LLGuidanceConstraint:
-    """One matcher instance: mask, consume, forced tokens, acceptance."""
+    """One llguidance matcher instance (the Matcher interface)."""
+
+    backend: BackendName = "llguidance"
 
     def __init__(self, matcher: Any, name: str) -> None:
-        self._matcher = matcher
+        self.matcher = matcher
         self.name = name
 
-    @property
-    def matcher(self) -> Any:
-        """The llguidance LLMatcher (for batched mask computation)."""
-        return self._matcher
-
-    def fill_mask(self, bitmask: Any) -> None:
-        """Write the allowed-token bitmask into a preallocated int32 torch tensor (1, words)."""
-        row = bitmask[0]
-        self._matcher.unsafe_compute_mask_ptr(row.data_ptr(), row.numel() * row.element_size())
-        self._raise_if_error()
+    def fill_mask(self, bitmask: Any, row: int = 0) -> None:
+        target = bitmask[row]
+        self.matcher.unsafe_compute_mask_ptr(
+            target.data_ptr(), target.numel() * target.element_size()
+        )
+        self.raise_if_error()
 
     def consume(self, tokens: list[int]) -> bool:
-        """Advance over `tokens`; False (with `error` set) when the grammar rejects one."""
-        ok = bool(self._matcher.consume_tokens(tokens))
-        return ok and not self._matcher.is_error()
+        ok = bool(self.matcher.consume_tokens(tokens))
+        return ok and not self.matcher.is_error()
 
     def forced(self) -> list[int]:
-        """Tokens the grammar forces next (possibly none)."""
-        return list(self._matcher.compute_ff_tokens())
+        return list(self.matcher.compute_ff_tokens())
+
+    def rollback(self, n: int) -> None:
+        if n and not self.matcher.rollback(n):
+            raise MatcherError(f"cannot roll back {n} token(s): {self.matcher.get_error()}")
 
     def is_accepting(self) -> bool:
-        return bool(self._matcher.is_accepting())
+        return bool(self.matcher.is_accepting())
 
     def is_stopped(self) -> bool:
-        return bool(self._matcher.is_stopped())
+        return bool(self.matcher.is_stopped())
 
     @property
     def error(self) -> str:
-        return str(self._matcher.get_error()) if self._matcher.is_error() else ""
+        return str(self.matcher.get_error()) if self.matcher.is_error() else ""
 
-    def _raise_if_error(self) -> None:
-        if self._matcher.is_error():
-            raise MatcherError(str(self._matcher.get_error()))
+    def raise_if_error(self) -> None:
+        if self.matcher.is_error():
+            raise MatcherError(str(self.matcher.get_error()))
 
 
 class CompiledConstraint:
     """A checked grammar bound to a tokenizer; `new()` gives a fresh matcher per state visit."""
+
+    backend: BackendName = "llguidance"
 
     def __init__(self, source: GrammarSource, table: TokenTable, close: str | None, name: str):
         import llguidance as llg
@@ -99,3 +100,36 @@ class CompiledConstraint:
 
     def new(self) -> LLGuidanceConstraint:
         return LLGuidanceConstraint(self._template.deep_copy(), self.name)
+
+
+@functools.cache
+def executor() -> Any:
+    """One llguidance thread pool for parallel mask computation."""
+    import llguidance as llg
+
+    return llg.LLExecutor()
+
+
+class LLGuidanceBackend:
+    """llguidance: Lark, regex and JSON schema; masks of many rows in parallel."""
+
+    name: BackendName = "llguidance"
+
+    def compile(
+        self, source: GrammarSource, table: TokenTable, close: str | None, name: str
+    ) -> CompiledConstraint:
+        return CompiledConstraint(source, table, close, name)
+
+    def fill_masks(self, rows: Sequence[tuple[Matcher, int]], bitmask: Any) -> None:
+        from llguidance.torch import fill_next_token_bitmask_par
+
+        pairs = [(_own(m), row) for m, row in rows]
+        fill_next_token_bitmask_par(executor(), [(m.matcher, row) for m, row in pairs], bitmask)
+        for m, _ in pairs:
+            m.raise_if_error()
+
+
+def _own(matcher: Matcher) -> LLGuidanceConstraint:
+    if not isinstance(matcher, LLGuidanceConstraint):
+        raise TypeError(f"not an llguidance matcher: {type(matcher).__name__}")
+    return matcher

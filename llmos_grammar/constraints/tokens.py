@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -14,11 +16,27 @@ class TokenTable:
     token_bytes: list[bytes]
     special: frozenset[int]
     vocab_size: int  # logits width; ids at or beyond len(token_bytes) are padding
+    # per-table products of backends (e.g. the outlines Vocabulary), built on first use
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def decode(self, tokens: list[int]) -> bytes:
         """The bytes of `tokens` (special tokens render as their text)."""
         table = self.token_bytes
         return b"".join(table[t] if t < len(table) else b"" for t in tokens)
+
+    @property
+    def eos(self) -> int:
+        return int(self.llg.eos_token)
+
+    def digest(self) -> str:
+        """A hash of every (id, bytes) pair, the special ids and the EOS (names a vocabulary)."""
+        if "digest" not in self.derived:
+            h = hashlib.sha256(f"{self.eos}:{self.vocab_size}:{sorted(self.special)}".encode())
+            for data in self.token_bytes:
+                h.update(len(data).to_bytes(4, "little"))
+                h.update(data)
+            self.derived["digest"] = h.hexdigest()[:24]
+        return str(self.derived["digest"])
 
 
 def build_table(tokenizer: Any, vocab_size: int, eos: int | list[int] | None = None) -> TokenTable:
@@ -35,3 +53,13 @@ def build_table(tokenizer: Any, vocab_size: int, eos: int | list[int] | None = N
         else:
             token_bytes.append(llg_tok.decode_bytes([i]))
     return TokenTable(llg_tok, token_bytes, special, max(vocab_size, n_tok))
+
+
+@functools.cache
+def byte_table() -> TokenTable:
+    """A model-free table: token i < 256 is byte i (llguidance's byte tokenizer, EOS above)."""
+    import llguidance as llg
+
+    tokenizer = llg.LLTokenizer("byte")
+    token_bytes = [bytes([i]) for i in range(256)]
+    return TokenTable(tokenizer, token_bytes, frozenset(), tokenizer.vocab_size)

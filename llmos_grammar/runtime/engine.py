@@ -7,7 +7,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from llmos_grammar.constraints import CompiledConstraint
+from llmos_grammar.constraints import Compiled, Enforcement, compile_constraint
 from llmos_grammar.engines import Engine
 from llmos_grammar.ir import (
     ActionPolicy,
@@ -78,15 +78,13 @@ class Runtime:
         self.table = self.lm.token_table()
         self.masks = BatchMasks(self.table.vocab_size)
         self.mask_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-mask")
-        self.constraints: dict[str, CompiledConstraint] = {}
+        self.constraints: dict[str, Compiled] = {}
+        self.enforcement: dict[str, Enforcement] = {}  # which backend enforces each state
         for name, state in machine.states.items():
-            if isinstance(state, GrammarState):
-                self.constraints[name] = CompiledConstraint(
-                    state.constraint, self.table, state.close, name
-                )
-            elif isinstance(state, TextState) and state.constraint is not None:
-                self.constraints[name] = CompiledConstraint(
-                    state.constraint, self.table, None, name
+            if isinstance(state, GrammarState | TextState) and state.constraint is not None:
+                close = state.close if isinstance(state, GrammarState) else None
+                self.constraints[name], self.enforcement[name] = compile_constraint(
+                    state.constraint, self.table, close, name, state.backend
                 )
 
     # ---- runs -------------------------------------------------------------------

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
-from llmos_grammar.constraints import CompiledConstraint, TokenTable
+from llmos_grammar.constraints import Compiled, TokenTable
 from llmos_grammar.engines import Engine
 from llmos_grammar.ir import Budgets, Machine, Sampling
 from llmos_grammar.models import LoadedModel
@@ -20,7 +20,7 @@ class RunHost(Protocol):
     machine: Machine
     lm: LoadedModel
     table: TokenTable
-    constraints: dict[str, CompiledConstraint]
+    constraints: dict[str, Compiled]
     budgets: Budgets
     sampling: Sampling
     logits_processors: Sequence[LogitsProcessor]

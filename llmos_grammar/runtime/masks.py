@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmos_grammar.constraints.llguidance_backend import LLGuidanceConstraint, MatcherError
+from llmos_grammar.constraints.backend import MatcherError
+from llmos_grammar.constraints.llguidance_backend import LLGuidanceConstraint
 
 
 class BatchMasks:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Union
 
-from llmos_grammar.constraints.llguidance_backend import MatcherError
+from llmos_grammar.constraints.backend import MatcherError
 from llmos_grammar.results import ActionResult
 
 

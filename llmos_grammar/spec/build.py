@@ -13,6 +13,7 @@ from llmos_grammar.grammar.noclose import exclude_close
 from llmos_grammar.ir import (
     ActionPolicy,
     ActionState,
+    BackendChoice,
     Budgets,
     FinalState,
     GrammarKind,
@@ -33,7 +34,7 @@ from llmos_grammar.paths import shipped
 from llmos_grammar.spec.yamldoc import Doc, Key
 
 ANY_TEXT = r"(?s:.*)"
-CONSTRAINT_KEYS = ("grammar", "lark", "regex", "json_schema")
+CONSTRAINT_KEYS = ("grammar", "lark", "regex", "json_schema", "derive")
 PATH_FIELDS = ("database",)
 PATH_LIST_FIELDS = ("read", "write")
 TUPLE_FIELDS = ("read", "write", "env", "urls", "methods", "commands")
@@ -71,10 +72,18 @@ def grammar_dirs(spec_file: str) -> list[str]:
     return [str(Path(spec_file).resolve().parent), str(shipped("grammars"))]
 
 
-def constraint_source(doc: Doc, path: Key, raw: dict[str, Any]) -> GrammarSource | None:
-    """The GrammarSource a state declares, or None; file errors raise GrammarError."""
+def constraint_source(
+    doc: Doc, path: Key, raw: dict[str, Any], policy: Policy | None = None
+) -> GrammarSource | None:
+    """The GrammarSource a state declares, or None; file errors raise GrammarError, and so
+    does a `derive: policy` with nothing to derive from."""
     from llmos_grammar import grammar
 
+    if "derive" in raw:
+        from llmos_grammar.spec.derive import derive_source
+
+        where = doc.loc((*path, "derive"))
+        return derive_source(str(path[-1]), doc.data["states"], policy, where)
     if "grammar" in raw:
         return grammar.load_source(raw["grammar"], base_dirs=grammar_dirs(doc.file))
     if "json_schema" in raw and isinstance(raw["json_schema"], str):
@@ -120,6 +129,7 @@ def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource 
             constraint=source,
             max_tokens=raw.get("max_tokens"),
             sampling=_state_sampling(raw),
+            backend=_backend(doc, raw),
         )
     if kind == "grammar":
         if source is None:  # any text up to the close delimiter
@@ -133,6 +143,7 @@ def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource 
             max_tokens=raw.get("max_tokens"),
             open=raw.get("open", ""),
             sampling=_state_sampling(raw),
+            backend=_backend(doc, raw),
         )
     if kind == "action":
         return ActionState(
@@ -161,6 +172,11 @@ def transitions(on: dict[str, str] | list[dict[str, Any]]) -> tuple[Transition, 
         spellings = [Transition(w, entry["to"], ("on", i, "when", j)) for j, w in enumerate(when)]
         found += sorted(spellings, key=lambda t: -len(t.trigger))
     return tuple(found)
+
+
+def _backend(doc: Doc, raw: dict[str, Any]) -> BackendChoice:
+    """The state's `backend`, else the spec's, else auto."""
+    return raw.get("backend", doc.data.get("backend", "auto"))
 
 
 def _state_sampling(raw: dict[str, Any]) -> Sampling | None:

@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from llmos_grammar.constraints.choose import Enforcement
 from llmos_grammar.errors import Diagnostic, LlmosError, Location, Report
 from llmos_grammar.ir import GrammarState, Machine, Policy
 from llmos_grammar.spec import yamldoc
+from llmos_grammar.spec.checks.backends import enforcement
 from llmos_grammar.spec.compile import compile_policy, compile_spec
 from llmos_grammar.spec.discover import expand
 from llmos_grammar.spec.yamldoc import Doc
@@ -46,6 +48,8 @@ class Checked:
     machine: Machine | None = None
     policy: Policy | None = None
     doc: Doc | None = None
+    # state -> the backend enforcing its constraint, and why (specs that compiled)
+    backends: dict[str, Enforcement] = field(default_factory=dict)
 
     def exclusions(self) -> list[Exclusion]:
         """The close exclusions applied to this spec's grammar states (none for a policy)."""
@@ -101,8 +105,10 @@ def check_file(path: str) -> Checked:
         return Checked(path, kind, found, policy=policy, doc=doc)
     if kind == "spec":
         machine, found = compile_spec(doc)
-        policy = machine.policy if machine is not None else None
-        return Checked(path, kind, found, machine=machine, policy=policy, doc=doc)
+        if machine is None:
+            return Checked(path, kind, found, doc=doc)
+        backends = enforcement(dict(machine.states))
+        return Checked(path, kind, found, machine, machine.policy, doc, backends)
     message = "not an llmos spec (`llmos: 1`) or policy (`llmos-policy: 1`)"
     hint = "add `llmos: 1` at the top of a spec, or `llmos-policy: 1` of a policy"
     return Checked(path, "unknown", [Diagnostic("error", message, doc.loc(()), "", "kind", hint)])

@@ -13,6 +13,7 @@ from llmos_grammar.errors import Diagnostic, LlmosError
 from llmos_grammar.ir import Machine, Policy, State
 from llmos_grammar.paths import default_policy
 from llmos_grammar.spec import build, schemas, yamldoc
+from llmos_grammar.spec.checks.backends import backend_problems
 from llmos_grammar.spec.checks.grammars import grammar_problems, test_problems
 from llmos_grammar.spec.checks.machine import Analysis
 from llmos_grammar.spec.checks.policy import action_problems
@@ -29,13 +30,14 @@ def compile_spec(doc: Doc) -> tuple[Machine | None, list[Diagnostic]]:
     if found:
         return None, found
     policy, policy_text = _spec_policy(doc, found)
-    states, broken = _states(doc, found)
+    states, broken = _states(doc, found, policy)
     machine = build.build_machine(doc, states, policy or NO_POLICY, policy_text)
     found += Analysis(doc, machine, policy_known=policy is not None).run()
     found += prompt_problems(doc, machine.prompt)
     sound = {n: s for n, s in states.items() if n not in broken}
     found += grammar_problems(doc, sound, broken)
     found += test_problems(doc, machine.tests, sound, broken)
+    found += backend_problems(doc, sound, machine.tests, broken)
     if policy is None or any(d.severity == "error" for d in found):
         return None, found
     return machine, found
@@ -67,7 +69,9 @@ def _spec_policy(doc: Doc, out: list[Diagnostic]) -> tuple[Policy | None, str]:
     return policy, policy_doc.text
 
 
-def _states(doc: Doc, out: list[Diagnostic]) -> tuple[dict[str, State], set[str]]:
+def _states(
+    doc: Doc, out: list[Diagnostic], policy: Policy | None
+) -> tuple[dict[str, State], set[str]]:
     """All states, and the names of those whose constraint could not be loaded."""
     states: dict[str, State] = {}
     broken: set[str] = set()
@@ -81,7 +85,7 @@ def _states(doc: Doc, out: list[Diagnostic]) -> tuple[dict[str, State], set[str]
             broken.add(name)
         elif given:
             try:
-                source = build.constraint_source(doc, path, raw)
+                source = build.constraint_source(doc, path, raw, policy)
             except LlmosError as exc:
                 at = (*path, given[0])
                 where = exc.location if exc.location and exc.location.line else doc.loc(at)
@@ -99,7 +103,7 @@ def _constraint_problem(doc: Doc, path: Key, raw: dict, given: list[str]) -> Dia
             doc.loc((*path, given[1]), key=True),
             crumb(path),
             "constraint",
-            "keep one of grammar, lark, regex, json_schema",
+            "keep one of grammar, lark, regex, json_schema, derive",
         )
     if raw["type"] == "grammar" and not given:
         return Diagnostic(
@@ -108,6 +112,6 @@ def _constraint_problem(doc: Doc, path: Key, raw: dict, given: list[str]) -> Dia
             doc.loc(path, key=True),
             crumb(path),
             "constraint",
-            "add one of grammar, lark, regex, json_schema",
+            "add one of grammar, lark, regex, json_schema, derive: policy",
         )
     return None

@@ -1,0 +1,71 @@
+"""The constraint-backend interface: compile a grammar for a tokenizer, then step a matcher."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from llmos_grammar.constraints.tokens import TokenTable
+    from llmos_grammar.ir import GrammarSource
+
+BackendName = Literal["llguidance", "outlines"]
+
+
+class MatcherError(Exception):
+    """The matcher entered its error state; the decode loop turns this into a DecodeError."""
+
+
+class Matcher(Protocol):
+    """One visit of a constrained state: mask, consume, forced tokens, rollback, acceptance."""
+
+    name: str
+    backend: BackendName
+
+    def fill_mask(self, bitmask: Any, row: int = 0) -> None:
+        """Write the allowed tokens into row `row` of an int32 torch bitmask (batch, words);
+        bit i of word w allows token 32 * w + i. Raises MatcherError in the error state."""
+
+    def consume(self, tokens: list[int]) -> bool:
+        """Advance over `tokens`; False (with `error` set) when the grammar rejects one."""
+
+    def forced(self) -> list[int]:
+        """Tokens the grammar forces next (possibly none); the matcher does not move."""
+
+    def rollback(self, n: int) -> None:
+        """Undo the last `n` consumed tokens."""
+
+    def is_accepting(self) -> bool:
+        """Whether the text so far is a complete string of the grammar."""
+
+    def is_stopped(self) -> bool:
+        """Whether nothing but the end of sequence may follow."""
+
+    @property
+    def error(self) -> str:
+        """Why the matcher stopped accepting tokens; empty while it accepts them."""
+
+
+class Compiled(Protocol):
+    """A grammar bound to a tokenizer; `new()` gives a fresh matcher per state visit."""
+
+    name: str
+    backend: BackendName
+
+    def new(self) -> Matcher: ...
+
+
+class Backend(Protocol):
+    """Compiles constraints and fills masks for many matchers of its own kind at once."""
+
+    name: BackendName
+
+    def compile(
+        self, source: GrammarSource, table: TokenTable, close: str | None, name: str
+    ) -> Compiled:
+        """The compiled constraint: `source` then the literal `close` (when given).
+        Raises BackendError when the backend cannot express `source` or passes its bounds,
+        GrammarError when the grammar does not compile."""
+
+    def fill_masks(self, rows: Sequence[tuple[Matcher, int]], bitmask: Any) -> None:
+        """Fill `bitmask[row]` for each (matcher, row) pair; all matchers are this backend's."""
