@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from llmos_grammar.errors import DecodeError
@@ -24,7 +26,7 @@ from llmos_grammar.runtime import (
     TokenEvent,
     TransitionEvent,
 )
-from tests.test_runtime_helpers import FakeRunner, Script, lark, machine, tiny_model
+from tests.test_runtime_helpers import FakeRunner, Script, lark, machine, tiny_model, token_id
 
 CODE = lark('start: "print(" /[0-9]+/ ")\\n"\n')
 
@@ -175,27 +177,31 @@ def test_assistant_prefix_and_open_are_forced_at_start() -> None:
 
 
 def test_grammar_rejecting_a_token_raises_decode_error() -> None:
-    from llmos_grammar.runtime.loop import Run
+    bad = token_id("x")
+    script = Script(["[", "CO"])
 
-    rt = Runtime(calc_machine(), tiny_model(), runner=FakeRunner())  # type: ignore[arg-type]
-    r = Run(rt, "t")
-    r.state = "code"
-    matcher = rt.constraints["code"].new()
-    bad = rt.lm.tokenizer.encode("x", add_special_tokens=False)
+    def force_x_in_code(state: str, text: str, logits: Any) -> None:
+        if state == "code":  # after the mask: a token the grammar forbids wins anyway
+            logits[bad] = 1e4
+        else:
+            script(state, text, logits)
+
+    rt = Runtime(
+        calc_machine(), tiny_model(), runner=FakeRunner(), logits_processors=[force_x_in_code]
+    )  # type: ignore[arg-type]
     with pytest.raises(DecodeError) as info:
-        r._consume(matcher, bad, 3, bad[0])
-    assert info.value.state == "code" and info.value.step == 3 and info.value.token == bad[0]
+        rt.run("task")
+    assert info.value.state == "code" and info.value.token == bad and info.value.step == 1
+    assert "rejected" in str(info.value)
 
 
 def test_matcher_error_during_masking_raises_decode_error() -> None:
-    from llmos_grammar.runtime.loop import Run
-
-    rt = Runtime(calc_machine(), tiny_model(), runner=FakeRunner())  # type: ignore[arg-type]
+    from llmos_grammar.constraints.backend import MatcherError
 
     class Broken:
-        def fill_mask(self, bits: object) -> None:
-            from llmos_grammar.constraints.llguidance_backend import MatcherError
+        backend = "broken"
 
+        def fill_mask(self, bits: object, row: int = 0) -> None:
             raise MatcherError("parser exploded")
 
         def forced(self) -> list[int]:
@@ -205,12 +211,12 @@ def test_matcher_error_during_masking_raises_decode_error() -> None:
         def new(self) -> Broken:
             return Broken()
 
+    rt = Runtime(
+        calc_machine(), tiny_model(), runner=FakeRunner(), logits_processors=[Script(["[", "CO"])]
+    )  # type: ignore[arg-type]
     rt.constraints["code"] = BrokenCompiled()  # type: ignore[assignment]
-    run = Run(rt, "task")
-    run.seq.append(rt.lm.tokenizer.encode("x", add_special_tokens=False))
-    run.state = "code"
     with pytest.raises(DecodeError) as info:
-        list(run._decode(rt.machine.states["code"]))  # type: ignore[arg-type]
+        rt.run("task")
     assert "parser exploded" in str(info.value) and info.value.state == "code"
 
 

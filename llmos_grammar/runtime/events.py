@@ -60,7 +60,11 @@ class ActionFinished:
 
 @dataclass(frozen=True)
 class InjectedEvent:
-    """Text appended to the context without sampling (action output, a state's `open`)."""
+    """An action's rendered output, appended to the context without sampling.
+
+    Other text the model did not sample (a trigger's rest, a close delimiter, a
+    state's `open`, grammar-forced tokens) comes as a TokenEvent with `forced`.
+    """
 
     state: str
     text: str
