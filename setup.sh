@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Set up everything llmos-grammar needs on a fresh machine, into ./.venv.
 # Safe to run again: steps that are already done take a second.
+#   --llamacpp   also build llama-cpp-python (the llamacpp engine; ~4 min to compile once)
 set -euo pipefail
 cd "$(dirname "$0")"
+
+LLAMACPP=0
+for arg in "$@"; do
+  case "$arg" in
+    --llamacpp) LLAMACPP=1 ;;
+    *) echo "setup: unknown option $arg (known: --llamacpp)" >&2; exit 2 ;;
+  esac
+done
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -20,5 +29,10 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
     || echo "setup: could not install bubblewrap; the sandbox will run without namespaces" >&2
+fi
+if [ "$LLAMACPP" = 1 ]; then
+  # Built from source (pip caches the wheel); without a compiler the transformers engine stays.
+  "${PIP[@]}" llama-cpp-python \
+    || echo "setup: could not build llama-cpp-python; runs use the transformers engine" >&2
 fi
 echo "setup: ready (.venv)"
