@@ -258,8 +258,15 @@ class TransformersEngine:
         limit = min(len(r.ids) - 1, len(self._prefix_ids))
         while shared < limit and r.ids[shared] == self._prefix_ids[shared]:
             shared += 1
-        if shared < MIN_SHARED or self.width == 0:
+        if shared < MIN_SHARED:
             return
+        if self.width == 0:  # an empty cache (the rows before have left): start its layers
+            for layer, (keys, values) in zip(self.cache.layers, self._prefix_kv, strict=True):
+                if getattr(layer, "keys", None) is None or layer.keys.dim() != 4:
+                    layer.lazy_initialization(keys, values)
+                batch = len(self._slots)
+                layer.keys = keys.new_zeros((batch, keys.shape[1], 0, keys.shape[3]))
+                layer.values = values.new_zeros((batch, values.shape[1], 0, values.shape[3]))
         if shared > self.width:
             self._pad_left(shared - self.width)
         width = self.width
