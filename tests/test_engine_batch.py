@@ -118,3 +118,43 @@ def test_one_row_feeds_without_a_mask_like_a_plain_cache() -> None:
     engine.forward([a])
     assert engine.width == len(ids("x = 1") + ids(" + 2")) and bool(engine.live.all())
     assert engine.counters.padding == 0
+
+
+def test_a_joining_row_reuses_the_prefix_it_shares_with_the_first_prompt() -> None:
+    engine = TransformersEngine(tiny_model())
+    system = ids("You are a calculator. Answer by writing Python code, then read its output.\n")
+    first = system + ids("What is 2 + 2?")
+    a = engine.open_row()
+    engine.append(a, first)
+    engine.forward([a])
+    b = engine.open_row()
+    joined = system + ids("What is 1000 minus 387?")
+    engine.append(b, joined)
+    engine.append(a, ids(" ok"))
+    fed = engine.counters.tokens_fed
+    out = engine.forward([a, b])
+    common = next(i for i, (x, y) in enumerate(zip(first, joined, strict=False)) if x != y)
+    assert common >= len(system)
+    # only what follows the common prefix was computed for b (and a's one token)
+    assert engine.counters.tokens_fed - fed == 1 + len(joined) - common
+    assert engine.row_counters(b).tokens_fed == len(joined)
+    same(out[b], alone(joined))
+    same(out[a], alone(first + ids(" ok")))
+
+
+def test_a_row_after_all_others_left_still_reuses_the_prefix() -> None:
+    engine = TransformersEngine(tiny_model())
+    system = ids("You are a calculator. Answer by writing Python code, then read its output.\n")
+    a = engine.open_row()
+    engine.append(a, system + ids("What is 2 + 2?"))
+    engine.forward([a])
+    engine.close_row(a)
+    b = engine.open_row()
+    joined = system + ids("Compute 1000 minus 387.")
+    engine.append(b, joined)
+    fed = engine.counters.tokens_fed
+    out = engine.forward([b])
+    assert engine.counters.tokens_fed - fed < len(joined) - len(system) + 4
+    same(out[b], alone(joined))
+    engine.append(b, ids(" ok"))
+    same(engine.forward([b])[b], alone(joined + ids(" ok")))

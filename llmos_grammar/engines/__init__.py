@@ -20,7 +20,7 @@ class EngineCounters:
     """What an engine (or one of its rows) did: forward passes and tokens fed."""
 
     forward_passes: int = 0
-    tokens_fed: int = 0  # real tokens only
+    tokens_fed: int = 0  # real tokens only (for a row: a shared prefix it reused counts)
     padding: int = 0  # masked filler tokens fed so that rows line up (whole engine only)
 
 

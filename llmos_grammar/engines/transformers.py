@@ -7,8 +7,10 @@ last token sits in the last column and one logits position serves them all.
 Positions are explicit: a row's next position is the number of its live
 cached tokens. Columns a row truncated are masked out (one row of a shared
 cache cannot be cropped); trailing columns dead for every row are cropped.
-A row joining a busy cache is prefilled on its own and spliced in, so the
-others are not padded to its prompt length. When dead columns pile up the
+A row joining a busy cache starts from the keys and values of the prefix it
+shares with the first prompt the engine saw (a system prompt, say), and the
+rest of its prompt is prefilled on its own and spliced in, so the others are
+not padded to its prompt length. When dead columns pile up the
 cache is compacted: each row's live columns are gathered and left-padded.
 """
 
@@ -21,6 +23,8 @@ from typing import Any
 from llmos_grammar.engines import EngineCounters
 from llmos_grammar.errors import ModelError
 from llmos_grammar.models import LoadedModel
+
+MIN_SHARED = 16  # shortest shared prefix worth copying instead of recomputing
 
 
 @dataclass
@@ -58,6 +62,8 @@ class TransformersEngine:
         self._cache_kw = _cache_keyword(lm.model)
         self.cache: Any = self._new_cache()
         self.live = torch.zeros((0, 0), dtype=torch.bool, device=self.device)
+        self._prefix_ids: list[int] = []  # the first prompt seen, and its keys and values
+        self._prefix_kv: list[tuple[Any, Any]] = []
 
     # ---- rows -----------------------------------------------------------------
     def open_row(self) -> int:
@@ -130,12 +136,17 @@ class TransformersEngine:
                 r.ids.append(last)
             if len(r.ids) > len(r.cols):
                 feed.append(row)
+        for row in feed:
+            if not self._rows[row].cols:
+                self._start_from_prefix(row)
         fresh = [row for row in feed if not self._rows[row].cols]
         if fresh and self.width > 0 and self.live.any():
             self._prefill_apart(fresh)
             feed = [row for row in feed if row not in fresh]
         if feed:
             self._step(feed)
+        if not self._prefix_ids:
+            self._remember_prefix()
         self._maybe_compact()
         return {row: self._rows[row].logits for row in rows}
 
@@ -224,6 +235,47 @@ class TransformersEngine:
                 **{self._cache_kw: cache},
             )
         return out.logits[:, -1].float()
+
+    # ---- a shared prefix ----------------------------------------------------------
+    def _remember_prefix(self) -> None:
+        """Keep the keys and values of the first row long enough to be worth sharing."""
+        import torch
+
+        for r in self._rows.values():
+            if len(r.cols) >= MIN_SHARED:
+                index = torch.tensor(r.cols, device=self.device)
+                self._prefix_ids = r.ids[: len(r.cols)]
+                self._prefix_kv = [
+                    (layer.keys[r.slot, :, index][None], layer.values[r.slot, :, index][None])
+                    for layer in self.cache.layers
+                ]
+                return
+
+    def _start_from_prefix(self, row: int) -> None:
+        """Copy the shared prefix into a row with nothing cached (at least one id stays pending)."""
+        r = self._rows[row]
+        shared = 0
+        limit = min(len(r.ids) - 1, len(self._prefix_ids))
+        while shared < limit and r.ids[shared] == self._prefix_ids[shared]:
+            shared += 1
+        if shared < MIN_SHARED:
+            return
+        if self.width == 0:  # an empty cache (the rows before have left): start its layers
+            for layer, (keys, values) in zip(self.cache.layers, self._prefix_kv, strict=True):
+                if getattr(layer, "keys", None) is None or layer.keys.dim() != 4:
+                    layer.lazy_initialization(keys, values)
+                batch = len(self._slots)
+                layer.keys = keys.new_zeros((batch, keys.shape[1], 0, keys.shape[3]))
+                layer.values = values.new_zeros((batch, values.shape[1], 0, values.shape[3]))
+        if shared > self.width:
+            self._pad_left(shared - self.width)
+        width = self.width
+        for layer, (keys, values) in zip(self.cache.layers, self._prefix_kv, strict=True):
+            layer.keys[r.slot, :, width - shared :] = keys[0, :, :shared]
+            layer.values[r.slot, :, width - shared :] = values[0, :, :shared]
+        r.cols = list(range(width - shared, width))
+        self.live[r.slot, width - shared :] = True
+        r.counters.tokens_fed += shared  # in the row's context as if fed
 
     # ---- cache upkeep -------------------------------------------------------------
     def compact(self) -> None:
