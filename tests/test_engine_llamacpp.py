@@ -37,8 +37,12 @@ def ids(text: str) -> list[int]:
     return list(lm().tokenizer.encode(text, add_special_tokens=False))
 
 
-PROMPT = ids("Write Python code that prints the sum of the first 100 natural numbers.")
-INJECTED = ids("\n[OUTPUT]\n5050\n[/OUTPUT]\nThe answer is")
+def prompt() -> list[int]:
+    return ids("Write Python code that prints the sum of the first 100 natural numbers.")
+
+
+def injected() -> list[int]:
+    return ids("\n[OUTPUT]\n5050\n[/OUTPUT]\nThe answer is")
 
 
 def test_appending_after_an_action_equals_a_re_prefill() -> None:
@@ -46,14 +50,14 @@ def test_appending_after_an_action_equals_a_re_prefill() -> None:
 
     e = engine()
     resumed = e.open_row()
-    e.append(resumed, PROMPT)
+    e.append(resumed, prompt())
     e.forward([resumed])
-    e.append(resumed, INJECTED)
+    e.append(resumed, injected())
     before = e.counters.forward_passes
     appended = e.forward([resumed])[resumed]
     assert e.counters.forward_passes == before + 1  # the whole output in one decode call
     fresh = e.open_row()
-    e.append(fresh, PROMPT + INJECTED)
+    e.append(fresh, prompt() + injected())
     again = e.forward([fresh])[fresh]
     assert torch.allclose(appended, again, atol=1e-3, rtol=1e-3)
     assert int(appended.argmax()) == int(again.argmax())
@@ -62,18 +66,18 @@ def test_appending_after_an_action_equals_a_re_prefill() -> None:
 def test_rows_of_different_lengths_decode_together_as_they_would_alone() -> None:
     import torch
 
-    prompts = [ids("What is 2 to the power of 31?"), ids("Hi"), PROMPT]
+    prompts = [ids("What is 2 to the power of 31?"), ids("Hi"), prompt()]
     e = engine()
     alone = []
-    for prompt in prompts:
+    for tokens in prompts:
         row = e.open_row()
-        e.append(row, prompt)
+        e.append(row, tokens)
         alone.append(e.forward([row])[row])
         e.close_row(row)
     together = engine()
     rows = [together.open_row() for _ in prompts]
-    for row, prompt in zip(rows, prompts, strict=True):
-        together.append(row, prompt)
+    for row, tokens in zip(rows, prompts, strict=True):
+        together.append(row, tokens)
     out = together.forward(rows)
     assert together.counters.forward_passes == 1
     for row, logits in zip(rows, alone, strict=True):
@@ -85,12 +89,12 @@ def test_truncate_removes_cells_and_the_row_refeeds() -> None:
 
     e = engine()
     row = e.open_row()
-    e.append(row, PROMPT)
+    e.append(row, prompt())
     first = e.forward([row])[row].clone()
     e.append(row, ids(" nonsense to be undone"))
     e.forward([row])
-    e.truncate(row, len(PROMPT))
-    assert e.cached(row) == len(PROMPT) and e.ids(row) == PROMPT
+    e.truncate(row, len(prompt()))
+    assert e.cached(row) == len(prompt()) and e.ids(row) == prompt()
     back = e.forward([row])[row]  # the last prompt token is fed again
     assert torch.allclose(first, back, atol=1e-3, rtol=1e-3)
 
@@ -99,7 +103,7 @@ def test_closed_rows_free_their_sequence_for_new_rows() -> None:
     e = engine()
     for _ in range(10):  # more rows over time than the context holds at once
         row = e.open_row()
-        e.append(row, PROMPT)
+        e.append(row, prompt())
         e.forward([row])
         e.close_row(row)
 
