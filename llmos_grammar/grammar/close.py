@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from typing import Any
 
-from llmos_grammar.errors import Diagnostic, GrammarError
+from llmos_grammar.errors import Diagnostic, GrammarError, Location
 from llmos_grammar.grammar.backend import allowed, compile_matcher, consume, matcher
 from llmos_grammar.grammar.larktext import (
     LITERAL_TOKEN,
@@ -46,9 +48,21 @@ HINT = (
 
 def close_conflict(source: GrammarSource, close: str) -> Diagnostic | None:
     """An error when a string of the grammar's language contains `close` (with that string in the
-    message), a warning when only a part of the grammar is seen to admit it, None when clear."""
+    message), a warning when only a part of the grammar is seen to admit it, None when clear.
+
+    The verdict depends on the grammar's text and `close` alone: specs that share a grammar
+    (the shipped python.lark) are probed once per process; the result carries the location
+    of this `source`.
+    """
     if not close:
         return None
+    found = _conflict(source.kind, source.text, close, source.origin)
+    return None if found is None else dataclasses.replace(found, location=source.location)
+
+
+@functools.lru_cache(maxsize=128)
+def _conflict(kind: str, text: str, close: str, origin: str | None) -> Diagnostic | None:
+    source = GrammarSource(kind=kind, text=text, location=Location("<grammar>"), origin=origin)  # type: ignore[arg-type]
     try:
         start = matcher(source)
     except GrammarError:
