@@ -223,8 +223,11 @@ f(0)
 """
 
 
+# Started with -S, the sandboxed interpreter's sys.prefix is the base one: its virtual
+# environment (bound by the sandbox, e.g. a checkout under /tmp) is the executable's grandparent.
 LIST_HIDDEN = """import json, os, sys
-keep = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+venv = os.path.dirname(os.path.dirname(sys.executable))
+keep = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), venv}
 seen = []
 for top in ("/home", "/root", "/tmp"):
     for folder, dirs, files in os.walk(top):
