@@ -62,4 +62,14 @@ class Engine(Protocol):
         ...
 
 
-__all__ = ["Engine", "EngineCounters"]
+def refeed_last(engine: Engine, row: int) -> None:
+    """A row truncated back into its cache has no logits: queue its last id again."""
+    ids = engine.ids(row)
+    if not ids:
+        raise RuntimeError("no logits: the sequence is empty")
+    last = ids[-1]
+    engine.truncate(row, len(ids) - 1)
+    engine.append(row, [last])
+
+
+__all__ = ["Engine", "EngineCounters", "refeed_last"]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmos_grammar.engines import EngineCounters
+from llmos_grammar.engines import EngineCounters, refeed_last
 from llmos_grammar.errors import ModelError
 
 N_BATCH = 512  # tokens per llama_decode call; longer feeds are split
@@ -168,11 +168,7 @@ class LlamaCppEngine:
         for row in rows:
             r = self._rows[row]
             if r.cached == len(r.ids) and r.logits is None:
-                if not r.ids:
-                    raise RuntimeError("no logits: the sequence is empty")
-                last = r.ids[-1]  # truncated back into the cache: feed its last id again
-                self.truncate(row, len(r.ids) - 1)
-                r.ids.append(last)
+                refeed_last(self, row)
             feed.extend((row, r.ids[p], p) for p in range(r.cached, len(r.ids)))
         for start in range(0, len(feed), N_BATCH):
             self._decode(feed[start : start + N_BATCH])

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmos_grammar.engines import EngineCounters
+from llmos_grammar.engines import EngineCounters, refeed_last
 from llmos_grammar.errors import ModelError
 from llmos_grammar.models import LoadedModel
 
@@ -129,11 +129,7 @@ class TransformersEngine:
         for row in rows:
             r = self._rows[row]
             if len(r.ids) == len(r.cols) and r.logits is None:
-                if not r.ids:
-                    raise RuntimeError("no logits: the sequence is empty")
-                last = r.ids[-1]  # truncated back into the cache: feed its last id again
-                self.truncate(row, len(r.ids) - 1)
-                r.ids.append(last)
+                refeed_last(self, row)
             if len(r.ids) > len(r.cols):
                 feed.append(row)
         for row in feed:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
     from llmos_grammar.actions import ActionResult
@@ -21,19 +21,8 @@ Outcome = Literal[
     "model error",
     "scoring error",
 ]
-# In the order reports list them.
-OUTCOMES: tuple[Outcome, ...] = (
-    "solved",
-    "wrong answer",
-    "exception",
-    "timeout",
-    "limit hit",
-    "no action",
-    "budget exhausted",
-    "refused",
-    "model error",
-    "scoring error",
-)
+# In the order reports list them: the order of `Outcome`.
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 # SIGKILL and SIGXCPU: how the sandbox ends a process at a limit (CPU seconds, memory,
 # processes), also when its accounting names no limit.
 KILLED_BY_LIMIT = frozenset({signal.SIGKILL.value, signal.SIGXCPU.value})
