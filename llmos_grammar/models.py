@@ -115,7 +115,7 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return value
 
 
-def _gguf_cache_dir(folder: str, gguf: str, dtype: torch.dtype) -> Path:
+def _gguf_cache_dir(folder: str, gguf: str, dtype: torch.dtype | None) -> Path:
     """The cache folder of a GGUF's conversion, keyed by the file's content, not its path.
 
     The same GGUF installed in another virtual environment (or reinstalled) reuses
@@ -166,10 +166,31 @@ def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Any:
         return AutoTokenizer.from_pretrained(folder, local_files_only=local)
     import torch
 
-    target = _gguf_cache_dir(folder, gguf, torch.float32)
-    if (target / "tokenizer.json").is_file():
-        return AutoTokenizer.from_pretrained(target, local_files_only=True)
-    return AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
+    converted = _gguf_cache_dir(folder, gguf, torch.float32)
+    for cached in (converted, _tokenizer_cache_dir(folder, gguf)):
+        if (cached / "tokenizer.json").is_file():
+            return AutoTokenizer.from_pretrained(cached, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
+    _save_atomically(tokenizer, _tokenizer_cache_dir(folder, gguf))
+    return tokenizer
+
+
+def _tokenizer_cache_dir(folder: str, gguf: str) -> Path:
+    """Where a GGUF's tokenizer alone is cached (reading it from the GGUF takes seconds)."""
+    converted = _gguf_cache_dir(folder, gguf, None)
+    return converted.with_name(converted.name + "-tokenizer")
+
+
+def _save_atomically(tokenizer: Any, target: Path) -> None:
+    """Save into a private folder, then rename it into place; a lost race changes nothing."""
+    import shutil
+
+    partial = target.with_name(target.name + f".tmp{os.getpid()}")
+    try:
+        tokenizer.save_pretrained(partial)
+        partial.rename(target)
+    except OSError:  # a full disk, a read-only cache or another process first: no cache
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def quiet_loading() -> None:

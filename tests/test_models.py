@@ -80,3 +80,20 @@ def test_loading_a_local_model_changes_nothing_process_wide(
         assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.model
+def test_a_gguf_tokenizer_is_read_once_then_cached(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from llmos_grammar.models import load_tokenizer
+
+    monkeypatch.setenv("LLMOS_CACHE", str(tmp_path))
+    first = load_tokenizer()
+    cached = list((tmp_path / "models").glob("*-tokenizer"))
+    assert len(cached) == 1 and (cached[0] / "tokenizer.json").is_file()
+    assert not list((tmp_path / "models").glob("*.tmp*"))  # the partial folder was renamed
+    again = load_tokenizer()  # from the cache now
+    text = "print(sum(range(1, 101)))\n[OUTPUT]"
+    assert again.encode(text) == first.encode(text)
+    assert again.eos_token_id == first.eos_token_id

@@ -8,13 +8,15 @@ cells (`llama_memory_seq_rm`); a closed row's sequence id is reused.
 
 Numerics: llama.cpp's kernels are not batch-invariant. A row's logits are
 exactly those of a re-prefill when it is alone in the context, but move by
-~0.5 (default model) once other rows hold cells, so greedy rows of a batch can
-part from their single-sequence runs. The transformers engine is batch-invariant.
+~0.5 (default model) once other rows hold cells or share the decode call (the
+kernels follow the call's token count), so greedy rows of a batch can part from
+their single-sequence runs. The transformers engine is batch-invariant.
+On CPUs with AMX tiles the extra (AMX) buffer types are left off: their Q4_1
+matmul crashes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import threading
@@ -50,6 +52,15 @@ def _quiet_backend() -> None:
 _LOG_CALLBACK: Any = None  # kept alive: llama.cpp holds a pointer to it
 
 
+def _cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Linux: the `amx_tile` flag of /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            return any(line.startswith("flags") and " amx_tile" in line for line in info)
+    except OSError:
+        return False
+
+
 class LlamaCppModel:
     """A GGUF loaded by llama.cpp: weights only; contexts are made per engine."""
 
@@ -58,6 +69,9 @@ class LlamaCppModel:
 
         _quiet_backend()
         params = lc.llama_model_default_params()
+        # ggml's AMX kernels (picked through the extra buffer types on CPUs with AMX tiles)
+        # crash in ggml_backend_amx_mul_mat on the default model's Q4_1 tensors.
+        params.use_extra_bufts = not _cpu_has_amx()
         self.path = path
         self.handle = lc.llama_model_load_from_file(path.encode(), params)
         if not self.handle:
@@ -81,8 +95,11 @@ class LlamaCppModel:
             self.handle = None
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # at interpreter shutdown the library may be gone
+        # not contextlib.suppress: at interpreter shutdown the module globals may be gone
+        try:  # noqa: SIM105
             self.close()
+        except Exception:
+            pass
 
 
 @dataclass
@@ -222,8 +239,11 @@ class LlamaCppEngine:
             self.ctx = None
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # at interpreter shutdown the library may be gone
+        # not contextlib.suppress: at interpreter shutdown the module globals may be gone
+        try:  # noqa: SIM105
             self.close()
+        except Exception:
+            pass
 
 
 __all__ = ["LlamaCppEngine", "LlamaCppModel"]
