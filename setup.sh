@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Set up everything llmos-grammar needs on a fresh machine, into ./.venv.
 # Safe to run again: steps that are already done take a second.
-#   --llamacpp   also build llama-cpp-python (the llamacpp engine; ~4 min to compile once)
+# llama-cpp-python (the llamacpp engine, the default for GGUF models) is built from
+# source the first time (~4 min on 2 cores; pip caches the wheel); if that fails,
+# runs use the transformers engine.
+#   --no-llamacpp   skip llama-cpp-python (runs use the transformers engine)
 set -euo pipefail
 cd "$(dirname "$0")"
 
-LLAMACPP=0
+LLAMACPP=1
 for arg in "$@"; do
   case "$arg" in
     --llamacpp) LLAMACPP=1 ;;
-    *) echo "setup: unknown option $arg (known: --llamacpp)" >&2; exit 2 ;;
+    --no-llamacpp) LLAMACPP=0 ;;
+    *) echo "setup: unknown option $arg (known: --no-llamacpp)" >&2; exit 2 ;;
   esac
 done
 
@@ -30,9 +34,10 @@ if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-ge
   (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
     || echo "setup: could not install bubblewrap; the sandbox will run without namespaces" >&2
 fi
-if [ "$LLAMACPP" = 1 ]; then
-  # Built from source (pip caches the wheel); without a compiler the transformers engine stays.
-  "${PIP[@]}" llama-cpp-python \
-    || echo "setup: could not build llama-cpp-python; runs use the transformers engine" >&2
+if [ "$LLAMACPP" = 1 ] && ! .venv/bin/python -c "import llama_cpp" >/dev/null 2>&1; then
+  echo "setup: building llama-cpp-python (the llamacpp engine; about 4 minutes, once)" >&2
+  if ! "${PIP[@]}" 'llama-cpp-python>=0.3.16' >.venv/llamacpp-build.log 2>&1; then
+    echo "setup: could not build llama-cpp-python (see .venv/llamacpp-build.log); runs use the transformers engine" >&2
+  fi
 fi
 echo "setup: ready (.venv)"

@@ -29,7 +29,8 @@ def no_eos(eos: frozenset[int]) -> Any:
     return processor
 
 
-def overhead(lm: Any, machine: Any, tokens: int, repeat: int) -> None:
+def decode_runtimes(lm: Any, machine: Any, tokens: int) -> dict[str, Any]:
+    """Two runtimes that decode `tokens` tokens after "[CODE]\n": free text, and python.lark."""
     from dataclasses import replace
 
     from llmos_grammar.errors import Location
@@ -48,10 +49,14 @@ def overhead(lm: Any, machine: Any, tokens: int, repeat: int) -> None:
     )
     code = GrammarState("s", grammar, close="[/CODE]", next="end")
     constrained = replace(free, states={"s": code, "end": FinalState("end")})
-    runtimes = {
+    return {
         "free": Runtime(free, lm, logits_processors=[no_eos(lm.eos_ids)]),
         "python.lark": Runtime(constrained, lm, logits_processors=[no_eos(lm.eos_ids)]),
     }
+
+
+def overhead(lm: Any, machine: Any, tokens: int, repeat: int) -> None:
+    runtimes = decode_runtimes(lm, machine, tokens)
     rates: dict[str, list[float]] = {name: [] for name in runtimes}
     ttft: dict[str, list[float]] = {name: [] for name in runtimes}
     counts: dict[str, int] = {}
