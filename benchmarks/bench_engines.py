@@ -105,7 +105,9 @@ def task_set(lms: dict[str, Any], machine: Any, limit: int, sizes: list[int]) ->
     tasks = [line["task"] for line in lines]
     print(f"3. calculator task set ({len(tasks)} tasks, greedy)")
     finals: dict[str, list[str]] = {}
+    rates: dict[tuple[str, int], float] = {}
     for engine, lm in lms.items():
+        first: list[list[int]] = []
         with Runtime(greedy, lm) as rt:
             rt.run_batch(tasks[:1], batch=1)  # warm-up: thread pools, sandbox standby
             for size in sizes:
@@ -117,11 +119,21 @@ def task_set(lms: dict[str, Any], machine: Any, limit: int, sizes: list[int]) ->
                 pairs = zip(answers, lines, strict=True)
                 solved = sum(answer_matches(a, line["answer"]) for a, line in pairs)
                 finals.setdefault(engine, answers)
+                rates[(engine, size)] = tokens / wall
+                ids = [r.completion_ids for r in results]
+                first = first or ids
+                same = sum(a == b for a, b in zip(ids, first, strict=True))
                 print(
                     f"   {engine:12s} batch {size:2d}: {tokens / wall:6.1f} tokens/s, "
-                    f"{wall:6.1f} s wall, solved {solved}/{len(tasks)}",
+                    f"{wall:6.1f} s wall, solved {solved}/{len(tasks)}, "
+                    f"{same}/{len(tasks)} token-identical to batch {sizes[0]}",
                     flush=True,
                 )
+    for engine in lms:
+        gain = rates[(engine, sizes[-1])] / rates[(engine, sizes[0])]
+        print(f"   {engine}: batch {sizes[-1]} / batch {sizes[0]} tokens/s = {gain:.2f}x")
+    fastest = rates[("llamacpp", sizes[-1])] / rates[("transformers", sizes[-1])]
+    print(f"   llamacpp / transformers at batch {sizes[-1]}: {fastest:.2f}x")
     same = sum(a == b for a, b in zip(finals["transformers"], finals["llamacpp"], strict=True))
     print(f"   greedy final answers shared by both engines (batch {sizes[0]}): {same}/{len(tasks)}")
 
