@@ -139,10 +139,6 @@ class TransformersEngine:
         if fresh and self.width > 0 and self.live.any():
             self._prefill_apart(fresh)
             feed = [row for row in feed if row not in fresh]
-        long = [row for row in feed if self._pending(row) > 1 and self._rows[row].cols]
-        if long and len(long) < len(feed):
-            self._feed_apart(long)  # the one-token rows are not padded to their length
-            feed = [row for row in feed if row not in long]
         if feed:
             self._step(feed)
         if not self._prefix_ids:
@@ -170,45 +166,6 @@ class TransformersEngine:
         self.counters.forward_passes += 1
         self.counters.tokens_fed += sum(inputs.widths.values())
         self.counters.padding += batch * step - sum(inputs.widths.values())
-
-    def _pending(self, row: int) -> int:
-        r = self._rows[row]
-        return len(r.ids) - len(r.cols)
-
-    def _feed_apart(self, rows: list[int]) -> None:
-        """Feed several pending ids of `rows` over a copy of their slots of the cache.
-
-        The new columns are appended to the shared cache (dead for every other
-        row), so the rows feeding one token next are not padded to this width.
-        """
-        import torch
-
-        local = {row: i for i, row in enumerate(rows)}
-        slots = torch.tensor([self._rows[row].slot for row in rows], device=self.device)
-        inputs = self._inputs(rows, local, len(rows))
-        step, width = int(inputs.input_ids.shape[1]), self.width
-        apart = self._new_cache()
-        for layer, mine in zip(apart.layers, self.cache.layers, strict=True):
-            keys, values = mine.keys[slots], mine.values[slots]
-            layer.lazy_initialization(keys, values)
-            layer.keys, layer.values = keys, values
-        logits = self._model(inputs, _mask_4d(self.live[slots], inputs.new_live), apart)
-        self._map_layers(lambda t: torch.cat([t, t.new_zeros((*t.shape[:2], step, t.shape[3]))], 2))
-        for layer, other in zip(self.cache.layers, apart.layers, strict=True):
-            layer.keys[slots, :, width:] = other.keys[:, :, width:]
-            layer.values[slots, :, width:] = other.values[:, :, width:]
-        new_live = torch.zeros((len(self._slots), step), dtype=torch.bool, device=self.device)
-        new_live[slots] = inputs.new_live
-        self.live = torch.cat([self.live, new_live], dim=1)
-        for row, fed in inputs.widths.items():
-            r = self._rows[row]
-            r.cols.extend(range(width + step - fed, width + step))
-            r.logits = logits[local[row]]
-            r.counters.forward_passes += 1
-            r.counters.tokens_fed += fed
-        self.counters.forward_passes += 1
-        self.counters.tokens_fed += sum(inputs.widths.values())
-        self.counters.padding += len(rows) * step - sum(inputs.widths.values())
 
     def _prefill_apart(self, fresh: list[int]) -> None:
         """Prefill rows with nothing cached in a cache of their own, then splice them in."""
