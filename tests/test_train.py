@@ -165,13 +165,16 @@ def test_masked_tokens_get_no_gradient(tmp_path: Path) -> None:
     def keep(module: Any, args: Any, output: torch.Tensor) -> None:
         output.register_hook(grads.append)
 
-    head = trainer.model.get_base_model().lm_head
-    handle = head.register_forward_hook(keep)
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop otherwise
+    # TRL multiplies the final hidden states by lm_head.weight itself, so the gradient is
+    # taken at the final norm's output: position t feeds only the logits of position t
+    norm = trainer.model.get_base_model().model.norm
+    handle = norm.register_forward_hook(keep)
     loss = trainer.compute_loss(trainer.model, inputs)
     loss.backward()
     handle.remove()
     width = inputs["completion_ids"].shape[1]
-    # logits at position t predict token t + 1: the completion's are the last width + 1 but one
+    # position t predicts token t + 1: the completion's are the last width + 1 but one
     per_token = grads[0][:, -width - 1 : -1].abs().sum(-1)
     mask = inputs["completion_mask"] * inputs["tool_mask"]
     assert (mask == 0).any() and (mask == 1).any()
