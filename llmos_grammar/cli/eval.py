@@ -10,6 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from llmos_grammar.cli.adapter import (
+    add_adapter_argument,
+    add_wall_argument,
+    load_with_adapter,
+    with_wall,
+)
 from llmos_grammar.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from llmos_grammar.cli.process import prepare_for_model
 from llmos_grammar.engines.select import ENGINES
@@ -46,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=ENGINES,
         help="what runs the model (default: the spec's engine, auto: llama.cpp for GGUF models)",
     )
+    add_adapter_argument(parser)
+    add_wall_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -55,6 +63,8 @@ def usage_problem(args: argparse.Namespace) -> str | None:
         value = getattr(args, name)
         if value is not None and value < 1:
             return f"--{name} must be at least 1 (got {value})"
+    if args.wall_s is not None and args.wall_s <= 0:
+        return f"--wall-s must be positive (got {args.wall_s:g})"
     if args.temperature is not None and args.temperature < 0:
         return f"--temperature must not be negative (got {args.temperature:g})"
     if args.tasks != "humaneval" and not Path(args.tasks).is_file():
@@ -70,13 +80,16 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def open_runtimes(machines: Sequence[Any]) -> list[Any]:
-    """One Runtime per machine, all on the first machine's model and engine, loaded once."""
+def open_runtimes(machines: Sequence[Any], adapter: str | None = None) -> list[Any]:
+    """One Runtime per machine, all on the first machine's model and engine, loaded once
+    (with `adapter`: the model with that LoRA merged, on the transformers engine)."""
     from llmos_grammar.engines.select import choose, load_for
     from llmos_grammar.runtime import Runtime
 
     first = machines[0]
-    lm = load_for(choose(first.engine, first.model), first.model)
+    lm = load_with_adapter(first, adapter)
+    if lm is None:
+        lm = load_for(choose(first.engine, first.model), first.model)
     return [Runtime(machine, lm) for machine in machines]
 
 
@@ -97,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         machine = replace(machine, model=ModelRef(name=args.model))
     if args.engine:
         machine = replace(machine, engine=args.engine)
+    machine = with_wall(machine, args.wall_s)
     n = args.samples or machine.samples.n
     sampling = samples_sampling(machine, n, args.temperature, args.seed)
     action = python_action(machine) if any(t.scorer == "tests" for t in taskset.tasks) else None
@@ -110,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     prepare_for_model()
-    runtimes = open_runtimes([m for _, m, _ in sides])
+    runtimes = open_runtimes([m for _, m, _ in sides], args.adapter)
     try:
         evaluations = _evaluate(args, sides, runtimes, taskset, n, sampling)
     finally:

@@ -15,6 +15,7 @@ COMMANDS = {
     "run": ("llmos_grammar.cli.run", "run a spec on a model: llmos run SPEC TASK"),
     "check": ("llmos_grammar.cli.check", "validate specs, policies and grammars"),
     "eval": ("llmos_grammar.cli.eval", "success rate of a spec on a task set, pass@k, votes"),
+    "train": ("llmos_grammar.cli.train", "GRPO with LoRA on a spec's executed rollouts"),
     "graph": ("llmos_grammar.cli.graph", "print a spec's state machine as Mermaid or DOT"),
     "exec": ("llmos_grammar.cli.exec", "run one policy action on code, print JSON"),
     "sandbox": ("llmos_grammar.cli.sandbox", "inspect the sandbox: llmos sandbox doctor"),
@@ -81,6 +82,10 @@ def graph_main() -> int:
 
 def eval_main() -> int:
     return _entry("eval")
+
+
+def train_main() -> int:
+    return _entry("train")
 
 
 if __name__ == "__main__":

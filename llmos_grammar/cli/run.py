@@ -9,6 +9,7 @@ import threading
 from dataclasses import replace
 from typing import Any, TextIO
 
+from llmos_grammar.cli.adapter import add_adapter_argument, load_with_adapter
 from llmos_grammar.cli.exits import EXIT_BUDGET, EXIT_OK, EXIT_REFUSED, EXIT_STOPPED, EXIT_USAGE
 from llmos_grammar.cli.process import prepare_for_model
 from llmos_grammar.engines.select import ENGINES
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=ENGINES,
         help="what runs the model (default: the spec's engine, auto: llama.cpp for GGUF models)",
     )
+    add_adapter_argument(parser)
     parser.add_argument("--temperature", type=float, help="sampling temperature (0 = greedy)")
     parser.add_argument("--seed", type=int, help="sampling seed")
     parser.add_argument("--max-tokens", type=int, help="total token budget")
@@ -110,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     prepare_for_model()
     code = EXIT_STOPPED
     try:
-        with Runtime(machine, approve=approve) as runtime:
+        model = load_with_adapter(machine, args.adapter)
+        with Runtime(machine, model, approve=approve) as runtime:
             if isinstance(view, TextView):
                 view.engine = runtime.engine_name
             for event in runtime.stream(args.task):

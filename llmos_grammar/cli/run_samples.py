@@ -26,7 +26,10 @@ def run_samples(args: argparse.Namespace, machine: Machine, n: int) -> Result | 
     out = sys.stdout
     sampling = samples_sampling(machine, n, args.temperature, args.seed)
     results: dict[int, Result] = {}
-    with Runtime(machine, approve=terminal_approver(yes=args.yes)) as runtime:
+    from llmos_grammar.cli.adapter import load_with_adapter
+
+    model = load_with_adapter(machine, args.adapter)
+    with Runtime(machine, model, approve=terminal_approver(yes=args.yes)) as runtime:
         batched: Any = runtime  # the batched runtime's stream_batch (see llmos_grammar.eval)
         for row_event in batched.stream_batch([args.task], samples=n, batch=n, sampling=sampling):
             event = row_event.event
