@@ -41,7 +41,7 @@ def plain_script(task: str, sample: int) -> Any:
 def fakes(monkeypatch: pytest.MonkeyPatch) -> list[FakeBatchRuntime]:
     made: list[FakeBatchRuntime] = []
 
-    def open_runtimes(machines: Sequence[Any]) -> list[FakeBatchRuntime]:
+    def open_runtimes(machines: Sequence[Any], engine_args: Any = None) -> list[FakeBatchRuntime]:
         scripts = [llmos_script, plain_script]
         made.extend(FakeBatchRuntime(scripts[i]) for i in range(len(machines)))
         return made
@@ -107,7 +107,9 @@ def test_eval_ctrl_c_prints_partial_results(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = FakeBatchRuntime(llmos_script, interrupt_after=3)
-    monkeypatch.setattr("llmos_grammar.cli.eval.open_runtimes", lambda machines: [fake, fake])
+    monkeypatch.setattr(
+        "llmos_grammar.cli.eval.open_runtimes", lambda machines, engine_args=None: [fake, fake]
+    )
     out = tmp_path / "partial.json"
     argv = ["eval", CALC, "--tasks", CALC_TASKS, "--limit", "6", "--baseline", "plain"]
     assert main([*argv, "--json", str(out), "--no-progress"]) == 130
@@ -183,7 +185,7 @@ class FakeRuntime(FakeBatchRuntime):
 
     script: Any = None
 
-    def __init__(self, machine: Any, approve: Any = None) -> None:
+    def __init__(self, machine: Any, approve: Any = None, engine_args: Any = None) -> None:
         super().__init__(type(self).script)
 
     def __enter__(self) -> FakeRuntime:

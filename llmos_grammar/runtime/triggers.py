@@ -55,3 +55,23 @@ def _started(text: bytes, encoded: list[bytes]) -> Hit | None:
 def token_at(offsets: list[int], position: int) -> int:
     """Index of the token whose bytes contain `position`, given each token's start offset."""
     return max(0, bisect.bisect_right(offsets, position) - 1)
+
+
+def stop_strings(triggers: list[str], started: bool) -> tuple[str, ...]:
+    """Strings that end a segment wherever `find` could fire: every trigger and, when
+    `started` triggers count, each of their prefixes of at least MIN_PREFIX bytes.
+
+    A segment engine stops at the first of them; the replay of the segment's
+    tokens then decides with `find`, so a stop that does not fire costs one more
+    request, never a different result.
+    """
+    out: set[str] = set()
+    for trigger in triggers:
+        if not trigger:
+            continue
+        out.add(trigger)
+        if started:
+            for end in range(1, len(trigger)):
+                if len(trigger[:end].encode()) >= MIN_PREFIX:
+                    out.add(trigger[:end])
+    return tuple(sorted(out))
