@@ -85,7 +85,8 @@ class Run(SegmentDecode):
         self.stats.forced_tokens = max(0, self.stats.forced_tokens)
         start = self.first_token_at if self.first_token_at is not None else now
         self.stats.time_to_first_token_s = start - self.t0
-        self.stats.decode_s = max(0.0, now - start - self.stats.action_s)
+        begun = self.decode_from if self.decode_from is not None else start
+        self.stats.decode_s = max(0.0, now - begun - self.stats.action_s)
 
     # ---- text and grammar states ---------------------------------------------
     def _decode(self, state: TextState | GrammarState) -> Steps:

@@ -52,6 +52,8 @@ class RowState:
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.t0 = time.perf_counter()
         self.first_token_at: float | None = None
+        # decoding starts here: the first token's step, or the first segment's request
+        self.decode_from: float | None = None
 
     # ---- text bookkeeping -------------------------------------------------
     def add_text(self, source: Any, text: str) -> None:

@@ -24,7 +24,7 @@ from llmos_grammar.runtime import triggers as trig
 from llmos_grammar.runtime.events import Event
 from llmos_grammar.runtime.requests import Generate, Reply, Request
 from llmos_grammar.runtime.row import Steps
-from llmos_grammar.runtime.token_replay import TokenReplay
+from llmos_grammar.runtime.token_replay import TokenReplay, Visit
 
 CONSTRAINED_SLACK = 16  # extra tokens a constrained segment may take for grammar-forced text
 
@@ -62,7 +62,7 @@ class SegmentDecode(TokenReplay):
                         visit.steps,
                         None,
                     )
-                out = yield from self._segment(state, visit.steps, matcher is not None)
+                out = yield from self._segment(state, visit, matcher is not None)
                 requests += 1
                 pending.extend(out.tokens)
                 if not pending:
@@ -88,11 +88,13 @@ class SegmentDecode(TokenReplay):
                 return
 
     def _segment(
-        self, state: TextState | GrammarState, steps: int, constrained: bool
+        self, state: TextState | GrammarState, visit: Visit, constrained: bool
     ) -> Generator[Event | Request, Reply, SegmentOutput]:
         """Ask for the next segment of this state; returns its output."""
-        params = self._segment_params(state, steps, constrained)
+        params = self._segment_params(state, visit, constrained)
         request = Generate(self.seq.row, params)
+        if self.decode_from is None:  # a segment arrives whole: decoding began at its request
+            self.decode_from = time.perf_counter()
         reply = yield request
         if reply is None:  # driven by hand
             engine = self.seq.engine
@@ -106,8 +108,9 @@ class SegmentDecode(TokenReplay):
         return reply
 
     def _segment_params(
-        self, state: TextState | GrammarState, steps: int, constrained: bool
+        self, state: TextState | GrammarState, visit: Visit, constrained: bool
     ) -> SegmentParams:
+        steps = visit.steps
         budgets = self.rt.budgets
         left = budgets.max_tokens - self.stats.generated_tokens
         if state.max_tokens is not None:
@@ -116,7 +119,8 @@ class SegmentDecode(TokenReplay):
             left = 2 * left + CONSTRAINED_SLACK
         stop: tuple[str, ...] = ()
         if isinstance(state, TextState):
-            stop = trig.stop_strings([t.trigger for t in state.triggers], not constrained)
+            triggers = [t.trigger for t in state.triggers]
+            stop = trig.stop_strings(triggers, not constrained, bytes(visit.state_bytes))
         sampling = state.sampling or self.sampling
         return SegmentParams(
             max_tokens=max(1, left),

@@ -80,5 +80,7 @@ def error_message(status: int, payload: str) -> str:
         message = error.get("message") if isinstance(error, dict) else str(error)
     except (ValueError, AttributeError):
         message = payload.strip()
-    first = (message or "").strip().splitlines()
-    return f"vLLM server error {status}: {first[0] if first else 'no message'}"
+    line = " ".join((message or "no message").split())
+    if len(line) > 400:
+        line = line[:397] + "..."
+    return f"vLLM server error {status}: {line}"

@@ -30,16 +30,18 @@ NOT_INSTALLED = (
 
 
 def find_python(options: VLLMOptions) -> str:
-    """The Python that runs vLLM: `python=`, $LLMOS_VLLM_PYTHON, or ./.venv-vllm next to the
-    project or the working folder."""
-    candidates = [options.python, os.environ.get("LLMOS_VLLM_PYTHON")]
+    """The Python that runs vLLM: `python=`, else $LLMOS_VLLM_PYTHON, else .venv-vllm next
+    to the project or in the working folder."""
+    if options.python:
+        if Path(options.python).is_file() and _has_vllm(options.python):
+            return options.python
+        raise ModelError(f"engine argument python={options.python}: no vllm there. {NOT_INSTALLED}")
     root = Path(__file__).resolve().parents[3]
+    candidates = [os.environ.get("LLMOS_VLLM_PYTHON")]
     candidates += [str(base / VENV / "bin" / "python") for base in (root, Path.cwd())]
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and _has_vllm(candidate):
             return candidate
-    if options.python:
-        raise ModelError(f"engine argument python={options.python}: no vllm there. {NOT_INSTALLED}")
     raise ModelError(NOT_INSTALLED)
 
 
@@ -123,6 +125,7 @@ def connect(options: VLLMOptions, model_folder: str, dtype: str) -> VLLMServer:
     log = Path(tempfile.mkstemp(prefix="llmos-vllm-", suffix=".log")[1])
     env = dict(os.environ)
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")  # GiB of KV cache on CPU builds
+    env.setdefault("VLLM_MAX_STOP_STRINGS", "256")  # triggers of a state (default cap: 4)
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
