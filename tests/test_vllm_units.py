@@ -282,3 +282,25 @@ def test_budgets_bound_each_segment_and_stop_the_run() -> None:
     assert result.stop_reason == "max_tokens"
     assert engine.requests[0].max_tokens == 6
     assert result.stats.generated_tokens == 6
+
+
+def test_engine_choice_and_its_arguments() -> None:
+    from llmos_grammar.engines.select import ENGINES, choose
+    from llmos_grammar.ir import ModelRef
+
+    ref = ModelRef(name="smollm2-135m-instruct")
+    assert "vllm" in ENGINES
+    assert choose("vllm", ref, engine_args={"tensor_parallel_size": "2"}) == "vllm"
+    with pytest.raises(ModelError, match="for --engine vllm only"):
+        choose("transformers", ref, engine_args={"tensor_parallel_size": "2"})
+    with pytest.raises(ModelError, match="LoRA"):
+        choose("vllm", ref, adapter=True)
+
+
+def test_no_vllm_python_is_one_clear_error() -> None:
+    import sys
+
+    from llmos_grammar.engines.vllm.server import find_python
+
+    with pytest.raises(ModelError, match=r"setup\.sh --vllm"):
+        find_python(vllm_options({"python": sys.executable}))  # this Python has no vllm
