@@ -216,7 +216,7 @@ class Machine:
     prompt: Prompt = field(default_factory=Prompt)
     sampling: Sampling = field(default_factory=Sampling)
     budgets: Budgets = field(default_factory=Budgets)
-    engine: str = "auto"  # auto | transformers | llamacpp
+    engine: str = "auto"  # auto | transformers | llamacpp | vllm
     samples: Samples = field(default_factory=Samples)
     tests: tuple[GrammarTest, ...] = ()
     description: str = ""

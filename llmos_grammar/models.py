@@ -156,6 +156,32 @@ def _convert_gguf(folder: str, gguf: str, dtype: torch.dtype, target: Path) -> N
         shutil.rmtree(partial, ignore_errors=True)
 
 
+def converted_folder(folder: str, gguf: str, dtype: torch.dtype) -> str:
+    """The Hugging Face folder of a GGUF's conversion, converting it on first use."""
+    target = _gguf_cache_dir(folder, gguf, dtype)
+    if not (target / "config.json").is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _convert_gguf(folder, gguf, dtype, target)
+    return str(target)
+
+
+def hf_folder(ref: ModelRef | str) -> str:
+    """A folder (or hub id) with config.json and tokenizer for `ref`: what other
+    engines (vLLM) load. A GGUF is converted once, as `load_model` does."""
+    if isinstance(ref, str):
+        ref = ModelRef(name=ref)
+    folder, gguf = resolve(ref)
+    if gguf is None:
+        return folder
+    import torch
+
+    dtype = pick_dtype(ref.dtype, torch.device("cpu"))
+    try:
+        return converted_folder(folder, gguf, dtype)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot convert model {ref.name!r}: {exc}") from exc
+
+
 def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Any:
     """Only the tokenizer (cached like the model for GGUF sources)."""
     folder, gguf = resolve(ref)
@@ -237,11 +263,7 @@ def load_model(ref: ModelRef | str = DEFAULT_MODEL) -> LoadedModel:
     dtype = pick_dtype(ref.dtype, device)
     try:
         if gguf is not None:
-            target = _gguf_cache_dir(folder, gguf, dtype)
-            if not (target / "config.json").is_file():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _convert_gguf(folder, gguf, dtype, target)
-            folder = str(target)
+            folder = converted_folder(folder, gguf, dtype)
         tokenizer = _fast_tokenizer(folder) or AutoTokenizer.from_pretrained(
             folder, local_files_only=local
         )

@@ -42,7 +42,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> list[FakeBatchRuntime]:
     made: list[FakeBatchRuntime] = []
 
     def open_runtimes(
-        machines: Sequence[Any], adapter: str | None = None
+        machines: Sequence[Any], adapter: str | None = None, engine_args: Any = None
     ) -> list[FakeBatchRuntime]:
         scripts = [llmos_script, plain_script]
         made.extend(FakeBatchRuntime(scripts[i]) for i in range(len(machines)))
@@ -110,7 +110,8 @@ def test_eval_ctrl_c_prints_partial_results(
 ) -> None:
     fake = FakeBatchRuntime(llmos_script, interrupt_after=3)
     monkeypatch.setattr(
-        "llmos_grammar.cli.eval.open_runtimes", lambda machines, adapter=None: [fake, fake]
+        "llmos_grammar.cli.eval.open_runtimes",
+        lambda machines, adapter=None, engine_args=None: [fake, fake],
     )
     out = tmp_path / "partial.json"
     argv = ["eval", CALC, "--tasks", CALC_TASKS, "--limit", "6", "--baseline", "plain"]
@@ -187,7 +188,9 @@ class FakeRuntime(FakeBatchRuntime):
 
     script: Any = None
 
-    def __init__(self, machine: Any, model: Any = None, approve: Any = None) -> None:
+    def __init__(
+        self, machine: Any, model: Any = None, approve: Any = None, engine_args: Any = None
+    ) -> None:
         super().__init__(type(self).script)
 
     def __enter__(self) -> FakeRuntime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_adapter_argument(parser)
     add_wall_argument(parser)
+    parser.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument of the vllm engine (repeatable): url=http://HOST:PORT of a running "
+        "server, or a vLLM server option such as tensor_parallel_size=2",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -80,7 +88,11 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def open_runtimes(machines: Sequence[Any], adapter: str | None = None) -> list[Any]:
+def open_runtimes(
+    machines: Sequence[Any],
+    adapter: str | None = None,
+    engine_args: Mapping[str, str] | None = None,
+) -> list[Any]:
     """One Runtime per machine, all on the first machine's model and engine, loaded once
     (with `adapter`: the model with that LoRA merged, on the transformers engine)."""
     from llmos_grammar.engines.select import choose, load_for
@@ -89,7 +101,8 @@ def open_runtimes(machines: Sequence[Any], adapter: str | None = None) -> list[A
     first = machines[0]
     lm = load_with_adapter(first, adapter)
     if lm is None:
-        lm = load_for(choose(first.engine, first.model), first.model)
+        engine = choose(first.engine, first.model, engine_args=engine_args)
+        lm = load_for(engine, first.model, engine_args)
     return [Runtime(machine, lm) for machine in machines]
 
 
@@ -98,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"llmos-eval: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    from llmos_grammar.engines.vllm.args import parse_engine_args
     from llmos_grammar.eval import Scorer, load_tasks, plain_machine
     from llmos_grammar.eval.scorers import python_action
     from llmos_grammar.ir import ModelRef
@@ -124,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     prepare_for_model()
-    runtimes = open_runtimes([m for _, m, _ in sides], args.adapter)
+    engine_args = parse_engine_args(args.engine_arg)
+    runtimes = open_runtimes([m for _, m, _ in sides], args.adapter, engine_args)
     try:
         evaluations = _evaluate(args, sides, runtimes, taskset, n, sampling)
     finally:

@@ -28,6 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what runs the model (default: the spec's engine, auto: llama.cpp for GGUF models)",
     )
     add_adapter_argument(parser)
+    parser.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument of the vllm engine (repeatable): url=http://HOST:PORT of a running "
+        "server, or a vLLM server option such as tensor_parallel_size=2",
+    )
     parser.add_argument("--temperature", type=float, help="sampling temperature (0 = greedy)")
     parser.add_argument("--seed", type=int, help="sampling seed")
     parser.add_argument("--max-tokens", type=int, help="total token budget")
@@ -96,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         winner = run_samples(args, machine, n)
         return EXIT_STOPPED if winner is None else result_exit_code(winner)
     from llmos_grammar.actions import terminal_approver
+    from llmos_grammar.engines.vllm.args import parse_engine_args
     from llmos_grammar.runtime import DoneEvent, Runtime
     from llmos_grammar.trace import TraceWriter
 
@@ -107,13 +116,14 @@ def run(args: argparse.Namespace) -> int:
         view.stop()  # no spinner over the question
         return ask(policy, text)
 
+    engine_args = parse_engine_args(args.engine_arg)
     header = {"spec": machine.path, "spec_key": machine.cache_key, "task": args.task}
     trace = TraceWriter(args.trace, header) if args.trace else None
     prepare_for_model()
     code = EXIT_STOPPED
     try:
         model = load_with_adapter(machine, args.adapter)
-        with Runtime(machine, model, approve=approve) as runtime:
+        with Runtime(machine, model, approve=approve, engine_args=engine_args) as runtime:
             if isinstance(view, TextView):
                 view.engine = runtime.engine_name
             for event in runtime.stream(args.task):

@@ -21,6 +21,7 @@ def run_samples(args: argparse.Namespace, machine: Machine, n: int) -> Result | 
     no row finished.
     """
     from llmos_grammar.actions import terminal_approver
+    from llmos_grammar.engines.vllm.args import parse_engine_args
     from llmos_grammar.runtime import Runtime, event_to_json
 
     out = sys.stdout
@@ -29,7 +30,10 @@ def run_samples(args: argparse.Namespace, machine: Machine, n: int) -> Result | 
     from llmos_grammar.cli.adapter import load_with_adapter
 
     model = load_with_adapter(machine, args.adapter)
-    with Runtime(machine, model, approve=terminal_approver(yes=args.yes)) as runtime:
+    engine_args = parse_engine_args(args.engine_arg)
+    with Runtime(
+        machine, model, approve=terminal_approver(yes=args.yes), engine_args=engine_args
+    ) as runtime:
         batched: Any = runtime  # the batched runtime's stream_batch (see llmos_grammar.eval)
         for row_event in batched.stream_batch([args.task], samples=n, batch=n, sampling=sampling):
             event = row_event.event

@@ -3,16 +3,21 @@
 An engine holds many rows (token sequences) that share one model. The state
 machine appends token ids to a row, drops a row's tail, and asks for the
 next-token logits of several rows at once; the engine decides how to batch
-them. `TransformersEngine` keeps every row in one shared KV cache; a llama.cpp
-engine would map rows to `seq_id`s of one `llama_batch`, a vLLM engine to
-requests.
+them. `TransformersEngine` keeps every row in one shared KV cache; the llama.cpp
+engine maps rows to `seq_id`s of one `llama_batch`.
+
+A `SegmentEngine` (vLLM) gives no logits: it continues a row's ids by a whole
+segment in one request (until a stop string, the end of a structured-output
+grammar, end of sequence or a token limit), and the state machine replays the
+segment's tokens one by one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 
 @dataclass
@@ -24,8 +29,8 @@ class EngineCounters:
     padding: int = 0  # masked filler tokens fed so that rows line up (whole engine only)
 
 
-class Engine(Protocol):
-    """Rows of token ids sharing one model; `forward` feeds every listed row's pending ids."""
+class Rows(Protocol):
+    """Rows of token ids sharing one model: what every engine keeps."""
 
     counters: EngineCounters
 
@@ -53,13 +58,59 @@ class Engine(Protocol):
         """Forward passes that fed this row and the tokens fed for it."""
         ...
 
+    def close_row(self, row: int) -> None:
+        """Forget the row and free its part of the cache."""
+        ...
+
+
+class Engine(Rows, Protocol):
+    """A token-level engine: `forward` feeds every listed row's pending ids."""
+
     def forward(self, rows: Sequence[int]) -> dict[int, Any]:
         """Feed every listed row's pending ids in one step; float32 next-token logits per row."""
         ...
 
-    def close_row(self, row: int) -> None:
-        """Forget the row and free its part of the cache."""
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """One segment request: continue a row's ids by at most `max_tokens` tokens.
+
+    `stop`: strings that end the segment (the token that completes one is kept);
+    `stop_ids`: token ids that end it (end of sequence), kept as the last token;
+    `grammar`: an llguidance grammar (JSON or Lark) the tokens must follow.
+    """
+
+    max_tokens: int
+    stop: tuple[str, ...] = ()
+    stop_ids: tuple[int, ...] = ()
+    grammar: str | None = None
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+
+
+SegmentEnd = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SegmentOutput:
+    """The tokens a segment request produced, and why it ended."""
+
+    tokens: tuple[int, ...]
+    end: SegmentEnd
+
+
+@runtime_checkable
+class SegmentEngine(Rows, Protocol):
+    """A segment-level engine (vLLM): one request per segment, many in flight at once."""
+
+    def generate(self, row: int, params: SegmentParams) -> Future[SegmentOutput]:
+        """Continue the row's ids (cached and pending) by one segment; the row is unchanged."""
         ...
+
+
+AnyEngine = Engine | SegmentEngine
 
 
 def refeed_last(engine: Engine, row: int) -> None:
@@ -72,4 +123,14 @@ def refeed_last(engine: Engine, row: int) -> None:
     engine.append(row, [last])
 
 
-__all__ = ["Engine", "EngineCounters", "refeed_last"]
+__all__ = [
+    "AnyEngine",
+    "Engine",
+    "EngineCounters",
+    "Rows",
+    "SegmentEngine",
+    "SegmentEnd",
+    "SegmentOutput",
+    "SegmentParams",
+    "refeed_last",
+]

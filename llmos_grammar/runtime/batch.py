@@ -2,7 +2,9 @@
 
 Every active row is a `Run` generator. Rows that ask for logits are stepped
 together in one forward pass; a row that reaches an action waits alone while
-its handler runs on a thread, and its output joins that row's next step. A
+its handler runs on a thread, and its output joins that row's next step. On a
+segment engine (vLLM) each row's segment is a request in flight: rows wait
+for their own segment or action only, and the engine batches the requests. A
 finished row leaves at once and a waiting (task, sample) takes its place.
 """
 
@@ -14,12 +16,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
-from llmos_grammar.engines import Engine
+from llmos_grammar.engines import AnyEngine, SegmentEngine
 from llmos_grammar.ir import Sampling
 from llmos_grammar.runtime.events import Event
 from llmos_grammar.runtime.host import RunHost
 from llmos_grammar.runtime.loop import Run
-from llmos_grammar.runtime.requests import ActionCall, Step
+from llmos_grammar.runtime.requests import ActionCall, Generate, Step
 from llmos_grammar.runtime.row import Steps
 from llmos_grammar.runtime.step import step_rows
 
@@ -49,7 +51,8 @@ class _Slot:
         self.run = run
         self.gen: Steps = run.events()
         self.step: Step | None = None
-        self.action: Future[Any] | None = None
+        self.action: Future[Any] | None = None  # an action or a segment, in flight
+        self.is_action = False
 
 
 class Batch:
@@ -64,7 +67,7 @@ class Batch:
         self.waiting = deque(jobs)
         self.size = size
         self.sampling = sampling
-        self.engine: Engine = rt.new_engine()
+        self.engine: AnyEngine = rt.new_engine()
         self.slots: dict[int, _Slot] = {}
 
     def events(self) -> Generator[RowEvent, None, None]:
@@ -108,6 +111,8 @@ class Batch:
                     yield from self._advance(slot, future.result())
 
     def _forward(self, steps: list[_Slot]) -> Iterator[RowEvent]:
+        if isinstance(self.engine, SegmentEngine):
+            raise TypeError("a segment engine gives no logits: its rows ask for segments")
         requests = [s.step for s in steps if s.step is not None]
         replies = step_rows(self.engine, self.rt.masks, self.rt.mask_worker, requests)
         for slot, reply in zip(steps, replies, strict=True):
@@ -132,13 +137,22 @@ class Batch:
                 return
             if isinstance(item, ActionCall):
                 slot.action = self.rt.submit_action(item.action, item.text)
+                slot.is_action = True
+                return
+            if isinstance(item, Generate):
+                if not isinstance(self.engine, SegmentEngine):
+                    raise TypeError("a segment was asked of a token-level engine")
+                slot.action = self.engine.generate(item.row, item.params)
+                slot.is_action = False
                 return
             yield RowEvent(row, slot.job.task_index, slot.job.sample, item)
 
     def _close(self, finished: bool) -> None:
         """End every row; when interrupted, stop running actions and their threads."""
-        running = [s.action for s in self.slots.values() if s.action is not None]
+        running = [s.action for s in self.slots.values() if s.action is not None and s.is_action]
         for slot in self.slots.values():
+            if slot.action is not None and not slot.is_action:
+                slot.action.cancel()  # a segment not yet sent is not sent
             slot.gen.close()
         self.slots.clear()
         if not finished and running:

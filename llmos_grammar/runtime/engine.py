@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from llmos_grammar.constraints import Compiled, Enforcement, compile_constraint
-from llmos_grammar.engines import Engine
+from llmos_grammar.engines import AnyEngine
 from llmos_grammar.ir import (
     ActionPolicy,
     Budgets,
@@ -55,6 +55,7 @@ class Runtime:
         budgets: Budgets | None = None,
         logits_processors: Sequence[LogitsProcessor] = (),
         engine: str | None = None,
+        engine_args: Mapping[str, str] | None = None,
     ) -> None:
         self.machine = machine
         if isinstance(model, LoadedModel):
@@ -64,8 +65,11 @@ class Runtime:
 
             ref = model if model is not None else machine.model
             ref = ModelRef(name=ref) if isinstance(ref, str) else ref
-            self.lm = load_for(choose(engine or machine.engine, ref), ref)
-        self._engine: Engine | None = None
+            name = choose(engine or machine.engine, ref, engine_args=engine_args)
+            self.lm = load_for(name, ref, engine_args)
+        if logits_processors and self.lm.engine == "vllm":
+            raise ValueError("logits processors need a token-level engine, not vllm")
+        self._engine: AnyEngine | None = None
         self.sampling = sampling or machine.sampling
         self.budgets = budgets or machine.budgets
         self.logits_processors: Sequence[LogitsProcessor] = tuple(logits_processors)
@@ -136,15 +140,22 @@ class Runtime:
     # ---- what runs need (RunHost) ----------------------------------------------------
     @property
     def engine_name(self) -> str:
-        """The engine this runtime decodes with: "transformers" or "llamacpp"."""
+        """The engine this runtime decodes with: "transformers", "llamacpp" or "vllm"."""
         return self.lm.engine
 
-    def new_engine(self) -> Engine:
+    def new_engine(self) -> AnyEngine:
         """The engine for a batch of rows.
 
         transformers: a fresh shared cache per batch. llama.cpp: one context for
         the runtime's life; its rows are independent sequences, so batches share it.
+        vllm: one client of the server for the runtime's life (rows are requests).
         """
+        if self.lm.engine == "vllm":
+            if self._engine is None:
+                from llmos_grammar.engines.vllm.engine import VLLMEngine
+
+                self._engine = VLLMEngine(self.lm.model)
+            return self._engine
         if self.lm.engine == "llamacpp":
             if self._engine is None:
                 from llmos_grammar.engines.llamacpp import LlamaCppEngine
@@ -218,6 +229,11 @@ class Runtime:
             self._actions.shutdown(wait=True)
             self._actions = None
         self.mask_worker.shutdown(wait=True)
+        if self.lm.engine == "vllm" and self._engine is not None:
+            from llmos_grammar.engines.vllm.engine import VLLMEngine
+
+            if isinstance(self._engine, VLLMEngine):
+                self._engine.close()
         self._close_runner()
 
     def __enter__(self) -> Runtime:

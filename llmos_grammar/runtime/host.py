@@ -7,7 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from llmos_grammar.constraints import Compiled, TokenTable
-from llmos_grammar.engines import Engine
+from llmos_grammar.engines import AnyEngine
 from llmos_grammar.ir import Budgets, Machine, Sampling
 from llmos_grammar.models import LoadedModel
 from llmos_grammar.results import ActionResult
@@ -27,7 +27,7 @@ class RunHost(Protocol):
     masks: BatchMasks
     mask_worker: ThreadPoolExecutor
 
-    def new_engine(self) -> Engine:
+    def new_engine(self) -> AnyEngine:
         """A fresh engine for a batch of rows."""
         ...
 

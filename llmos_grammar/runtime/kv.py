@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmos_grammar.engines import Engine
+from llmos_grammar.engines import AnyEngine, SegmentEngine
 from llmos_grammar.models import LoadedModel
 
 
@@ -17,13 +17,13 @@ class KVSequence:
     sequence has been since `mark_floor` (the prompt, minus any healed token).
     """
 
-    def __init__(self, lm: LoadedModel, engine: Engine | None = None) -> None:
+    def __init__(self, lm: LoadedModel, engine: AnyEngine | None = None) -> None:
         if engine is None:
             from llmos_grammar.engines.transformers import TransformersEngine
 
             engine = TransformersEngine(lm)
         self.lm = lm
-        self.engine = engine
+        self.engine: AnyEngine = engine
         self.row = engine.open_row()
         self.chosen: list[int] = []
         self.floor = 0
@@ -61,6 +61,8 @@ class KVSequence:
 
     def flush(self) -> Any:
         """Feed every queued token in one forward pass of this row alone; return the logits."""
+        if isinstance(self.engine, SegmentEngine):
+            raise TypeError("a segment engine gives no logits")
         return self.engine.forward([self.row])[self.row]
 
     def close(self) -> None:

@@ -1,8 +1,9 @@
 """What a row's run asks of its driver (a forward step, an action) and what it gets back.
 
 A run is a generator of events and requests. The driver answers a `Step`
-with a `StepReply` and an `ActionCall` with the `ActionResult`; answering
-None makes the run do the work itself, alone (a run driven by hand).
+with a `StepReply`, a `Generate` (segment engines) with the `SegmentOutput`
+and an `ActionCall` with the `ActionResult`; answering None makes the run do
+the work itself, alone (a run driven by hand).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from llmos_grammar.constraints.backend import MatcherError
+from llmos_grammar.engines import SegmentOutput, SegmentParams
 from llmos_grammar.results import ActionResult
 
 
@@ -29,6 +31,14 @@ class StepReply:
 
 
 @dataclass(frozen=True)
+class Generate:
+    """Continue the row's ids by one segment (a segment engine); reply with its output."""
+
+    row: int
+    params: SegmentParams
+
+
+@dataclass(frozen=True)
 class ActionCall:
     """Run action `action` on `text`; reply with its ActionResult."""
 
@@ -36,7 +46,7 @@ class ActionCall:
     text: str
 
 
-Request = Union[Step, ActionCall]  # noqa: UP007 (a runtime alias)
-Reply = Union[StepReply, ActionResult, None]  # noqa: UP007
+Request = Union[Step, Generate, ActionCall]  # noqa: UP007 (a runtime alias)
+Reply = Union[StepReply, SegmentOutput, ActionResult, None]  # noqa: UP007
 
-__all__ = ["ActionCall", "MatcherError", "Reply", "Request", "Step", "StepReply"]
+__all__ = ["ActionCall", "Generate", "MatcherError", "Reply", "Request", "Step", "StepReply"]

@@ -7,7 +7,7 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from llmos_grammar.engines import Engine
+from llmos_grammar.engines import AnyEngine
 from llmos_grammar.ir import GrammarState, Sampling
 from llmos_grammar.runtime.events import (
     ActionRecord,
@@ -35,7 +35,7 @@ class RowState:
         rt: RunHost,
         task: str,
         *,
-        engine: Engine | None = None,
+        engine: AnyEngine | None = None,
         sampling: Sampling | None = None,
         key: tuple[int, int] = (0, 0),
     ) -> None:
@@ -52,6 +52,8 @@ class RowState:
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.t0 = time.perf_counter()
         self.first_token_at: float | None = None
+        # decoding starts here: the first token's step, or the first segment's request
+        self.decode_from: float | None = None
 
     # ---- text bookkeeping -------------------------------------------------
     def add_text(self, source: Any, text: str) -> None:

@@ -55,3 +55,27 @@ def _started(text: bytes, encoded: list[bytes]) -> Hit | None:
 def token_at(offsets: list[int], position: int) -> int:
     """Index of the token whose bytes contain `position`, given each token's start offset."""
     return max(0, bisect.bisect_right(offsets, position) - 1)
+
+
+def stop_strings(triggers: list[str], started: bool, before: bytes = b"") -> tuple[str, ...]:
+    """Strings that end a segment wherever `find` could fire: every trigger and, when
+    `started` triggers count, each of their prefixes of at least MIN_PREFIX bytes; and the
+    rest of each trigger that `before` (the state's text so far) ends with the start of.
+
+    A segment engine stops at the first of them; the replay of the segment's
+    tokens then decides with `find`, so a stop that does not fire costs one more
+    request, never a different result. A string that contains another one is
+    left out (the shorter stops first): servers cap how many they take.
+    """
+    out: set[str] = set()
+    for trigger in triggers:
+        if not trigger:
+            continue
+        out.add(trigger)
+        for end in range(1, len(trigger)):
+            head = trigger[:end]
+            if started and len(head.encode()) >= MIN_PREFIX:
+                out.add(head)
+            if before.endswith(head.encode()):
+                out.add(trigger[end:])
+    return tuple(sorted(s for s in out if not any(t != s and t in s for t in out)))
