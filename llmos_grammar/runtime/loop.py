@@ -38,10 +38,13 @@ class Run(ActionStep):
     # ---- the run ------------------------------------------------------------
     def events(self) -> Steps:
         machine = self.rt.machine
-        prompt = prompt_text(machine.prompt, self.rt.lm.tokenizer, self.task)
-        self.seq.append(encode(self.rt.lm.tokenizer, prompt))
+        prompt = self.turn
+        if prompt is None:
+            prompt = prompt_text(machine.prompt, self.rt.lm.tokenizer, self.task)
+        prompt_ids = encode(self.rt.lm.tokenizer, prompt)
+        self.seq.append(prompt_ids)
         self.seq.mark_floor()
-        self.stats.prompt_tokens = len(self.seq.ids)
+        self.stats.prompt_tokens = len(prompt_ids)
         self.add_text("prompt", prompt)
         reason: StopReason = "final"
         message = ""
@@ -83,8 +86,9 @@ class Run(ActionStep):
     def _finish_stats(self) -> None:
         now = time.perf_counter()
         self.stats.total_s = now - self.t0
-        self.stats.forward_passes = self.seq.forward_passes
-        self.stats.forced_tokens = self.seq.forward_tokens - self.stats.prompt_tokens
+        self.stats.forward_passes = self.seq.forward_passes - self.passes0
+        fed = self.seq.forward_tokens - self.fed0
+        self.stats.forced_tokens = fed - self.stats.prompt_tokens
         self.stats.forced_tokens -= self.stats.generated_tokens
         self.stats.forced_tokens = max(0, self.stats.forced_tokens)
         start = self.first_token_at if self.first_token_at is not None else now
@@ -108,6 +112,9 @@ class Run(ActionStep):
                     state_bytes += rt.table.decode([t])
                 self.seq.append(entry)
                 yield from self._emit_tokens(entry, forced_flag=True)
+                if isinstance(state, GrammarState) and self._closed(state, state_bytes, matcher):
+                    yield from self.enter(state.next, state.close)  # forced whole, close included
+                    return
         steps = 0
         while True:
             self._check_budgets(steps, state.max_tokens)
@@ -139,11 +146,7 @@ class Run(ActionStep):
                 yield from self._emit_tokens([token], forced_flag=False)
                 if forced:
                     yield from self._emit_tokens(forced, forced_flag=True)
-                close = state.close.encode()
-                if state_bytes.endswith(close) and matcher is not None and matcher.is_accepting():
-                    self.captures[state.name] = bytes(state_bytes[: -len(close)]).decode(
-                        "utf-8", "replace"
-                    )
+                if self._closed(state, state_bytes, matcher):
                     yield from self.enter(state.next, state.close)
                     return
                 continue
@@ -155,6 +158,14 @@ class Run(ActionStep):
                 continue
             yield from self._fire(state, hit, chunk, state_bytes, offsets, seg_start)
             return
+
+    def _closed(self, state: GrammarState, state_bytes: bytearray, matcher: Any) -> bool:
+        """The state's text ends with its close and the grammar accepts: capture the text."""
+        close = state.close.encode()
+        if not state_bytes.endswith(close) or matcher is None or not matcher.is_accepting():
+            return False
+        self.captures[state.name] = bytes(state_bytes[: -len(close)]).decode("utf-8", "replace")
+        return True
 
     def _logits(self, matcher: Any, steps: int) -> Generator[Event | Request, Reply, Any]:
         """Ask for this row's next-token logits (masked by `matcher`); returns a copy."""
