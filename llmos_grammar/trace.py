@@ -27,10 +27,6 @@ class TraceWriter:
         record["t"] = round(time.perf_counter() - self._t0, 6)
         self._write(record)
 
-    def record(self, record: dict[str, Any]) -> None:
-        """Write a record that is no event (a session's user turn), timed like events."""
-        self._write({**record, "t": round(time.perf_counter() - self._t0, 6)})
-
     def _write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()

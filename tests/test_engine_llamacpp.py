@@ -129,3 +129,26 @@ def test_split_trigger_grammar_action_and_resume_on_llamacpp() -> None:
     assert moves == [("talk", "code"), ("code", "run"), ("run", "talk"), ("talk", "end")]
     # forced completions and injected output ride along: one decode per sampled token
     assert result.stats.forward_passes == result.stats.generated_tokens
+
+
+def test_a_session_continues_one_row_and_equals_a_re_prefill() -> None:
+    import torch
+
+    from llmos_grammar.ir import Budgets, FinalState, TextState
+    from llmos_grammar.runtime.session import Session
+    from tests.test_runtime_helpers import machine
+
+    states = {"talk": TextState("talk", on_eos="end", max_tokens=6), "end": FinalState("end")}
+    m = machine(states, "talk", budgets=Budgets(max_tokens=6))
+    with Session(m, lm(), runner=FakeRunner()) as session:
+        assert session.rt.engine_name == "llamacpp"
+        for question in ("What is 2 + 2?", "And times 3?", "Minus 5?"):
+            session.send(question)
+        context = list(session.seq.ids)
+        kept = session.seq.flush()
+        fresh = session.engine.open_row()
+        session.engine.append(fresh, context)
+        again = session.engine.forward([fresh])[fresh]
+        session.engine.close_row(fresh)
+        assert session.undo() is not None and len(session.seq.ids) < len(context)
+    assert torch.allclose(kept, again, atol=1e-3)

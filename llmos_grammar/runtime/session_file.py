@@ -1,4 +1,4 @@
-"""A session on disk: a trace header, then one `user` record and one `done` record per turn."""
+"""A session on disk (JSONL): a trace header, then a `user` and a `done` record per turn."""
 
 from __future__ import annotations
 
@@ -9,20 +9,21 @@ from typing import Any
 
 from llmos_grammar.errors import Location, SessionError
 from llmos_grammar.ir import Machine
-from llmos_grammar.runtime.events import DoneEvent
-from llmos_grammar.trace import TraceWriter
+from llmos_grammar.runtime.events import DoneEvent, event_to_json
 
 
 def write_session(path: str | Path, machine: Machine, turns: Sequence[Any]) -> None:
     """Write each turn (`user`, `reply`, `result`); a replayed turn's `done` holds its text."""
-    header = {"session": True, "spec": machine.path, "spec_key": machine.cache_key}
-    with TraceWriter(path, header) as trace:
-        for i, turn in enumerate(turns):
-            trace.record({"kind": "user", "turn": i, "text": turn.user})
-            if turn.result is not None:
-                trace.write(DoneEvent(turn.result))
-            else:
-                trace.record({"kind": "done", "result": {"text": turn.reply}})
+    header = {"kind": "header", "llmos_trace": 1, "session": True, "spec": machine.path}
+    records: list[dict[str, Any]] = [{**header, "spec_key": machine.cache_key}]
+    for i, turn in enumerate(turns):
+        records.append({"kind": "user", "turn": i, "text": turn.user})
+        if turn.result is not None:
+            records.append(event_to_json(DoneEvent(turn.result)))
+        else:
+            records.append({"kind": "done", "result": {"text": turn.reply}})
+    lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    Path(path).write_text("".join(lines), encoding="utf-8")
 
 
 def read_exchanges(path: str | Path) -> list[tuple[str, str]]:
