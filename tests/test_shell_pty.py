@@ -93,9 +93,27 @@ def test_shell_turns_interrupt_undo_exit(tmp_path: Path) -> None:
         term.line("/limits")
         assert "2 turn(s)" in term.expect("llmos> ")
         term.line("")  # an empty line does nothing
-        term.expect("llmos> ")
+        assert term.expect("llmos> ").strip() == "llmos>"
+        term.send(b"caf\xe9?\r")  # not UTF-8: replaced, said, and the turn runs
+        shown = term.expect("llmos> ").replace("\r", "")
+        assert "1 byte(s) of the input were not UTF-8" in shown and "[OUTPUT]turn 2\n" in shown
         term.key("d")
         assert term.wait() == 0
         assert (tmp_path / "state" / "llmos" / "history").read_text().count("question") == 3
+    finally:
+        term.close()
+
+
+def test_llmos_run_without_a_task_on_a_terminal_opens_the_shell(tmp_path: Path) -> None:
+    spec = write(tmp_path, SPEC, POLICY)
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "TERM": "dumb"}
+    exe = [sys.executable, "-c", "from llmos_grammar.cli.main import run_main; exit(run_main())"]
+    term = Terminal([*exe, str(spec), "--no-color", "--engine", "transformers"], env)
+    try:
+        term.expect("llmos> ", timeout=300)
+        term.line("/help")
+        assert "/undo" in term.expect("llmos> ")
+        term.line("/exit")
+        assert term.wait() == 0
     finally:
         term.close()
