@@ -94,9 +94,9 @@ def test_shell_turns_interrupt_undo_exit(tmp_path: Path) -> None:
         assert "2 turn(s)" in term.expect("llmos> ")
         term.line("")  # an empty line does nothing
         assert term.expect("llmos> ").strip() == "llmos>"
-        term.send(b"caf\xe9?\r")  # not UTF-8: replaced, said, and the turn runs
+        term.send(b"caf\xe9?\r")  # not UTF-8: readline drops the byte, or it is replaced
         shown = term.expect("llmos> ").replace("\r", "")
-        assert "1 byte(s) of the input were not UTF-8" in shown and "[OUTPUT]turn 2\n" in shown
+        assert "Traceback" not in shown and "[OUTPUT]turn 2\n" in shown
         term.key("d")
         assert term.wait() == 0
         assert (tmp_path / "state" / "llmos" / "history").read_text().count("question") == 3
@@ -117,3 +117,23 @@ def test_llmos_run_without_a_task_on_a_terminal_opens_the_shell(tmp_path: Path) 
         assert term.wait() == 0
     finally:
         term.close()
+
+
+def test_bytes_that_are_not_utf8_are_replaced_and_reported(tmp_path: Path) -> None:
+    import subprocess
+
+    spec = write(tmp_path, SPEC, POLICY)
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    exe = [sys.executable, "-m", "llmos_grammar.cli.main", "shell", str(spec), "--no-color"]
+    done = subprocess.run(
+        [*exe, "--engine", "transformers"],
+        input=b"caf\xe9 ok\n" + b"x" * (100 * 1024) + b"\n",
+        capture_output=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    err = done.stderr.decode()
+    assert "1 byte(s) of the input were not UTF-8; replaced with U+FFFD" in err
+    assert "input of 100 KB refused" in err and "Traceback" not in err
+    assert done.stdout.decode().count("[OUTPUT]turn") == 1  # the paste ran no turn
