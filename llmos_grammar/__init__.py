@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Runtime", "load", "load_policy", "__version__"]
+__all__ = ["Runtime", "Session", "load", "load_policy", "__version__"]
 
 _LAZY = {
     "load": ("llmos_grammar.spec", "load"),
     "load_policy": ("llmos_grammar.spec", "load_policy"),
     "Runtime": ("llmos_grammar.runtime", "Runtime"),
+    "Session": ("llmos_grammar.runtime", "Session"),
 }
 
 

@@ -157,6 +157,10 @@ class TaskError(LlmosError):
     """A task file (JSONL) for llmos-eval is malformed."""
 
 
+class SessionError(LlmosError):
+    """A session cannot take an input (too long), or a saved session cannot be read."""
+
+
 @dataclass
 class Report:
     """All diagnostics collected while checking one or more files."""

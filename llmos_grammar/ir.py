@@ -159,6 +159,13 @@ class Budgets:
 
 
 @dataclass(frozen=True)
+class SessionLimits:
+    """An interactive session's context: at most `max_context` tokens (None: the model's)."""
+
+    max_context: int | None = None
+
+
+@dataclass(frozen=True)
 class GrammarTest:
     state: str
     accept: tuple[str, ...] = ()
@@ -218,6 +225,7 @@ class Machine:
     budgets: Budgets = field(default_factory=Budgets)
     engine: str = "auto"  # auto | transformers | llamacpp | vllm
     samples: Samples = field(default_factory=Samples)
+    session: SessionLimits = field(default_factory=SessionLimits)
     tests: tuple[GrammarTest, ...] = ()
     description: str = ""
     # hash of llmos version, spec, policy and grammar texts: names the exact spec a

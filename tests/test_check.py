@@ -232,3 +232,16 @@ def test_a_policy_problem_is_reported_once_for_the_policy_and_its_specs(tmp_path
     assert len(checked) == 3
     ignored = [d for d in report.diagnostics if d.code == "ignored"]
     assert len(ignored) == 1 and ignored[0].location.file.endswith("policy.yaml")
+
+
+def test_session_max_context_compiles_and_must_leave_room_for_a_reply(tmp_path: Path) -> None:
+    from llmos_grammar import load
+
+    spec = SPEC.replace("start: talk", "start: talk\nsession: {max_context: 2048}")
+    assert load(write(tmp_path, spec)).session.max_context == 2048
+    assert diagnostics(tmp_path, spec) == []
+    small = SPEC.replace("start: talk", "start: talk\nsession: {max_context: 512}")
+    d = only(diagnostics(tmp_path, small), "session-context")  # limits.max_tokens is 1024
+    assert d.path == "session.max_context" and d.location.line == line_of(small, "session:")
+    typo = SPEC.replace("start: talk", "start: talk\nsession: {max_contxt: 512}")
+    assert diagnostics(tmp_path, typo)

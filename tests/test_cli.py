@@ -104,3 +104,17 @@ def test_thousands_of_problems_on_one_long_line(
     excerpt, caret = out[at + 2], out[at + 3]  # after the hint
     assert excerpt.startswith("  ...") and excerpt.endswith("...")
     assert excerpt[len(caret) - 1 :].startswith('"t10": talk')
+
+
+def test_run_without_a_task_needs_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["run", str(write(tmp_path))]) == 2
+    assert "give a TASK" in capsys.readouterr().err
+
+
+def test_shell_is_a_command_with_its_keys_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["shell", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--history" in out and "--engine" in out

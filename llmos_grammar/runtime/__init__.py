@@ -18,6 +18,7 @@ from llmos_grammar.runtime.events import (
     TransitionEvent,
     event_to_json,
 )
+from llmos_grammar.runtime.session import Session
 
 __all__ = [
     "ActionFinished",
@@ -30,6 +31,7 @@ __all__ = [
     "RowEvent",
     "Runtime",
     "Segment",
+    "Session",
     "Stats",
     "TokenEvent",
     "TransitionEvent",

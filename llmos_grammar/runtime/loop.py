@@ -32,10 +32,13 @@ class Run(SegmentDecode):
     # ---- the run ------------------------------------------------------------
     def events(self) -> Steps:
         machine = self.rt.machine
-        prompt = prompt_text(machine.prompt, self.rt.lm.tokenizer, self.task)
-        self.seq.append(encode(self.rt.lm.tokenizer, prompt))
+        prompt = self.turn
+        if prompt is None:
+            prompt = prompt_text(machine.prompt, self.rt.lm.tokenizer, self.task)
+        prompt_ids = encode(self.rt.lm.tokenizer, prompt)
+        self.seq.append(prompt_ids)
         self.seq.mark_floor()
-        self.stats.prompt_tokens = len(self.seq.ids)
+        self.stats.prompt_tokens = len(prompt_ids)
         self.add_text("prompt", prompt)
         reason: StopReason = "final"
         message = ""
@@ -79,8 +82,9 @@ class Run(SegmentDecode):
     def _finish_stats(self) -> None:
         now = time.perf_counter()
         self.stats.total_s = now - self.t0
-        self.stats.forward_passes = self.seq.forward_passes
-        self.stats.forced_tokens = self.seq.forward_tokens - self.stats.prompt_tokens
+        self.stats.forward_passes = self.seq.forward_passes - self.passes0
+        fed = self.seq.forward_tokens - self.fed0
+        self.stats.forced_tokens = fed - self.stats.prompt_tokens
         self.stats.forced_tokens -= self.stats.generated_tokens
         self.stats.forced_tokens = max(0, self.stats.forced_tokens)
         start = self.first_token_at if self.first_token_at is not None else now
@@ -97,8 +101,8 @@ class Run(SegmentDecode):
         visit = self.new_visit(state, matcher)
         if matcher is not None:
             entry = matcher.forced()
-            if entry:
-                yield from self.replay_entry(visit, entry)
+            if entry and (yield from self.replay_entry(visit, entry)):
+                return
         while True:
             self._check_budgets(visit.steps, state.max_tokens)
             logits = yield from self._logits(matcher, visit.steps)

@@ -38,10 +38,19 @@ class RowState:
         engine: AnyEngine | None = None,
         sampling: Sampling | None = None,
         key: tuple[int, int] = (0, 0),
+        seq: KVSequence | None = None,
+        turn: str | None = None,
     ) -> None:
         self.rt = rt
         self.task = task
-        self.seq = KVSequence(rt.lm, engine if engine is not None else rt.new_engine())
+        if seq is None:
+            seq = KVSequence(rt.lm, engine if engine is not None else rt.new_engine())
+        self.seq = seq
+        # A run that continues a sequence (a session's next turn) appends `turn`
+        # instead of the whole prompt; its stats count from where the row stood.
+        self.turn = turn
+        self.passes0 = seq.forward_passes
+        self.fed0 = seq.forward_tokens
         self.state = rt.machine.start
         self.captures: dict[str, str] = {}
         self.segments: list[Segment] = []

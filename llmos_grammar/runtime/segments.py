@@ -72,7 +72,8 @@ class SegmentDecode(TokenReplay):
                 if entry and list(pending)[: len(entry)] == entry:
                     for _ in entry:
                         pending.popleft()
-                    yield from self.replay_entry(visit, entry)
+                    if (yield from self.replay_entry(visit, entry)):
+                        return
                 entry = []
             token = pending.popleft()
 

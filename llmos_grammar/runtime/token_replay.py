@@ -42,14 +42,30 @@ class TokenReplay(ActionStep):
     def new_visit(self, state: TextState | GrammarState, matcher: Any) -> Visit:
         return Visit(state, matcher, len(self.seq.ids))
 
-    def replay_entry(self, visit: Visit, entry: list[int]) -> Steps:
-        """Tokens the grammar forces before the model chooses any: fed as forced."""
+    def replay_entry(self, visit: Visit, entry: list[int]) -> Ends:
+        """Tokens the grammar forces before the model chooses any: fed as forced.
+
+        True when they are the whole state, close included (the state moves on).
+        """
         self._consume(visit.matcher, entry, 0, None)
         for t in entry:
             visit.offsets.append(len(visit.state_bytes))
             visit.state_bytes += self.rt.table.decode([t])
         self.seq.append(entry)
         yield from self._emit_tokens(entry, forced_flag=True)
+        state = visit.state
+        if isinstance(state, GrammarState) and self._closed(state, visit):
+            yield from self.enter(state.next, state.close)  # forced whole, close included
+            return True
+        return False
+
+    def _closed(self, state: GrammarState, visit: Visit) -> bool:
+        """The state's text ends with its close and the grammar accepts: capture the text."""
+        close, text, matcher = state.close.encode(), visit.state_bytes, visit.matcher
+        if not text.endswith(close) or matcher is None or not matcher.is_accepting():
+            return False
+        self.captures[state.name] = bytes(text[: -len(close)]).decode("utf-8", "replace")
+        return True
 
     def replay_token(
         self, visit: Visit, token: int, take_forced: Callable[[list[int]], list[int]]
@@ -86,10 +102,7 @@ class TokenReplay(ActionStep):
             yield from self._emit_tokens([token], forced_flag=False)
             if forced:
                 yield from self._emit_tokens(forced, forced_flag=True)
-            close = state.close.encode()
-            text = visit.state_bytes
-            if text.endswith(close) and matcher is not None and matcher.is_accepting():
-                self.captures[state.name] = bytes(text[: -len(close)]).decode("utf-8", "replace")
+            if self._closed(state, visit):
                 yield from self.enter(state.next, state.close)
                 return True
             return False

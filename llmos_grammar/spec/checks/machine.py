@@ -76,6 +76,7 @@ class Analysis:
         self._triggers()
         self._actions()
         self._templates()
+        self._session()
         return self.found
 
     def error(self, message: str, path: Key, code: str, hint: str = "", key: bool = False) -> None:
@@ -106,6 +107,18 @@ class Analysis:
             if isinstance(state, ActionState):
                 self._input(name, state)
                 self._feeders(name, state)
+
+    def _session(self) -> None:
+        window = self.machine.session.max_context
+        reply = self.machine.budgets.max_tokens
+        if window is not None and window <= reply:
+            self.error(
+                f"session.max_context ({window}) leaves no room for a turn: "
+                f"a reply may take limits.max_tokens ({reply}) tokens",
+                ("session", "max_context"),
+                "session-context",
+                "raise session.max_context above limits.max_tokens, or lower limits.max_tokens",
+            )
 
     def _input(self, name: str, state: ActionState) -> None:
         source = self.states.get(state.input)
