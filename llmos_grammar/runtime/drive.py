@@ -11,7 +11,7 @@ from typing import Any
 from llmos_grammar.engines import Engine
 from llmos_grammar.runtime.events import Event
 from llmos_grammar.runtime.loop import Run
-from llmos_grammar.runtime.requests import ActionCall, Step
+from llmos_grammar.runtime.requests import ActionCall, Generate, Step
 from llmos_grammar.runtime.step import step_rows
 
 
@@ -65,6 +65,8 @@ def drive(run: Run, engine: Engine) -> Iterator[Event]:
                     raise
                 except Exception as exc:  # handed to the run, as a batch does
                     error = exc
+            elif isinstance(item, Generate):  # Session refuses segment engines up front
+                raise TypeError("drive() steps token-level engines only")
             else:
                 yield item
     finally:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmos_grammar.engines import Engine, SegmentEngine
 from llmos_grammar.errors import SessionError
 from llmos_grammar.ir import Machine
 from llmos_grammar.runtime.drive import deferred_interrupt, drive
@@ -67,7 +68,15 @@ class Session:
         self._owns_runtime = runtime is None
         self.rt = runtime if runtime is not None else Runtime(machine, model, **runtime_kw)
         self.machine = self.rt.machine
-        self.engine = self.rt.new_engine()
+        engine = self.rt.new_engine()
+        if isinstance(engine, SegmentEngine):
+            if self._owns_runtime:
+                self.rt.close()
+            raise SessionError(
+                f"a session runs on a token-level engine (transformers or llamacpp), not "
+                f"{self.rt.engine_name}: use --engine transformers or --engine llamacpp"
+            )
+        self.engine: Engine = engine
         self.seq = KVSequence(self.rt.lm, self.engine)
         self.turns: list[Turn] = []
         self.compactions: list[Compaction] = []
