@@ -155,3 +155,29 @@ def test_a_session_continues_one_row_and_agrees_with_a_re_prefill() -> None:
     top = set(kept.topk(5).indices.tolist())
     assert top == set(again.topk(5).indices.tolist())
     assert float((kept - again).abs().mean()) < 0.25  # measured: 0.12
+
+
+def test_a_joining_row_shares_the_cells_of_the_first_prompt() -> None:
+    import torch
+
+    system = ids("You are a careful assistant. Answer with one Python expression. " * 2)
+    first, second = system + ids(" What is 2 + 2?"), system + ids(" What is 7 times 6?")
+    e = engine()
+    a = e.open_row()
+    e.append(a, first)
+    e.forward([a])
+    fed = e.counters.tokens_fed
+    b = e.open_row()
+    e.append(b, second)
+    shared = e.forward([b])[b]
+    # only the ids after the common prefix were computed; the others' cells came from row a
+    common = next(i for i, (x, y) in enumerate(zip(first, second, strict=False)) if x != y)
+    assert common >= len(system)
+    assert e.counters.tokens_fed - fed == len(second) - common
+    assert e.cached(b) == len(second) and e.row_counters(b).tokens_fed == len(second)
+    alone = engine()
+    c = alone.open_row()
+    alone.append(c, second)
+    again = alone.forward([c])[c]
+    assert int(shared.argmax()) == int(again.argmax())
+    assert torch.allclose(shared, again, atol=1.0)

@@ -4,7 +4,10 @@ Only the forward pass is llama.cpp's (`llama-cpp-python`'s low-level API). Rows
 are llama.cpp sequences (`seq_id`) in one context with a unified KV cache: one
 `llama_decode` feeds every listed row's pending ids at their own positions, so
 rows of any length need no padding and no mask. Truncating a row removes its
-cells (`llama_memory_seq_rm`); a closed row's sequence id is reused.
+cells (`llama_memory_seq_rm`); a closed row's sequence id is reused. The first
+prompt's cells are kept in a sequence of their own; a joining row that starts
+with the same ids (a system prompt) shares those cells (`llama_memory_seq_cp`)
+instead of computing them again.
 
 Numerics: llama.cpp's kernels are not batch-invariant. A row's logits are
 exactly those of a re-prefill when it is alone in the context, but move by
@@ -28,8 +31,9 @@ from llmos_grammar.engines import EngineCounters, refeed_last
 from llmos_grammar.errors import ModelError
 
 N_BATCH = 512  # tokens per llama_decode call; longer feeds are split
-N_SEQ_MAX = 64  # rows one engine holds at once
+N_SEQ_MAX = 63  # rows one engine holds at once (plus the shared prefix's sequence)
 N_CTX = 32768  # KV cells shared by all rows (about 23 KB each for the default model)
+MIN_SHARED = 16  # shortest prompt prefix worth sharing between rows instead of recomputing
 
 _init = threading.Lock()
 _backend_ready = False
@@ -121,7 +125,7 @@ class LlamaCppEngine:
         params.n_ctx = n_ctx
         params.n_batch = N_BATCH
         params.n_ubatch = N_BATCH
-        params.n_seq_max = rows
+        params.n_seq_max = rows + 1  # the last sequence holds the shared prefix
         params.kv_unified = True  # rows share every cell; none is capped at n_ctx / rows
         params.n_threads = model.threads
         params.n_threads_batch = model.threads
@@ -137,13 +141,17 @@ class LlamaCppEngine:
         self.n_ctx = n_ctx
         self.counters = EngineCounters()
         self._rows: dict[int, _Row] = {}
+        self._prefix_seq = rows  # holds the first prompt's cells, shared by joining rows
+        self._prefix_ids: list[int] = []
         self._free = list(range(rows - 1, -1, -1))  # sequence ids not in use
         self._next = 0
 
     # ---- rows -----------------------------------------------------------------
     def open_row(self) -> int:
         if not self._free:
-            raise ModelError(f"the llama.cpp engine holds at most {N_SEQ_MAX} rows at once")
+            raise ModelError(
+                f"the llama.cpp engine holds at most {self._prefix_seq} rows at once"
+            )
         handle = self._next
         self._next += 1
         self._rows[handle] = _Row(seq=self._free.pop())
@@ -186,10 +194,37 @@ class LlamaCppEngine:
             r = self._rows[row]
             if r.cached == len(r.ids) and r.logits is None:
                 refeed_last(self, row)
+            if r.cached == 0:
+                self._start_from_prefix(r)
             feed.extend((row, r.ids[p], p) for p in range(r.cached, len(r.ids)))
         for start in range(0, len(feed), N_BATCH):
             self._decode(feed[start : start + N_BATCH])
+        if not self._prefix_ids:
+            self._remember_prefix()
         return {row: self._rows[row].logits for row in rows}
+
+    # ---- a shared prefix (a system prompt, say) ------------------------------------
+    def _remember_prefix(self) -> None:
+        """Keep the cells of the first prompt long enough to share in a sequence of its own."""
+        import llama_cpp as lc
+
+        for r in self._rows.values():
+            if r.cached >= MIN_SHARED:
+                lc.llama_memory_seq_cp(self.memory, r.seq, self._prefix_seq, 0, r.cached)
+                self._prefix_ids = r.ids[: r.cached]
+                return
+
+    def _start_from_prefix(self, r: _Row) -> None:
+        """A row with nothing cached shares the prefix's cells (at least one id stays pending)."""
+        import llama_cpp as lc
+
+        shared, limit = 0, min(len(r.ids) - 1, len(self._prefix_ids))
+        while shared < limit and r.ids[shared] == self._prefix_ids[shared]:
+            shared += 1
+        if shared >= MIN_SHARED:
+            lc.llama_memory_seq_cp(self.memory, self._prefix_seq, r.seq, 0, shared)
+            r.cached = shared
+            r.counters.tokens_fed += shared  # in the row's context as if fed
 
     def _decode(self, items: list[tuple[int, int, int]]) -> None:
         import llama_cpp as lc
