@@ -18,7 +18,9 @@ def runtime():  # type: ignore[no-untyped-def]
     from llmos_grammar.runtime import Runtime
     from llmos_grammar.spec.loader import load
 
-    with Runtime(load(SPEC)) as rt:
+    # explicit: a module fixture is made before the per-test pin to transformers (conftest)
+    with Runtime(load(SPEC), engine="transformers") as rt:
+        assert rt.engine_name == "transformers"
         yield rt
 
 
@@ -104,8 +106,31 @@ def test_calculator_batch_of_eight_equals_one_at_a_time(runtime) -> None:  # typ
         batched = rt.run_batch(tasks, batch=8)
         alone = rt.run_batch(tasks, batch=1)  # one row at a time, with the same per-row seeds
         first = rt.run(tasks[0])
-    assert [r[0].text for r in batched] == [r[0].text for r in alone]
-    assert [r[0].completion_ids for r in batched] == [r[0].completion_ids for r in alone]
+    # Rows of a batch get their single-sequence logits up to float rounding: the BLAS
+    # kernels follow the batch size (bit-exact on some CPUs, ~2e-5 apart on others), so
+    # a greedy near-tie may flip. Every result is identical, or parts at such a tie.
+    identical = 0
+    for (b,), (a,) in zip(batched, alone, strict=True):
+        if b.completion_ids == a.completion_ids:
+            assert b.text == a.text
+            identical += 1
+        else:
+            assert_parts_at_a_near_tie(rt.lm, a, b)
+    assert identical >= 6, f"only {identical}/8 rows equal their single-sequence run"
     assert all(r[0].stop_reason == "final" for r in batched)
     # task 0 row 0 uses the spec's seed itself: it equals a plain single run
     assert first.text == batched[0][0].text
+
+
+def assert_parts_at_a_near_tie(lm, alone, batched) -> None:  # type: ignore[no-untyped-def]
+    """The two runs' first different token: both near the top logit of the shared prefix."""
+    from llmos_grammar.engines.transformers import TransformersEngine
+
+    a, b = alone.completion_ids, batched.completion_ids
+    k = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+    engine = TransformersEngine(lm)
+    row = engine.open_row()
+    engine.append(row, [*alone.prompt_ids, *a[:k]])
+    logits = engine.forward([row])[row]
+    gap = abs(float(logits[a[k]]) - float(logits[b[k]]))
+    assert gap < 1e-3, f"the runs part at token {k} with logits {gap:.2e} apart: not a tie"

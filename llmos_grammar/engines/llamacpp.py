@@ -13,7 +13,7 @@ Numerics: llama.cpp's kernels are not batch-invariant. A row's logits are
 exactly those of a re-prefill when it is alone in the context, but move by
 ~0.5 (default model) once other rows hold cells or share the decode call (the
 kernels follow the call's token count), so greedy rows of a batch can part from
-their single-sequence runs. The transformers engine is batch-invariant.
+their single-sequence runs. The transformers engine matches them up to float rounding.
 On CPUs with AMX tiles the extra (AMX) buffer types are left off: their Q4_1
 matmul crashes.
 """
