@@ -17,8 +17,8 @@ from llmos_grammar.cli.adapter import (
     with_wall,
 )
 from llmos_grammar.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from llmos_grammar.cli.options import add_engine_arguments
 from llmos_grammar.cli.process import prepare_for_model
-from llmos_grammar.engines.select import ENGINES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,22 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baseline", choices=["plain"], help="also run the plain model (no spec) side by side"
     )
-    parser.add_argument("--model", help="override the spec's model (name, hub id, folder, .gguf)")
-    parser.add_argument(
-        "--engine",
-        choices=ENGINES,
-        help="what runs the model (default: the spec's engine, auto: llama.cpp for GGUF models)",
-    )
+    add_engine_arguments(parser)
     add_adapter_argument(parser)
     add_wall_argument(parser)
-    parser.add_argument(
-        "--engine-arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an argument of the vllm engine (repeatable): url=http://HOST:PORT of a running "
-        "server, or a vLLM server option such as tensor_parallel_size=2",
-    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 

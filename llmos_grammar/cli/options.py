@@ -7,6 +7,26 @@ from dataclasses import replace
 from typing import Any
 
 
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --engine and --engine-arg, shared by llmos-run and llmos-eval."""
+    from llmos_grammar.engines.select import ENGINES
+
+    parser.add_argument("--model", help="override the spec's model (name, hub id, folder, .gguf)")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="what runs the model (default: the spec's engine, auto: llama.cpp for GGUF models)",
+    )
+    parser.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an argument of the vllm engine (repeatable): url=http://HOST:PORT of a running "
+        "server, or a vLLM server option such as tensor_parallel_size=2",
+    )
+
+
 def machine_from_args(args: argparse.Namespace) -> Any:
     """Load `args.spec` and apply --model, --engine, --temperature, --seed, --max-tokens."""
     from llmos_grammar.ir import ModelRef

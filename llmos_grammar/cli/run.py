@@ -8,10 +8,9 @@ from typing import Any
 
 from llmos_grammar.cli.adapter import add_adapter_argument, load_with_adapter
 from llmos_grammar.cli.exits import EXIT_BUDGET, EXIT_OK, EXIT_REFUSED, EXIT_STOPPED, EXIT_USAGE
-from llmos_grammar.cli.options import machine_from_args
+from llmos_grammar.cli.options import add_engine_arguments, machine_from_args
 from llmos_grammar.cli.process import prepare_for_model
 from llmos_grammar.cli.view import JsonView, TextView
-from llmos_grammar.engines.select import ENGINES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,21 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the task (fills {task} in the prompt's user template); "
         "none on a terminal opens an interactive session (llmos shell)",
     )
-    parser.add_argument("--model", help="override the spec's model (name, hub id, folder, .gguf)")
-    parser.add_argument(
-        "--engine",
-        choices=ENGINES,
-        help="what runs the model (default: the spec's engine, auto: llama.cpp for GGUF models)",
-    )
+    add_engine_arguments(parser)
     add_adapter_argument(parser)
-    parser.add_argument(
-        "--engine-arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an argument of the vllm engine (repeatable): url=http://HOST:PORT of a running "
-        "server, or a vLLM server option such as tensor_parallel_size=2",
-    )
     parser.add_argument("--temperature", type=float, help="sampling temperature (0 = greedy)")
     parser.add_argument("--seed", type=int, help="sampling seed")
     parser.add_argument("--max-tokens", type=int, help="total token budget")
