@@ -113,6 +113,15 @@ class SegmentEngine(Rows, Protocol):
 AnyEngine = Engine | SegmentEngine
 
 
+def shared_prefix(ids: Sequence[int], prefix: Sequence[int]) -> int:
+    """How many leading ids a row shares with a cached prefix, leaving its last id to feed
+    (the row needs logits after it)."""
+    shared, limit = 0, min(len(ids) - 1, len(prefix))
+    while shared < limit and ids[shared] == prefix[shared]:
+        shared += 1
+    return shared
+
+
 def refeed_last(engine: Engine, row: int) -> None:
     """A row truncated back into its cache has no logits: queue its last id again."""
     ids = engine.ids(row)
@@ -133,4 +142,5 @@ __all__ = [
     "SegmentOutput",
     "SegmentParams",
     "refeed_last",
+    "shared_prefix",
 ]

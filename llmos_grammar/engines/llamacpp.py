@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmos_grammar.engines import EngineCounters, refeed_last
+from llmos_grammar.engines import EngineCounters, refeed_last, shared_prefix
 from llmos_grammar.errors import ModelError
 
 N_BATCH = 512  # tokens per llama_decode call; longer feeds are split
@@ -218,9 +218,7 @@ class LlamaCppEngine:
         """A row with nothing cached shares the prefix's cells (at least one id stays pending)."""
         import llama_cpp as lc
 
-        shared, limit = 0, min(len(r.ids) - 1, len(self._prefix_ids))
-        while shared < limit and r.ids[shared] == self._prefix_ids[shared]:
-            shared += 1
+        shared = shared_prefix(r.ids, self._prefix_ids)
         if shared >= MIN_SHARED:
             lc.llama_memory_seq_cp(self.memory, self._prefix_seq, r.seq, 0, shared)
             r.cached = shared

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmos_grammar.engines import EngineCounters, refeed_last
+from llmos_grammar.engines import EngineCounters, refeed_last, shared_prefix
 from llmos_grammar.errors import ModelError
 from llmos_grammar.models import LoadedModel
 
@@ -250,10 +250,7 @@ class TransformersEngine:
     def _start_from_prefix(self, row: int) -> None:
         """Copy the shared prefix into a row with nothing cached (at least one id stays pending)."""
         r = self._rows[row]
-        shared = 0
-        limit = min(len(r.ids) - 1, len(self._prefix_ids))
-        while shared < limit and r.ids[shared] == self._prefix_ids[shared]:
-            shared += 1
+        shared = shared_prefix(r.ids, self._prefix_ids)
         if shared < MIN_SHARED:
             return
         if self.width == 0:  # an empty cache (the rows before have left): start its layers
