@@ -1,4 +1,4 @@
-"""The shared-cache engine: every row's logits equal those of running it alone."""
+"""The packed-cache engine: every row's logits equal those of running it alone."""
 
 from __future__ import annotations
 
@@ -32,12 +32,15 @@ def test_rows_of_different_lengths_match_running_alone() -> None:
     out = engine.forward([a, b])
     same(out[a], alone(head_a))
     same(out[b], alone(head_b))
-    # row a takes three injected tokens while row b decodes one (plus two masked pads)
+    # row a takes three injected tokens while row b decodes one: one pass of 4 tokens, no pads
     more_a, more_b = ids("\n[OUTPUT]")[:3], ids(" +")[:1]
     engine.append(a, more_a)
     engine.append(b, more_b)
+    fed, passes = engine.counters.tokens_fed, engine.counters.forward_passes
     out = engine.forward([a, b])
-    assert engine.counters.padding == len(head_a) - len(head_b) + 2
+    assert engine.counters.tokens_fed - fed == len(more_a) + len(more_b)
+    assert engine.counters.forward_passes == passes + 1
+    assert engine.counters.padding == 0
     same(out[a], alone(head_a + more_a))
     same(out[b], alone(head_b + more_b))
 
@@ -63,7 +66,7 @@ def test_truncating_one_row_masks_its_columns() -> None:
     same(out[b], alone(other))
 
 
-def test_a_joining_row_is_prefilled_apart_and_spliced_in() -> None:
+def test_a_joining_row_rides_in_the_same_pass() -> None:
     engine = TransformersEngine(tiny_model())
     a = engine.open_row()
     first = ids("x = 1")
@@ -73,10 +76,11 @@ def test_a_joining_row_is_prefilled_apart_and_spliced_in() -> None:
     prompt = ids("A much longer prompt than the first row has, so the cache grows left.")
     engine.append(b, prompt)
     engine.append(a, ids(" +"))
+    fed = engine.counters.tokens_fed
     out = engine.forward([a, b])
-    # row a was not padded to b's prompt: b was prefilled apart, then took one
-    # masked pad in a's one-token step
-    assert engine.counters.padding == 1
+    # one pass: b's prompt and a's one token side by side, nothing padded
+    assert engine.counters.tokens_fed - fed == len(prompt) + 1
+    assert engine.counters.padding == 0
     same(out[b], alone(prompt))
     same(out[a], alone(first + ids(" +")))
     engine.close_row(a)
@@ -100,7 +104,9 @@ def test_compaction_keeps_logits() -> None:
     width = engine.width
     engine.compact()
     assert engine.width < width
-    assert engine.width == max(engine.cached(a), engine.cached(b))
+    # left: the columns a and b see (no prefix is pinned: both prompts are short)
+    assert not bool(engine.pinned.any())
+    assert engine.width == engine.cached(a) + engine.cached(b)
     engine.append(a, ids(" +"))
     engine.append(b, ids(" +"))
     after = engine.forward([a, b])
@@ -158,3 +164,21 @@ def test_a_row_after_all_others_left_still_reuses_the_prefix() -> None:
     same(out[b], alone(joined))
     engine.append(b, ids(" ok"))
     same(engine.forward([b])[b], alone(joined + ids(" ok")))
+
+
+def test_the_cache_buffers_grow_past_their_first_capacity() -> None:
+    from llmos_grammar.engines.growing import MIN_CAPACITY
+
+    engine = TransformersEngine(tiny_model())
+    a, b = engine.open_row(), engine.open_row()
+    text = ids("count = count + 1\n" * 40)
+    assert len(text) > MIN_CAPACITY
+    engine.append(a, text[:100])
+    engine.append(b, text[:7])
+    engine.forward([a, b])
+    engine.append(a, text[100:])
+    engine.append(b, text[7:20])
+    out = engine.forward([a, b])
+    assert engine.width > MIN_CAPACITY
+    same(out[a], alone(text))
+    same(out[b], alone(text[:20]))

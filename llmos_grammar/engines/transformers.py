@@ -1,17 +1,20 @@
-"""A transformers engine: every row in one shared DynamicCache, told apart by a 4D mask.
+"""A transformers engine: every row packed into one cache sequence, told apart by a mask.
 
-Rows of different lengths share the cache's columns. Each step appends the
-same number of columns to every row (the widest row's pending tokens); a row
-that feeds fewer tokens gets masked pads before its tokens, so every row's
-last token sits in the last column and one logits position serves them all.
-Positions are explicit: a row's next position is the number of its live
-cached tokens. Columns a row truncated are masked out (one row of a shared
-cache cannot be cropped); trailing columns dead for every row are cropped.
-A row joining a busy cache starts from the keys and values of the prefix it
-shares with the first prompt the engine saw (a system prompt, say), and the
-rest of its prompt is prefilled on its own and spliced in, so the others are
-not padded to its prompt length. When dead columns pile up the
-cache is compacted: each row's live columns are gathered and left-padded.
+The cache holds a single sequence of columns (batch dimension 1), and every
+row owns a set of them, as in llama.cpp's unified KV cache. A forward pass
+packs all listed rows' pending ids side by side into one sequence: each token
+gets its row's next position and a mask row that sees its row's cached
+columns and its row's earlier tokens of the pass. So rows of any length need
+no padding, a row that takes 30 injected tokens costs 30 tokens of compute
+and not 30 for every row, and a joining row's prompt rides in the same pass.
+Logits are computed only at each row's last fed token.
+
+The first prompt long enough to share (a system prompt, say) stays pinned; a
+row that starts with the same ids sees those columns instead of computing
+them again. Truncating a row hides its columns from it; columns no row sees
+are dropped from the end at once and from the middle when enough pile up
+(compaction). Keys and values live in buffers that grow by doubling, so a
+step writes its new columns in place instead of copying the whole cache.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from llmos_grammar.engines import EngineCounters, refeed_last, shared_prefix
 from llmos_grammar.errors import ModelError
 from llmos_grammar.models import LoadedModel
 
-MIN_SHARED = 16  # shortest shared prefix worth copying instead of recomputing
+MIN_SHARED = 16  # shortest shared prefix worth pinning instead of recomputing
+CHUNK = 512  # tokens per forward pass; longer feeds are split
 
 
 @dataclass
 class _Row:
-    slot: int  # index in the cache's batch dimension
+    slot: int  # this row's line in the live matrix
     ids: list[int] = field(default_factory=list)
     cols: list[int] = field(default_factory=list)  # cache column of each cached id
     logits: Any = None  # next-token logits after the last cached id
@@ -37,17 +41,17 @@ class _Row:
 
 
 @dataclass
-class _Feed:
-    """One forward's inputs: ids, positions, which columns are real, and the 4D mask."""
+class _Pack:
+    """One forward's packed inputs: ids, positions, and the row of each token."""
 
-    input_ids: Any
-    positions: Any
-    new_live: Any
-    widths: dict[int, int]  # row -> tokens fed
+    rows: list[int]  # row handle of each token
+    ids: list[int]
+    positions: list[int]
+    last: dict[int, int]  # row -> index of its last token in this pack
 
 
 class TransformersEngine:
-    """Rows of one causal LM in one shared KV cache (see the module docstring)."""
+    """Rows of one causal LM packed into one KV cache (see the module docstring)."""
 
     def __init__(self, lm: LoadedModel, *, compact_min: int = 64) -> None:
         import torch
@@ -57,13 +61,14 @@ class TransformersEngine:
         self.compact_min = compact_min
         self.counters = EngineCounters()
         self._rows: dict[int, _Row] = {}
-        self._slots: list[int] = []  # slot -> row handle
+        self._free: list[int] = []  # slots of closed rows
         self._next = 0
         self._cache_kw = _cache_keyword(lm.model)
-        self.cache: Any = self._new_cache()
-        self.live = torch.zeros((0, 0), dtype=torch.bool, device=self.device)
-        self._prefix_ids: list[int] = []  # the first prompt seen, and its keys and values
-        self._prefix_kv: list[tuple[Any, Any]] = []
+        self.cache: Any = _new_cache(lm)
+        self.live = torch.zeros((0, 0), dtype=torch.bool, device=self.device)  # slot x column
+        self.pinned = torch.zeros((0,), dtype=torch.bool, device=self.device)  # the prefix
+        self._prefix_ids: list[int] = []
+        self._prefix_cols: list[int] = []
 
     # ---- rows -----------------------------------------------------------------
     def open_row(self) -> int:
@@ -71,11 +76,13 @@ class TransformersEngine:
 
         handle = self._next
         self._next += 1
-        self._rows[handle] = _Row(slot=len(self._slots))
-        self._slots.append(handle)
-        blank = torch.zeros((1, self.width), dtype=torch.bool, device=self.device)
-        self.live = torch.cat([self.live, blank])
-        self._map_layers(lambda t: torch.cat([t, t.new_zeros((1, *t.shape[1:]))]))
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot = int(self.live.shape[0])
+            blank = torch.zeros((1, self.width), dtype=torch.bool, device=self.device)
+            self.live = torch.cat([self.live, blank])
+        self._rows[handle] = _Row(slot=slot)
         return handle
 
     def append(self, row: int, tokens: Sequence[int]) -> None:
@@ -100,260 +107,170 @@ class TransformersEngine:
         return self._rows[row].counters
 
     def close_row(self, row: int) -> None:
-        import torch
-
         r = self._rows.pop(row)
-        del self._slots[r.slot]
-        if not self._rows:
-            self.cache = self._new_cache()
-            self.live = torch.zeros((0, 0), dtype=torch.bool, device=self.device)
-            return
-        keep = torch.tensor(
-            [s for s in range(len(self._slots) + 1) if s != r.slot], device=self.device
-        )
-        self.live = self.live[keep]
-        self._map_layers(lambda t: t[keep])
-        for slot, handle in enumerate(self._slots):
-            self._rows[handle].slot = slot
+        self.live[r.slot] = False
+        self._free.append(r.slot)
         self._trim_tail()
 
     @property
     def width(self) -> int:
-        """Columns in the shared cache (live or not)."""
-        return int(self.live.shape[1])
+        """Columns in the cache (seen by some row or not)."""
+        return int(self.pinned.shape[0])
 
     # ---- forward ----------------------------------------------------------------
     def forward(self, rows: Sequence[int]) -> dict[int, Any]:
-        """Feed the listed rows' pending ids; rows with none pending keep their logits."""
-        feed: list[int] = []
+        """Feed the listed rows' pending ids in one packed pass; logits per row."""
         for row in rows:
             r = self._rows[row]
             if len(r.ids) == len(r.cols) and r.logits is None:
                 refeed_last(self, row)
-            if len(r.ids) > len(r.cols):
-                feed.append(row)
-        for row in feed:
-            if not self._rows[row].cols:
-                self._start_from_prefix(row)
-        fresh = [row for row in feed if not self._rows[row].cols]
-        if fresh and self.width > 0 and self.live.any():
-            self._prefill_apart(fresh)
-            feed = [row for row in feed if row not in fresh]
-        if feed:
-            self._step(feed)
+            if not r.cols:
+                self._start_from_prefix(r)
+        pack = self._pack(rows)
+        for start in range(0, len(pack.ids), CHUNK):
+            self._run(pack, start, min(start + CHUNK, len(pack.ids)))
         if not self._prefix_ids:
             self._remember_prefix()
         self._maybe_compact()
         return {row: self._rows[row].logits for row in rows}
 
-    def _step(self, feed: list[int]) -> None:
-        import torch
-
-        batch, width = len(self._slots), self.width
-        inputs = self._inputs(feed, {row: self._rows[row].slot for row in feed}, batch)
-        step = int(inputs.input_ids.shape[1])
-        mask = None
-        if batch > 1 or not bool(self.live.all()) or not bool(inputs.new_live.all()):
-            mask = _mask_4d(self.live, inputs.new_live)
-        logits = self._model(inputs, mask, self.cache)
-        for row, fed in inputs.widths.items():
+    def _pack(self, rows: Sequence[int]) -> _Pack:
+        pack = _Pack([], [], [], {})
+        for row in rows:
             r = self._rows[row]
-            r.cols.extend(range(width + step - fed, width + step))
-            r.logits = logits[r.slot]
+            pending = r.ids[len(r.cols) :]
+            if not pending:
+                continue
+            start = len(r.cols)
+            pack.rows.extend([row] * len(pending))
+            pack.ids.extend(pending)
+            pack.positions.extend(range(start, start + len(pending)))
+            pack.last[row] = len(pack.ids) - 1
             r.counters.forward_passes += 1
-            r.counters.tokens_fed += fed
-        self.live = torch.cat([self.live, inputs.new_live], dim=1)
-        self.counters.forward_passes += 1
-        self.counters.tokens_fed += sum(inputs.widths.values())
-        self.counters.padding += batch * step - sum(inputs.widths.values())
+            r.counters.tokens_fed += len(pending)
+        return pack
 
-    def _prefill_apart(self, fresh: list[int]) -> None:
-        """Prefill rows with nothing cached in a cache of their own, then splice them in."""
+    def _run(self, pack: _Pack, start: int, end: int) -> None:
+        """One forward pass over pack[start:end]: append its columns, keep the rows' logits."""
         import torch
 
-        local = {row: i for i, row in enumerate(fresh)}
-        inputs = self._inputs(fresh, local, len(fresh))
-        step = int(inputs.input_ids.shape[1])
-        empty = torch.zeros((len(fresh), 0), dtype=torch.bool, device=self.device)
-        mask = None if len(fresh) == 1 else _mask_4d(empty, inputs.new_live)
-        apart = self._new_cache()
-        logits = self._model(inputs, mask, apart)
-        if step > self.width:
-            self._pad_left(step - self.width)
-        width = self.width
-        slots = torch.tensor([self._rows[row].slot for row in fresh], device=self.device)
-        for layer, other in zip(self.cache.layers, apart.layers, strict=True):
-            layer.keys[slots, :, width - step :] = other.keys
-            layer.values[slots, :, width - step :] = other.values
-        for row, fed in inputs.widths.items():
-            r = self._rows[row]
-            r.cols = list(range(width - fed, width))
-            self.live[r.slot, width - fed :] = True
-            r.logits = logits[local[row]]
-            r.counters.forward_passes += 1
-            r.counters.tokens_fed += fed
-        self.counters.forward_passes += 1
-        self.counters.tokens_fed += sum(inputs.widths.values())
-        self.counters.padding += len(fresh) * step - sum(inputs.widths.values())
-
-    def _inputs(self, feed: list[int], slots: dict[int, int], batch: int) -> _Feed:
-        """Pending ids right-aligned in a (batch, step) block; everything else is masked pads."""
-        import torch
-
-        pending = {row: self._rows[row].ids[len(self._rows[row].cols) :] for row in feed}
-        step = max(len(p) for p in pending.values())
-        ids = [[0] * step for _ in range(batch)]
-        pos = [[0] * step for _ in range(batch)]
-        live = [[False] * step for _ in range(batch)]
-        for row, tokens in pending.items():
-            s, n, start = slots[row], len(tokens), len(self._rows[row].cols)
-            ids[s][step - n :] = tokens
-            pos[s][step - n :] = range(start, start + n)
-            live[s][step - n :] = [True] * n
-        dev = self.device
-        return _Feed(
-            torch.tensor(ids, dtype=torch.long, device=dev),
-            torch.tensor(pos, dtype=torch.long, device=dev),
-            torch.tensor(live, dtype=torch.bool, device=dev),
-            {row: len(tokens) for row, tokens in pending.items()},
+        dev, width, n = self.device, self.width, end - start
+        slots = torch.tensor(
+            [self._rows[row].slot for row in pack.rows[start:end]], device=dev
         )
+        keep = {row: i - start for row, i in pack.last.items() if start <= i < end}
+        same_row = slots[:, None] == slots[None, :]
+        causal = torch.ones((n, n), dtype=torch.bool, device=dev).tril()
+        mask = torch.cat([self.live[slots], same_row & causal], dim=1)[None, None]
+        positions = torch.tensor([pack.positions[start:end]], dtype=torch.long, device=dev)
+        ids = torch.tensor([pack.ids[start:end]], dtype=torch.long, device=dev)
+        picks = list(keep.values()) or [n - 1]
+        logits = self._model(ids, positions, mask, torch.tensor(picks, device=dev))
+        self.live = torch.cat(
+            [self.live, torch.zeros((self.live.shape[0], n), dtype=torch.bool, device=dev)], dim=1
+        )
+        self.live[slots, torch.arange(width, width + n, device=dev)] = True
+        self.pinned = torch.cat([self.pinned, torch.zeros(n, dtype=torch.bool, device=dev)])
+        for i, row in enumerate(pack.rows[start:end]):
+            self._rows[row].cols.append(width + i)
+        for j, row in enumerate(keep):
+            self._rows[row].logits = logits[j]
+        self.counters.forward_passes += 1
+        self.counters.tokens_fed += n
 
-    def _model(self, inputs: _Feed, mask: Any, cache: Any) -> Any:
+    def _model(self, ids: Any, positions: Any, mask: Any, picks: Any) -> Any:
         import torch
 
         with torch.inference_mode():
             out = self.lm.model(
-                input_ids=inputs.input_ids,
-                position_ids=inputs.positions,
+                input_ids=ids,
+                position_ids=positions,
                 attention_mask=mask,
                 use_cache=True,
-                logits_to_keep=1,
-                **{self._cache_kw: cache},
+                logits_to_keep=picks,
+                **{self._cache_kw: self.cache},
             )
-        return out.logits[:, -1].float()
+        return out.logits[0].float()
 
     # ---- a shared prefix ----------------------------------------------------------
     def _remember_prefix(self) -> None:
-        """Keep the keys and values of the first row long enough to be worth sharing."""
-        import torch
-
+        """Pin the columns of the first row long enough to be worth sharing."""
         for r in self._rows.values():
             if len(r.cols) >= MIN_SHARED:
-                index = torch.tensor(r.cols, device=self.device)
                 self._prefix_ids = r.ids[: len(r.cols)]
-                self._prefix_kv = [
-                    (layer.keys[r.slot, :, index][None], layer.values[r.slot, :, index][None])
-                    for layer in self.cache.layers
-                ]
+                self._prefix_cols = list(r.cols)
+                self.pinned[self._prefix_cols] = True
                 return
 
-    def _start_from_prefix(self, row: int) -> None:
-        """Copy the shared prefix into a row with nothing cached (at least one id stays pending)."""
-        r = self._rows[row]
+    def _start_from_prefix(self, r: _Row) -> None:
+        """A row with nothing cached sees the pinned prefix it shares (one id stays pending)."""
         shared = shared_prefix(r.ids, self._prefix_ids)
         if shared < MIN_SHARED:
             return
-        if self.width == 0:  # an empty cache (the rows before have left): start its layers
-            for layer, (keys, values) in zip(self.cache.layers, self._prefix_kv, strict=True):
-                if getattr(layer, "keys", None) is None or layer.keys.dim() != 4:
-                    layer.lazy_initialization(keys, values)
-                batch = len(self._slots)
-                layer.keys = keys.new_zeros((batch, keys.shape[1], 0, keys.shape[3]))
-                layer.values = values.new_zeros((batch, values.shape[1], 0, values.shape[3]))
-        if shared > self.width:
-            self._pad_left(shared - self.width)
-        width = self.width
-        for layer, (keys, values) in zip(self.cache.layers, self._prefix_kv, strict=True):
-            layer.keys[r.slot, :, width - shared :] = keys[0, :, :shared]
-            layer.values[r.slot, :, width - shared :] = values[0, :, :shared]
-        r.cols = list(range(width - shared, width))
-        self.live[r.slot, width - shared :] = True
+        r.cols = self._prefix_cols[:shared]
+        self.live[r.slot, r.cols] = True
         r.counters.tokens_fed += shared  # in the row's context as if fed
 
     # ---- cache upkeep -------------------------------------------------------------
+    def _used(self) -> Any:
+        return self.live.any(dim=0) | self.pinned
+
     def compact(self) -> None:
-        """Gather each row's live columns, left-padded to the longest row."""
+        """Drop every column no row sees and no prefix pins; the rest keep their order."""
         import torch
 
-        longest = max((len(r.cols) for r in self._rows.values()), default=0)
-        batch = len(self._slots)
-        index = torch.zeros((batch, longest), dtype=torch.long, device=self.device)
-        live = torch.zeros((batch, longest), dtype=torch.bool, device=self.device)
+        used = self._used()
+        keep = used.nonzero().flatten()
+        moved = torch.cumsum(used.long(), 0) - 1  # old column -> new column
+        self._map_layers(lambda t: t.index_select(2, keep))
+        self.live = self.live[:, keep]
+        self.pinned = self.pinned[keep]
+        table = moved.tolist()
         for r in self._rows.values():
-            n = len(r.cols)
-            if n:
-                index[r.slot, longest - n :] = torch.tensor(r.cols, device=self.device)
-                live[r.slot, longest - n :] = True
-            r.cols = list(range(longest - n, longest))
-
-        def gather(t: Any) -> Any:
-            full = index[:, None, :, None].expand(t.shape[0], t.shape[1], longest, t.shape[3])
-            return torch.gather(t, 2, full)
-
-        self._map_layers(gather)
-        self.live = live
+            r.cols = [table[c] for c in r.cols]
+        self._prefix_cols = [table[c] for c in self._prefix_cols]
 
     def _maybe_compact(self) -> None:
-        longest = max((len(r.cols) for r in self._rows.values()), default=0)
-        if self.width - longest >= max(self.compact_min, longest // 2):
+        used = int(self._used().sum())
+        if self.width - used >= max(self.compact_min, used // 2):
             self.compact()
 
     def _trim_tail(self) -> None:
-        """Crop trailing columns that no row uses."""
+        """Crop trailing columns that no row sees."""
         if self.width == 0:
             return
-        used = self.live.any(dim=0).nonzero()
+        used = self._used().nonzero()
         keep = int(used[-1].item()) + 1 if used.numel() else 0
         if keep < self.width:
             self.live = self.live[:, :keep]
+            self.pinned = self.pinned[:keep]
             self._map_layers(lambda t: t[:, :, :keep])
-
-    def _pad_left(self, n: int) -> None:
-        import torch
-
-        blank = torch.zeros((len(self._slots), n), dtype=torch.bool, device=self.device)
-        self.live = torch.cat([blank, self.live], dim=1)
-        self._map_layers(
-            lambda t: torch.cat([t.new_zeros((t.shape[0], t.shape[1], n, t.shape[3])), t], dim=2)
-        )
-        for r in self._rows.values():
-            r.cols = [c + n for c in r.cols]
 
     def _map_layers(self, fn: Callable[[Any], Any]) -> None:
         """Replace every initialized layer's keys and values by `fn` of them."""
         for layer in self.cache.layers:
-            if getattr(layer, "keys", None) is None or layer.keys.dim() != 4:
-                continue
-            layer.keys = fn(layer.keys)
-            layer.values = fn(layer.values)
-
-    def _new_cache(self) -> Any:
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.lm.model.config)
-        for layer in cache.layers:
-            if type(layer).__name__ != "DynamicLayer":
-                raise ModelError(
-                    f"{self.lm.name}: cache layers of type {type(layer).__name__} "
-                    "(sliding window) are not supported by the shared-cache engine"
-                )
-        return cache
+            layer.replace(fn)
 
 
-def _mask_4d(past: Any, new: Any) -> Any:
-    """(batch, 1, step, past + step) booleans: live past columns, causal new ones.
+def _new_cache(lm: LoadedModel) -> Any:
+    """A DynamicCache whose layers are growing buffers (see `_growing_layer`)."""
+    from transformers import DynamicCache
 
-    A pad attends to itself only, so no query row is fully masked (SDPA would
-    return NaN there and the NaN would reach later layers through its values).
-    """
-    import torch
+    cache = DynamicCache(config=lm.model.config)
+    for layer in cache.layers:
+        if type(layer).__name__ != "DynamicLayer":
+            raise ModelError(
+                f"{lm.name}: cache layers of type {type(layer).__name__} "
+                "(sliding window) are not supported by the packed-cache engine"
+            )
+    cache.layers = [_growing_layer() for _ in cache.layers]
+    return cache
 
-    batch, step = new.shape
-    eye = torch.eye(step, dtype=torch.bool, device=new.device)
-    causal = torch.ones((step, step), dtype=torch.bool, device=new.device).tril()
-    fresh = (causal[None] & new[:, None, :]) | eye[None]
-    old = past[:, None, :].expand(batch, step, past.shape[1])
-    return torch.cat([old, fresh], dim=2)[:, None]
+
+def _growing_layer() -> Any:
+    from llmos_grammar.engines.growing import GrowingLayer
+
+    return GrowingLayer()
 
 
 def _cache_keyword(model: Any) -> str:
