@@ -1,9 +1,11 @@
 """Batched decoding: the calculator's task set at several batch sizes, in one run.
 
 For each batch size: sampled tokens per second over the whole set (wall clock,
-actions included), wall time, and whether every greedy result is identical to
-batch 1's (same completion token ids). The spec's wall-clock budget is lifted
-so that a busy machine cannot cut rows short (which would change results).
+actions included), wall time, whether every greedy result is identical to
+batch 1's (same completion token ids), and the model's work: forward passes and
+the tokens they computed (prompts, forced and injected text, sampled tokens).
+The spec's wall-clock budget is lifted so that a busy machine cannot cut rows
+short (which would change results).
 
     python benchmarks/bench_batch.py [--sizes 1,4,8,16] [--limit N] [--model NAME]
 """
@@ -21,11 +23,21 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "calculator"
 
 
-def measure(rt: Any, tasks: list[str], size: int) -> tuple[float, int, list[Any]]:
+def measure(rt: Any, tasks: list[str], size: int) -> tuple[float, int, list[Any], Any]:
+    """Wall time, sampled tokens, results, and the counters of the engine the batch ran on."""
+    engines: list[Any] = []
+    make = rt.new_engine
+
+    def counted() -> Any:
+        engines.append(make())
+        return engines[-1]
+
+    rt.new_engine = counted
     start = time.perf_counter()
     results = [row[0] for row in rt.run_batch(tasks, batch=size)]
     wall = time.perf_counter() - start
-    return wall, sum(r.stats.generated_tokens for r in results), results
+    rt.new_engine = make
+    return wall, sum(r.stats.generated_tokens for r in results), results, engines[-1].counters
 
 
 def main() -> int:
@@ -60,7 +72,7 @@ def main() -> int:
         rows = []
         reference: list[Any] | None = None
         for size in sizes:
-            wall, tokens, results = measure(rt, tasks, size)
+            wall, tokens, results, counters = measure(rt, tasks, size)
             ids = [r.completion_ids for r in results]
             if reference is None:
                 reference = ids
@@ -68,7 +80,9 @@ def main() -> int:
             rows.append((size, wall, tokens, same))
             print(
                 f"batch {size:2d}: {tokens / wall:6.1f} tokens/s, {wall:6.1f} s wall, "
-                f"{tokens} tokens, {same}/{len(tasks)} results identical to batch {sizes[0]}",
+                f"{tokens} tokens, {same}/{len(tasks)} results identical to batch {sizes[0]}; "
+                f"{counters.forward_passes} forward passes computed {counters.tokens_fed} tokens "
+                f"({counters.tokens_fed / max(1, counters.forward_passes):.1f} a pass)",
                 flush=True,
             )
     base = rows[0][2] / rows[0][1]

@@ -182,3 +182,23 @@ def test_the_cache_buffers_grow_past_their_first_capacity() -> None:
     assert engine.width > MIN_CAPACITY
     same(out[a], alone(text))
     same(out[b], alone(text[:20]))
+
+
+def test_rows_that_start_together_compute_their_common_prompt_once() -> None:
+    engine = TransformersEngine(tiny_model())
+    system = ids("You are a calculator. Answer by writing Python code, then read its output.\n")
+    prompts = [system + ids(q) for q in ("What is 2 + 2?", "Compute 1000 minus 387.", "Is 9 odd?")]
+    rows = [engine.open_row() for _ in prompts]
+    for row, prompt in zip(rows, prompts, strict=True):
+        engine.append(row, prompt)
+    out = engine.forward(rows)
+    common = [
+        next(i for i, (x, y) in enumerate(zip(prompts[0], p, strict=False)) if x != y)
+        for p in prompts[1:]
+    ]
+    assert min(common) >= len(system)
+    # the first prompt whole (it is pinned), then only what each other prompt adds
+    expected = len(prompts[0]) + sum(len(p) - c for p, c in zip(prompts[1:], common, strict=True))
+    assert engine.counters.tokens_fed == expected
+    for row, prompt in zip(rows, prompts, strict=True):
+        same(out[row], alone(prompt))

@@ -181,3 +181,27 @@ def test_a_joining_row_shares_the_cells_of_the_first_prompt() -> None:
     again = alone.forward([c])[c]
     assert int(shared.argmax()) == int(again.argmax())
     assert torch.allclose(shared, again, atol=1.0)
+
+
+def test_rows_that_start_together_compute_their_common_prompt_once() -> None:
+    system = ids("You are a careful assistant. Answer with one Python expression. " * 2)
+    prompts = [system + ids(q) for q in (" What is 2 + 2?", " What is 7 times 6?", " Is 9 odd?")]
+    e = engine()
+    rows = [e.open_row() for _ in prompts]
+    for row, prompt in zip(rows, prompts, strict=True):
+        e.append(row, prompt)
+    out = e.forward(rows)
+    # the first prompt whole, then only what each other prompt adds after the common prefix
+    common = [shared_with(prompts[0], p) for p in prompts[1:]]
+    assert min(common) >= len(system)
+    expected = len(prompts[0]) + sum(len(p) - c for p, c in zip(prompts[1:], common, strict=True))
+    assert e.counters.tokens_fed == expected
+    for row, prompt in zip(rows, prompts, strict=True):
+        alone = engine()
+        single = alone.open_row()
+        alone.append(single, prompt)
+        assert int(out[row].argmax()) == int(alone.forward([single])[single].argmax())
+
+
+def shared_with(first: list[int], other: list[int]) -> int:
+    return next(i for i, (x, y) in enumerate(zip(first, other, strict=False)) if x != y)

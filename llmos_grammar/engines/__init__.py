@@ -122,6 +122,12 @@ def shared_prefix(ids: Sequence[int], prefix: Sequence[int]) -> int:
     return shared
 
 
+def first_shares(fresh: Sequence[Sequence[int]], minimum: int) -> bool:
+    """Whether rows starting together should wait for the first one's prompt: another of
+    them shares at least `minimum` leading ids with it (a system prompt, say)."""
+    return any(shared_prefix(ids, fresh[0]) >= minimum for ids in fresh[1:])
+
+
 def refeed_last(engine: Engine, row: int) -> None:
     """A row truncated back into its cache has no logits: queue its last id again."""
     ids = engine.ids(row)
@@ -141,6 +147,7 @@ __all__ = [
     "SegmentEnd",
     "SegmentOutput",
     "SegmentParams",
+    "first_shares",
     "refeed_last",
     "shared_prefix",
 ]

@@ -27,7 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmos_grammar.engines import EngineCounters, refeed_last, shared_prefix
+from llmos_grammar.engines import (
+    EngineCounters,
+    first_shares,
+    refeed_last,
+    shared_prefix,
+)
 from llmos_grammar.errors import ModelError
 
 N_BATCH = 512  # tokens per llama_decode call; longer feeds are split
@@ -84,9 +89,7 @@ class LlamaCppModel:
         self.n_vocab = int(lc.llama_vocab_n_tokens(vocab))
         self.n_ctx_train = int(lc.llama_model_n_ctx_train(self.handle))
         self.eos_ids = frozenset(
-            int(t)
-            for t in (lc.llama_vocab_eos(vocab), lc.llama_vocab_eot(vocab))
-            if int(t) >= 0
+            int(t) for t in (lc.llama_vocab_eos(vocab), lc.llama_vocab_eot(vocab)) if int(t) >= 0
         )
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         self.threads = threads or cores or os.cpu_count() or 1
@@ -149,9 +152,7 @@ class LlamaCppEngine:
     # ---- rows -----------------------------------------------------------------
     def open_row(self) -> int:
         if not self._free:
-            raise ModelError(
-                f"the llama.cpp engine holds at most {self._prefix_seq} rows at once"
-            )
+            raise ModelError(f"the llama.cpp engine holds at most {self._prefix_seq} rows at once")
         handle = self._next
         self._next += 1
         self._rows[handle] = _Row(seq=self._free.pop())
@@ -189,6 +190,9 @@ class LlamaCppEngine:
     # ---- forward ----------------------------------------------------------------
     def forward(self, rows: Sequence[int]) -> dict[int, Any]:
         """Feed the listed rows' pending ids (split into calls of N_BATCH); logits per row."""
+        fresh = [row for row in rows if self._rows[row].cached == 0]
+        if not self._prefix_ids and first_shares([self._rows[r].ids for r in fresh], MIN_SHARED):
+            self.forward(fresh[:1])  # its prompt is kept first; the others share it
         feed: list[tuple[int, int, int]] = []  # (row, token, position)
         for row in rows:
             r = self._rows[row]

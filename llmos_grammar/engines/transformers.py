@@ -23,7 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmos_grammar.engines import EngineCounters, refeed_last, shared_prefix
+from llmos_grammar.engines import (
+    EngineCounters,
+    first_shares,
+    refeed_last,
+    shared_prefix,
+)
 from llmos_grammar.errors import ModelError
 from llmos_grammar.models import LoadedModel
 
@@ -120,6 +125,9 @@ class TransformersEngine:
     # ---- forward ----------------------------------------------------------------
     def forward(self, rows: Sequence[int]) -> dict[int, Any]:
         """Feed the listed rows' pending ids in one packed pass; logits per row."""
+        fresh = [row for row in rows if not self._rows[row].cols]
+        if not self._prefix_ids and first_shares([self._rows[r].ids for r in fresh], MIN_SHARED):
+            self.forward(fresh[:1])  # its prompt is pinned first; the others share it
         for row in rows:
             r = self._rows[row]
             if len(r.ids) == len(r.cols) and r.logits is None:
@@ -155,9 +163,7 @@ class TransformersEngine:
         import torch
 
         dev, width, n = self.device, self.width, end - start
-        slots = torch.tensor(
-            [self._rows[row].slot for row in pack.rows[start:end]], device=dev
-        )
+        slots = torch.tensor([self._rows[row].slot for row in pack.rows[start:end]], device=dev)
         keep = {row: i - start for row, i in pack.last.items() if start <= i < end}
         same_row = slots[:, None] == slots[None, :]
         causal = torch.ones((n, n), dtype=torch.bool, device=dev).tril()
