@@ -1,7 +1,8 @@
 """The llamacpp engine against the transformers engine, side by side in one run.
 
 1. decode speed: tokens/s of both engines on the same machine and model, free text
-   and under grammars/python.lark (best of N interleaved runs); target llamacpp >= 3.5x
+   and under grammars/python.lark (best of N interleaved runs); target llamacpp >= 3.5x;
+   and each engine alone (one row, argmax, no runtime): the ceiling a runtime can reach
 2. resume on llamacpp: appending K tokens after an L-token context vs re-prefilling L+K
 3. the calculator's task set at batch 1 and batch 8 on each engine (tokens/s, wall time,
    solved, and how many greedy final answers the engines share)
@@ -48,17 +49,45 @@ def decode_speed(lms: dict[str, Any], machine: Any, tokens: int, repeat: int) ->
             result = rt.run(TASK)
             rates[key].append(result.stats.tokens_per_s)
             texts[key] = result.text
+        for engine, lm in lms.items():
+            rates.setdefault((engine, "engine alone"), []).append(bare_rate(lm, tokens))
     print(f"1. decode speed, {tokens} tokens after [CODE] (best of {repeat} interleaved runs)")
     for (engine, kind), values in rates.items():
         print(f"   {engine:12s} {kind:12s} {max(values):6.1f} tokens/s")
-    for kind in ("free", "python.lark"):
+    for kind in ("free", "python.lark", "engine alone"):
         ratio = max(rates[("llamacpp", kind)]) / max(rates[("transformers", kind)])
+        print(f"   {kind}: llamacpp / transformers = {ratio:.2f}x (target >= 3.5x)")
+    for kind in ("free", "python.lark"):
         same = texts[("llamacpp", kind)] == texts[("transformers", kind)]
+        share = max(rates[("llamacpp", kind)]) / max(rates[("llamacpp", "engine alone")])
         print(
-            f"   {kind}: llamacpp / transformers = {ratio:.2f}x (target >= 3.5x); same text: {same}"
+            f"   {kind}: same text on both engines: {same}; "
+            f"llamacpp runtime at {share:.0%} of its engine alone"
         )
     for rt in runtimes.values():
         rt.close()
+
+
+def bare_rate(lm: Any, tokens: int) -> float:
+    """Tokens/s of the engine alone: one row, greedy argmax, no runtime (the engine's ceiling)."""
+    if lm.engine == "llamacpp":
+        from llmos_grammar.engines.llamacpp import LlamaCppEngine
+
+        engine: Any = LlamaCppEngine(lm.model, n_ctx=4096, rows=1)
+    else:
+        from llmos_grammar.engines.transformers import TransformersEngine
+
+        engine = TransformersEngine(lm)
+    row = engine.open_row()
+    engine.append(row, lm.tokenizer.encode(TASK + "\n[CODE]\n", add_special_tokens=False))
+    logits = engine.forward([row])[row]
+    started = time.perf_counter()
+    for _ in range(tokens):
+        engine.append(row, [int(logits.argmax())])
+        logits = engine.forward([row])[row]
+    rate = tokens / (time.perf_counter() - started)
+    engine.close_row(row)
+    return rate
 
 
 def resume(lm: Any, context: int, added: int, repeat: int) -> None:
@@ -78,12 +107,14 @@ def resume(lm: Any, context: int, added: int, repeat: int) -> None:
         engine.forward([row])
         append_s.append(time.perf_counter() - started)
         engine.truncate(row, context)
-        fresh = engine.open_row()
+        # a context of its own: in `engine` the fresh row would share row's cells
+        other = LlamaCppEngine(lm.model, n_ctx=2 * (context + added) + 64, rows=2)
+        fresh = other.open_row()
         started = time.perf_counter()
-        engine.append(fresh, base + extra)
-        engine.forward([fresh])
+        other.append(fresh, base + extra)
+        other.forward([fresh])
         prefill_s.append(time.perf_counter() - started)
-        engine.close_row(fresh)
+        other.close()
     a, p = min(append_s), min(prefill_s)
     print(f"2. resume on llamacpp: append {added} tokens to a {context}-token context")
     print(f"   append {a * 1000:.1f} ms, re-prefill {p * 1000:.1f} ms: {p / a:.1f}x faster")
