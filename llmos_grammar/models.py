@@ -195,7 +195,11 @@ def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Any:
     converted = _gguf_cache_dir(folder, gguf, torch.float32)
     for cached in (converted, _tokenizer_cache_dir(folder, gguf)):
         if (cached / "tokenizer.json").is_file():
-            return AutoTokenizer.from_pretrained(cached, local_files_only=True)
+            # the fast class directly: AutoTokenizer would first import the model's
+            # configuration module (over a second of a cold start)
+            from transformers import PreTrainedTokenizerFast
+
+            return PreTrainedTokenizerFast.from_pretrained(cached, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
     _save_atomically(tokenizer, _tokenizer_cache_dir(folder, gguf))
     return tokenizer
