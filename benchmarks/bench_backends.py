@@ -7,7 +7,7 @@
 2. examples: tokens/s of the extract and calculator examples with every regex/JSON state on
    each backend (Lark states stay on llguidance, as in Outlines itself).
 
-    python benchmarks/bench_backends.py [--model NAME] [--tasks 3] [--skip-examples]
+    python benchmarks/bench_backends.py [--model NAME] [--tasks 3] [--skip-examples|--skip-schemas]
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ def main() -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--tasks", type=int, default=3, help="tasks per example")
     parser.add_argument("--skip-examples", action="store_true")
+    parser.add_argument("--skip-schemas", action="store_true")
     args = parser.parse_args()
     from llmos_grammar.models import load_model
 
@@ -132,6 +133,8 @@ def main() -> int:
     table = lm.token_table()
     os.environ["LLMOS_CACHE"] = tempfile.mkdtemp(prefix="llmos-bench-")  # cold index builds
     print(f"model {lm.name}, vocabulary {table.vocab_size}, cache {os.environ['LLMOS_CACHE']}")
+    if args.skip_schemas:
+        return examples(lm, args.tasks)
     print(
         "\n| schema | auto | outlines compile / cache load | outlines mask p50 / p99 |"
         " llguidance compile | llguidance mask p50 / p99 |"
@@ -144,6 +147,10 @@ def main() -> int:
             print(f"|  | ↳ {row['why']} | | | | |")
     if args.skip_examples:
         return 0
+    return examples(lm, args.tasks)
+
+
+def examples(lm: Any, count: int) -> int:
     calculator = [
         json.loads(line)["task"]
         for line in (ROOT / "examples" / "calculator" / "tasks.jsonl").read_text().splitlines()
@@ -152,7 +159,7 @@ def main() -> int:
     print("\n| example | auto | outlines | llguidance |\n|---|---|---|---|")
     for spec, tasks in (("extract", EXTRACT_TASKS), ("calculator", calculator)):
         cells = [
-            example_rate(lm, spec, b, tasks[: args.tasks])
+            example_rate(lm, spec, b, tasks[:count])
             for b in ("auto", "outlines", "llguidance")
         ]
         print(f"| {spec} | " + " | ".join(cells) + " |", flush=True)
