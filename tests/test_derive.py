@@ -82,7 +82,9 @@ def test_shell_grammar_allows_exactly_the_listed_commands(tmp_path: Path) -> Non
     source = derived(path)
     assert accepts(source, "echo hi | wc -l")
     assert accepts(source, "echo 'a b' > out.txt && wc -c out.txt")
-    for refused in ("rm -rf /", "echo hi | sh", "echox hi", "X=1 cat /etc/passwd"):
+    refused_lines = ("rm -rf /", "echo hi | sh", "echox hi", "X=1 cat /etc/passwd")
+    # no assignments before a listed command either (PATH=... would change what it runs)
+    for refused in (*refused_lines, "PATH=/tmp echo hi", "X=1 echo hi | wc -l"):
         assert not accepts(source, refused), refused
 
 
@@ -140,3 +142,20 @@ def test_show_grammar_prints_the_derived_grammar(
     assert 'CMD: "echo" | "wc"' in captured.out
     assert "query: lark, enforced by llguidance" in captured.err
     assert main(["check", "--show-grammar", str(path), "nope"]) == 2
+
+
+def test_files_grammar_of_a_read_only_folder_names_its_files(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    (notes / "sub").mkdir(parents=True)
+    (notes / "todo.txt").write_text("- buy coffee\n")
+    (notes / "sub" / "a.txt").write_text("a\n")
+    (notes / ".hidden").write_text("x\n")
+    path = spec_with(tmp_path, "    handler: files\n    read: [notes]\n")
+    source = derived(path)
+    for good in ("read todo.txt", "read sub/a.txt", "list", "list sub"):
+        assert accepts(source, good), good
+    for bad in ("read flight.txt", "read .hidden", "read sub/b.txt", "read ../todo.txt"):
+        assert not accepts(source, bad), bad
+    # the grammar follows the folder on the next derivation
+    (notes / "flight.txt").write_text("TP 1351\n")
+    assert accepts(derived(path), "read flight.txt")

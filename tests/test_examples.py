@@ -71,3 +71,20 @@ def test_shell_example_refuses_a_command_off_the_list() -> None:
 def test_calculator_example_runs_python() -> None:
     out, _, ok = run_example_action("calculator", "print(sum(range(1, 101)))\n")
     assert ok and out.strip() == "5050"
+
+
+TASK_FILES = sorted((ROOT / "examples").glob("*/tasks.jsonl"))
+
+
+def test_the_task_sets_the_readme_measures_are_shipped() -> None:
+    names = {p.parent.name for p in TASK_FILES}
+    assert {"calculator", "sqlite_qa", "chat", "shell", "files"} <= names
+
+
+@pytest.mark.parametrize("path", TASK_FILES, ids=lambda p: p.parent.name)
+def test_example_task_set_loads_with_answers(path: Path) -> None:
+    from llmos_grammar.eval.tasks import load_tasks
+
+    tasks = load_tasks(str(path))
+    assert len(tasks.tasks) >= 10
+    assert all(t.answer is not None or t.tests for t in tasks.tasks)

@@ -9,13 +9,16 @@ from llmos_grammar.ir import ActionPolicy, GrammarSource
 from llmos_grammar.paths import shipped
 
 # grammars/shell.lark with the command word replaced by CMD (its terminals are reused as they
-# are: words, quoting, redirections, pipes and lists; nothing can contain "[/")
+# are: words, quoting, redirections, pipes and lists; nothing can contain "[/"). No variable
+# assignments before a command: they are not commands the policy lists, `PATH=...` would
+# change which program a listed name runs, and a small model drifts into endless
+# assignment names (`FFFF1000...`) where a command must start.
 RULES = """\
 // derived from the policy's `commands` (derive: policy), on grammars/shell.lark
 start: list NEWLINE?
 list: pipeline (LIST_OP pipeline)* TAIL?
 pipeline: command (PIPE command)*
-command: (ASSIGNMENT BLANK)* CMD (BLANK (WORD | redirect))*
+command: CMD (BLANK (WORD | redirect))*
 redirect: REDIRECT BLANK? WORD | DUP
 """
 
