@@ -30,7 +30,9 @@ def first_token_s(task: str, engine: str) -> float:
     found = float("nan")
     for line in proc.stdout:
         event = json.loads(line)
-        if event.get("kind") == "token":  # the first text that needed a forward pass
+        # the first token the model chose: forced text (the assistant prefix, a grammar's
+        # only way on) is shown before the prompt's forward pass
+        if event.get("kind") == "token" and not event.get("forced"):
             found = time.perf_counter() - started
             break
     proc.kill()

@@ -93,10 +93,31 @@ class LlamaCppModel:
         )
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         self.threads = threads or cores or os.cpu_count() or 1
+        self._spare: Any = None  # a context made ahead of the first engine (prepare_context)
+
+    def prepare_context(self) -> None:
+        """Create the first engine's context now: while a loading thread does this (C code,
+        no GIL held), Python goes on loading the tokenizer."""
+        if self._spare is None:
+            self._spare = _new_context(self, N_CTX, N_SEQ_MAX)
+
+    def take_context(self, n_ctx: int, rows: int) -> Any:
+        """A context of `n_ctx` cells for `rows` rows: the prepared one when it fits."""
+        import llama_cpp as lc
+
+        spare, self._spare = self._spare, None
+        if spare is not None and (n_ctx, rows) == (N_CTX, N_SEQ_MAX):
+            return spare
+        if spare is not None:
+            lc.llama_free(spare)
+        return _new_context(self, n_ctx, rows)
 
     def close(self) -> None:
         import llama_cpp as lc
 
+        if self._spare is not None:
+            lc.llama_free(self._spare)
+            self._spare = None
         if self.handle:
             lc.llama_model_free(self.handle)
             self.handle = None
@@ -107,6 +128,38 @@ class LlamaCppModel:
             self.close()
         except Exception:
             pass
+
+
+def _new_context(model: LlamaCppModel, n_ctx: int, rows: int) -> Any:
+    """A llama.cpp context of `n_ctx` unified cells for `rows` rows plus the shared prefix."""
+    import llama_cpp as lc
+
+    params = lc.llama_context_default_params()
+    params.n_ctx = n_ctx
+    params.n_batch = N_BATCH
+    params.n_ubatch = N_BATCH
+    params.n_seq_max = rows + 1  # the last sequence holds the shared prefix
+    params.kv_unified = True  # rows share every cell; none is capped at n_ctx / rows
+    params.n_threads = model.threads
+    params.n_threads_batch = model.threads
+    # Without flash attention, appending after an action gives exactly the logits of a
+    # re-prefill (with it, ~0.5 apart on the default model: the tiles follow the split).
+    params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    ctx = lc.llama_init_from_model(model.handle, params)
+    if not ctx:
+        raise ModelError(f"llama.cpp cannot create a context of {n_ctx} cells for {model.path}")
+    return ctx
+
+
+def _load_native(path: str) -> LlamaCppModel:
+    """The model and its first context (run in a loading thread)."""
+    native = LlamaCppModel(path)
+    try:
+        native.prepare_context()
+    except ModelError:
+        native.close()
+        raise
+    return native
 
 
 @dataclass
@@ -124,21 +177,8 @@ class LlamaCppEngine:
     def __init__(self, model: LlamaCppModel, *, n_ctx: int = N_CTX, rows: int = N_SEQ_MAX):
         import llama_cpp as lc
 
-        params = lc.llama_context_default_params()
-        params.n_ctx = n_ctx
-        params.n_batch = N_BATCH
-        params.n_ubatch = N_BATCH
-        params.n_seq_max = rows + 1  # the last sequence holds the shared prefix
-        params.kv_unified = True  # rows share every cell; none is capped at n_ctx / rows
-        params.n_threads = model.threads
-        params.n_threads_batch = model.threads
-        # Without flash attention, appending after an action gives exactly the logits of a
-        # re-prefill (with it, ~0.5 apart on the default model: the tiles follow the split).
-        params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.model = model
-        self.ctx = lc.llama_init_from_model(model.handle, params)
-        if not self.ctx:
-            raise ModelError(f"llama.cpp cannot create a context of {n_ctx} cells for {model.path}")
+        self.ctx = model.take_context(n_ctx, rows)
         self.memory = lc.llama_get_memory(self.ctx)
         self.batch = lc.llama_batch_init(N_BATCH, 0, 1)
         self.n_ctx = n_ctx
@@ -291,8 +331,6 @@ def load_llamacpp(ref: Any) -> Any:
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
-    import torch
-
     from llmos_grammar.constraints.tokens import build_table
     from llmos_grammar.models import LoadedModel, load_tokenizer, resolve
 
@@ -302,9 +340,14 @@ def load_llamacpp(ref: Any) -> Any:
             f"the llamacpp engine runs GGUF models; {ref.name!r} is not one "
             "(use --engine transformers)"
         )
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-load")
+    # llama.cpp loads the weights and makes the first context without the GIL, on the
+    # other core, while this thread imports transformers and reads the tokenizer
+    loading = pool.submit(_load_native, str(Path(folder) / gguf))
+    import torch
+
     tokenizer = load_tokenizer(ref)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-table")
-    native = LlamaCppModel(str(Path(folder) / gguf))
+    native = loading.result()
     eos = set(native.eos_ids)
     if tokenizer.eos_token_id is not None:
         eos.add(int(tokenizer.eos_token_id))
