@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,3 +206,88 @@ def test_rows_that_start_together_compute_their_common_prompt_once() -> None:
 
 def shared_with(first: list[int], other: list[int]) -> int:
     return next(i for i, (x, y) in enumerate(zip(first, other, strict=False)) if x != y)
+
+
+def pinned_store(tmp_path: Any) -> Any:
+    from llmos_grammar.engines.llamacpp import prefix_store
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("llmos_grammar.engines.prefix_store.cache_root", lambda: tmp_path)
+        patch.delenv("LLMOS_KV_CACHE", raising=False)
+        return prefix_store(lm().model)
+
+
+def test_a_pinned_prefix_read_from_disk_gives_the_logits_of_a_whole_prefill(
+    tmp_path: Any,
+) -> None:
+    system = ids("You are a careful assistant. Answer with one Python expression. " * 2)
+    whole = system + ids(" What is 2 + 2?")
+    alone = engine()
+    row = alone.open_row()
+    alone.append(row, whole)
+    reference = alone.forward([row])[row]
+    store = pinned_store(tmp_path)
+    outs = []
+    for _ in range(2):  # the first engine computes and saves the prefix, the second reads it
+        e = engine()
+        e.pin_prefix(system, store)
+        r = e.open_row()
+        e.append(r, whole)
+        outs.append((e.forward([r])[r], e.counters.tokens_fed, e.row_counters(r).tokens_fed))
+    (computed, fed_first, row_first), (read, fed_second, row_second) = outs
+    assert store.load(system) is not None
+    assert fed_first == len(whole) and fed_second == len(whole) - len(system)
+    assert row_first == row_second == len(whole)  # in the row's context either way
+    assert bool((computed == reference).all()) and bool((read == reference).all())
+
+
+def test_a_damaged_prefix_state_is_computed_again(tmp_path: Any) -> None:
+    system = ids("You are a careful assistant. Answer with one Python expression. " * 2)
+    whole = system + ids(" Is 9 odd?")
+    store = pinned_store(tmp_path)
+    store.save(system, b"\x00" * 64)  # what llama.cpp cannot read
+    e = engine()
+    e.pin_prefix(system, store)
+    r = e.open_row()
+    e.append(r, whole)
+    out = e.forward([r])[r]
+    assert e.counters.tokens_fed == len(whole)
+    alone = engine()
+    a = alone.open_row()
+    alone.append(a, whole)
+    assert bool((out == alone.forward([a])[a]).all())
+    assert store.load(system) not in (None, b"\x00" * 64)  # replaced by a good state
+
+
+def test_rows_of_a_spec_share_its_prompt_before_the_task() -> None:
+    from llmos_grammar.runtime.prompt import encode, prompt_text, task_free_ids
+    from llmos_grammar.spec import load
+
+    machine = load(Path(__file__).parents[1] / "examples" / "calculator" / "spec.yaml")
+    tok = lm().tokenizer
+    pinned = task_free_ids(machine.prompt, tok)
+    assert len(pinned) > 20
+    for task in ("What is 2 + 2?", "7", " leading space", "\nnewline first"):
+        full = encode(tok, prompt_text(machine.prompt, tok, task))
+        assert full[: len(pinned)] == pinned and len(full) > len(pinned)
+
+
+def test_a_second_process_reads_the_spec_prompt_from_disk_and_decodes_the_same(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmos_grammar.runtime.prompt import task_free_ids
+    from llmos_grammar.spec import load
+
+    monkeypatch.setattr("llmos_grammar.engines.prefix_store.cache_root", lambda: tmp_path)
+    monkeypatch.delenv("LLMOS_KV_CACHE", raising=False)
+    machine = load(Path(__file__).parents[1] / "examples" / "calculator" / "spec.yaml")
+    pinned = task_free_ids(machine.prompt, lm().tokenizer)
+    runs = []
+    for _ in range(2):  # each Runtime makes its own llama.cpp context, as a new process would
+        runner = FakeRunner(ActionResult(stdout="4\n"))
+        rt = Runtime(machine, lm(), runner=runner)
+        result = rt.run("What is 2 + 2?")
+        runs.append((result.text, rt.new_engine().counters.tokens_fed))
+    (first_text, first_fed), (second_text, second_fed) = runs
+    assert second_text == first_text and "4" in first_text
+    assert first_fed - second_fed == len(pinned)

@@ -33,6 +33,7 @@ from llmos_grammar.engines import (
     refeed_last,
     shared_prefix,
 )
+from llmos_grammar.engines.prefix_store import PrefixStore
 from llmos_grammar.errors import ModelError
 
 N_BATCH = 512  # tokens per llama_decode call; longer feeds are split
@@ -186,8 +187,19 @@ class LlamaCppEngine:
         self._rows: dict[int, _Row] = {}
         self._prefix_seq = rows  # holds the first prompt's cells, shared by joining rows
         self._prefix_ids: list[int] = []
+        self._pinned: list[int] = []  # the prompt before any task (pin_prefix)
+        self._store: PrefixStore | None = None
         self._free = list(range(rows - 1, -1, -1))  # sequence ids not in use
         self._next = 0
+
+    def pin_prefix(self, ids: Sequence[int], store: PrefixStore | None = None) -> None:
+        """Rows will start with `ids` (a spec's prompt before the task): the first row that
+        does has them computed alone, once, and kept in the shared prefix; with a store,
+        read from disk when an earlier process computed them. Computed alone, a row's
+        logits are the same whether its prefix came from disk or not."""
+        if len(ids) >= MIN_SHARED and not self._prefix_ids:
+            self._pinned = [int(t) for t in ids]
+            self._store = store
 
     # ---- rows -----------------------------------------------------------------
     def open_row(self) -> int:
@@ -231,6 +243,8 @@ class LlamaCppEngine:
     def forward(self, rows: Sequence[int]) -> dict[int, Any]:
         """Feed the listed rows' pending ids (split into calls of N_BATCH); logits per row."""
         fresh = [row for row in rows if self._rows[row].cached == 0]
+        if self._pinned and not self._prefix_ids and any(map(self._starts_pinned, fresh)):
+            self._fill_pinned()
         if not self._prefix_ids and first_shares([self._rows[r].ids for r in fresh], MIN_SHARED):
             self.forward(fresh[:1])  # its prompt is kept first; the others share it
         feed: list[tuple[int, int, int]] = []  # (row, token, position)
@@ -257,6 +271,37 @@ class LlamaCppEngine:
                 lc.llama_memory_seq_cp(self.memory, r.seq, self._prefix_seq, 0, r.cached)
                 self._prefix_ids = r.ids[: r.cached]
                 return
+
+    def _starts_pinned(self, row: int) -> bool:
+        ids, n = self._rows[row].ids, len(self._pinned)
+        return len(ids) > n and ids[:n] == self._pinned
+
+    def _fill_pinned(self) -> None:
+        """The pinned ids in the prefix's sequence: from the store, else computed alone."""
+        import llama_cpp as lc
+
+        ids, seq = self._pinned, self._prefix_seq
+        data = self._store.load(ids) if self._store is not None else None
+        if data is not None:
+            source = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            if lc.llama_state_seq_set_data(self.ctx, source, len(data), seq) == len(data):
+                self._prefix_ids = list(ids)
+                return
+            lc.llama_memory_seq_rm(self.memory, seq, -1, -1)
+            self._store.drop(ids)  # type: ignore[union-attr]
+        self._rows[-1] = _Row(seq=seq, ids=list(ids))  # a row of its own while it decodes
+        try:
+            feed = [(-1, token, position) for position, token in enumerate(ids)]
+            for start in range(0, len(feed), N_BATCH):
+                self._decode(feed[start : start + N_BATCH])
+        finally:
+            del self._rows[-1]
+        self._prefix_ids = list(ids)
+        if self._store is not None:
+            size = lc.llama_state_seq_get_size(self.ctx, seq)
+            target = (ctypes.c_uint8 * size)()
+            if lc.llama_state_seq_get_data(self.ctx, target, size, seq) == size:
+                self._store.save(ids, bytes(target))
 
     def _start_from_prefix(self, r: _Row) -> None:
         """A row with nothing cached shares the prefix's cells (at least one id stays pending)."""
@@ -323,7 +368,15 @@ class LlamaCppEngine:
             pass
 
 
-__all__ = ["LlamaCppEngine", "LlamaCppModel"]
+__all__ = ["LlamaCppEngine", "LlamaCppModel", "load_llamacpp", "prefix_store"]
+
+
+def prefix_store(model: LlamaCppModel) -> PrefixStore | None:
+    """Where prompt-prefix states of `model` are kept between processes (None: nowhere).
+    The key holds what shapes the state: the file, llama.cpp's version and the threads."""
+    import llama_cpp as lc
+
+    return PrefixStore.for_model(model.path, lc.__version__, model.threads, N_BATCH)
 
 
 def load_llamacpp(ref: Any) -> Any:

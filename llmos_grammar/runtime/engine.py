@@ -158,13 +158,22 @@ class Runtime:
             return self._engine
         if self.lm.engine == "llamacpp":
             if self._engine is None:
-                from llmos_grammar.engines.llamacpp import LlamaCppEngine
-
-                self._engine = LlamaCppEngine(self.lm.model)
+                self._engine = self._llamacpp_engine()
             return self._engine
         from llmos_grammar.engines.transformers import TransformersEngine
 
         return TransformersEngine(self.lm)
+
+    def _llamacpp_engine(self) -> AnyEngine:
+        """The llama.cpp context, its rows sharing the spec's prompt before the task (computed
+        once, or read from the prefix store when an earlier process computed it)."""
+        from llmos_grammar.engines.llamacpp import LlamaCppEngine, prefix_store
+        from llmos_grammar.runtime.prompt import task_free_ids
+
+        engine = LlamaCppEngine(self.lm.model)
+        pinned = task_free_ids(self.machine.prompt, self.lm.tokenizer)
+        engine.pin_prefix(pinned, prefix_store(self.lm.model))
+        return engine
 
     def runner(self) -> Any:
         """The action runner (the policy's ActionRunner unless one was given)."""

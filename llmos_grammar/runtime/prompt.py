@@ -46,6 +46,17 @@ def prompt_text(prompt: Prompt, tokenizer: Any, task: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def task_free_ids(prompt: Prompt, tokenizer: Any) -> list[int]:
+    """The prompt's leading token ids that no task changes: where renderings for two unlike
+    tasks part, less one id (a task's first characters may merge with the id before)."""
+    first = encode(tokenizer, prompt_text(prompt, tokenizer, "A"))
+    second = encode(tokenizer, prompt_text(prompt, tokenizer, "\n7 "))
+    common = 0
+    while common < min(len(first), len(second)) and first[common] == second[common]:
+        common += 1
+    return first[: max(0, common - 1)]
+
+
 def next_turn_text(prompt: Prompt, tokenizer: Any, task: str) -> str:
     """The text after an assistant reply up to the next reply: end of turn, user turn, prefix.
 
