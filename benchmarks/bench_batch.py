@@ -7,7 +7,7 @@ the tokens they computed (prompts, forced and injected text, sampled tokens).
 The spec's wall-clock budget is lifted so that a busy machine cannot cut rows
 short (which would change results).
 
-    python benchmarks/bench_batch.py [--sizes 1,4,8,16] [--limit N] [--model NAME]
+    python benchmarks/bench_batch.py [--sizes 1,4,8,16] [--limit N] [--model NAME] [--dtype D]
 """
 
 from __future__ import annotations
@@ -45,10 +45,12 @@ def main() -> int:
     parser.add_argument("--sizes", default="1,4,8,16")
     parser.add_argument("--limit", type=int, default=0, help="first N tasks (0: all)")
     parser.add_argument("--model", default=None)
+    parser.add_argument("--dtype", default=None, help="float32, bfloat16 (default: the spec's)")
     args = parser.parse_args()
 
     from dataclasses import replace
 
+    from llmos_grammar.ir import ModelRef
     from llmos_grammar.models import load_model
     from llmos_grammar.runtime import Runtime
     from llmos_grammar.spec.loader import load
@@ -65,8 +67,10 @@ def main() -> int:
     if args.limit:
         tasks = tasks[: args.limit]
     sizes = [int(s) for s in args.sizes.split(",")]
-    lm = load_model(args.model if args.model else machine.model)
-    print(f"{len(tasks)} calculator tasks, greedy, model {lm.name}")
+    ref = ModelRef(name=args.model) if args.model else machine.model
+    lm = load_model(replace(ref, dtype=args.dtype) if args.dtype else ref)
+    dtype = str(lm.model.dtype).removeprefix("torch.")
+    print(f"{len(tasks)} calculator tasks, greedy, model {lm.name} ({dtype})")
     with Runtime(machine, lm) as rt:
         rt.run_batch(tasks[:1], batch=1)  # warm-up: thread pools, sandbox standby
         rows = []
