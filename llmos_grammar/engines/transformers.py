@@ -29,6 +29,7 @@ from llmos_grammar.engines import (
     refeed_last,
     shared_prefix,
 )
+from llmos_grammar.engines.onednn import use_onednn_linears
 from llmos_grammar.errors import ModelError
 from llmos_grammar.models import LoadedModel
 
@@ -63,6 +64,8 @@ class TransformersEngine:
 
         self.lm = lm
         self.device = lm.device
+        if self.device.type == "cpu":
+            use_onednn_linears(lm.model)
         self.compact_min = compact_min
         self.counters = EngineCounters()
         self._rows: dict[int, _Row] = {}
