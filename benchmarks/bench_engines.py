@@ -50,7 +50,8 @@ def decode_speed(lms: dict[str, Any], machine: Any, tokens: int, repeat: int) ->
             rates[key].append(result.stats.tokens_per_s)
             texts[key] = result.text
         for engine, lm in lms.items():
-            rates.setdefault((engine, "engine alone"), []).append(bare_rate(lm, tokens))
+            prompt = runtimes[(engine, "free")].machine.prompt
+            rates.setdefault((engine, "engine alone"), []).append(bare_rate(lm, prompt, tokens))
     print(f"1. decode speed, {tokens} tokens after [CODE] (best of {repeat} interleaved runs)")
     for (engine, kind), values in rates.items():
         print(f"   {engine:12s} {kind:12s} {max(values):6.1f} tokens/s")
@@ -68,8 +69,11 @@ def decode_speed(lms: dict[str, Any], machine: Any, tokens: int, repeat: int) ->
         rt.close()
 
 
-def bare_rate(lm: Any, tokens: int) -> float:
-    """Tokens/s of the engine alone: one row, greedy argmax, no runtime (the engine's ceiling)."""
+def bare_rate(lm: Any, prompt: Any, tokens: int) -> float:
+    """Tokens/s of the engine alone: one row, greedy argmax, no runtime (the engine's ceiling),
+    after the same prompt as the runtimes' (attention grows with the context)."""
+    from llmos_grammar.runtime.prompt import encode, prompt_text
+
     if lm.engine == "llamacpp":
         from llmos_grammar.engines.llamacpp import LlamaCppEngine
 
@@ -79,7 +83,8 @@ def bare_rate(lm: Any, tokens: int) -> float:
 
         engine = TransformersEngine(lm)
     row = engine.open_row()
-    engine.append(row, lm.tokenizer.encode(TASK + "\n[CODE]\n", add_special_tokens=False))
+    text = prompt_text(prompt, lm.tokenizer, TASK) + prompt.assistant_prefix
+    engine.append(row, encode(lm.tokenizer, text))
     logits = engine.forward([row])[row]
     started = time.perf_counter()
     for _ in range(tokens):
