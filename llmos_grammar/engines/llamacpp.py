@@ -255,8 +255,7 @@ class LlamaCppEngine:
             if r.cached == 0:
                 self._start_from_prefix(r)
             feed.extend((row, r.ids[p], p) for p in range(r.cached, len(r.ids)))
-        for start in range(0, len(feed), N_BATCH):
-            self._decode(feed[start : start + N_BATCH])
+        self._decode_all(feed)
         if not self._prefix_ids:
             self._remember_prefix()
         return {row: self._rows[row].logits for row in rows}
@@ -280,28 +279,26 @@ class LlamaCppEngine:
         """The pinned ids in the prefix's sequence: from the store, else computed alone."""
         import llama_cpp as lc
 
-        ids, seq = self._pinned, self._prefix_seq
-        data = self._store.load(ids) if self._store is not None else None
-        if data is not None:
+        ids, seq, store = self._pinned, self._prefix_seq, self._store
+        data = store.load(ids) if store is not None else None
+        if store is not None and data is not None:
             source = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
             if lc.llama_state_seq_set_data(self.ctx, source, len(data), seq) == len(data):
                 self._prefix_ids = list(ids)
                 return
             lc.llama_memory_seq_rm(self.memory, seq, -1, -1)
-            self._store.drop(ids)  # type: ignore[union-attr]
+            store.drop(ids)
         self._rows[-1] = _Row(seq=seq, ids=list(ids))  # a row of its own while it decodes
         try:
-            feed = [(-1, token, position) for position, token in enumerate(ids)]
-            for start in range(0, len(feed), N_BATCH):
-                self._decode(feed[start : start + N_BATCH])
+            self._decode_all([(-1, token, position) for position, token in enumerate(ids)])
         finally:
             del self._rows[-1]
         self._prefix_ids = list(ids)
-        if self._store is not None:
+        if store is not None:
             size = lc.llama_state_seq_get_size(self.ctx, seq)
             target = (ctypes.c_uint8 * size)()
             if lc.llama_state_seq_get_data(self.ctx, target, size, seq) == size:
-                self._store.save(ids, bytes(target))
+                store.save(ids, bytes(target))
 
     def _start_from_prefix(self, r: _Row) -> None:
         """A row with nothing cached shares the prefix's cells (at least one id stays pending)."""
@@ -312,6 +309,11 @@ class LlamaCppEngine:
             lc.llama_memory_seq_cp(self.memory, self._prefix_seq, r.seq, 0, shared)
             r.cached = shared
             r.counters.tokens_fed += shared  # in the row's context as if fed
+
+    def _decode_all(self, feed: list[tuple[int, int, int]]) -> None:
+        """Decode (row, token, position) items in calls of at most N_BATCH."""
+        for start in range(0, len(feed), N_BATCH):
+            self._decode(feed[start : start + N_BATCH])
 
     def _decode(self, items: list[tuple[int, int, int]]) -> None:
         import llama_cpp as lc
