@@ -20,6 +20,8 @@ from llmos_grammar.sandbox.plan import make_plan
 from llmos_grammar.sandbox.probe import Capabilities
 
 SECRET = "llmos-hostile-secret-7f3a"
+# Handlers that keep a warm standby sandbox, with a harmless first action that uses it up.
+WARM_HANDLERS = {"python": "pass\n", "shell": "true\n"}
 DAEMON_MARK = "31.4159"
 
 
@@ -97,6 +99,19 @@ Check = Callable[[ActionResult, Context], str | None]
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A hostile input that is not one sandboxed action (tokenization, terminal output, ...).
+
+    `run` attacks once and returns what went wrong, or None when the attack was
+    contained; it does not depend on the sandbox mode.
+    """
+
+    name: str
+    run: Callable[[], str | None]
+    expect: str
+
+
+@dataclass(frozen=True)
 class Case:
     """One hostile input; `needs` lists layers of which at least one must be enforced."""
 
@@ -107,6 +122,7 @@ class Case:
     overrides: dict[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     slow: bool = False
+    expect: str = "contained: the action fails or is refused, the host is unchanged"
 
     def policy(self, ctx: Context) -> ActionPolicy:
         base = ActionPolicy(name=self.name, handler=self.handler, timeout_s=1.0, cpu_s=5)
@@ -125,10 +141,10 @@ class Case:
     def run(self, ctx: Context, caps: Capabilities, warm: bool = False) -> ActionResult:
         """Run the case once; `warm` runs it in a standby sandbox of an ActionRunner."""
         policy = self.policy(ctx)
-        if not warm or self.handler not in ("python", "shell"):
+        if not warm or self.handler not in WARM_HANDLERS:
             return run_action(policy, self.text(ctx), caps=caps)
         with ActionRunner(Policy("hostile.yaml", {self.name: policy}), caps=caps) as runner:
-            runner.run(self.name, "pass\n" if self.handler == "python" else "true\n")
+            runner.run(self.name, WARM_HANDLERS[self.handler])
             return runner.run(self.name, self.text(ctx))
 
 

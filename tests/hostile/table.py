@@ -10,7 +10,8 @@ import sys
 import time
 
 from llmos_grammar.sandbox.probe import Capabilities, probe, without_bwrap
-from tests.hostile.cases import CASES, SECRET, Case, Context
+from tests.hostile.cases import SECRET, WARM_HANDLERS, Case, Context, Probe
+from tests.hostile.corpus import CASES, PROBES
 
 
 def modes() -> dict[str, tuple[Capabilities, bool]]:
@@ -47,7 +48,7 @@ def main() -> int:
     names = list(modes())
     for caps, warm in modes().values():
         for case in CASES:
-            if warm and case.handler not in ("python", "shell"):
+            if warm and case.handler not in WARM_HANDLERS:
                 rows[case.name].append("(same as cold)")
                 continue
             verdict, detail = outcome(case, caps, warm)
@@ -58,7 +59,34 @@ def main() -> int:
     for name, cells in rows.items():
         print(f"{name:<20} " + " ".join(f"{c[:width]:<{width}}" for c in cells))
     print("\ncells: the result the model saw (all held unless marked FAILED/skipped)")
+    failures += _probes()
+    _expected()
     return 1 if failures else 0
+
+
+def probe_outcome(probe: Probe) -> tuple[str, str]:
+    """(verdict, detail) of one probe: "held" or "FAILED"."""
+    problem = probe.run()
+    return ("FAILED", problem) if problem else ("held", probe.expect)
+
+
+def _probes() -> int:
+    """Print the probes (attacks that are not one sandboxed action); how many failed."""
+    if not PROBES:
+        return 0
+    failures = 0
+    print(f"\n{'probe':<28} outcome")
+    for probe in PROBES:
+        verdict, detail = probe_outcome(probe)
+        failures += verdict == "FAILED"
+        print(f"{probe.name:<28} {verdict}: {detail}")
+    return failures
+
+
+def _expected() -> None:
+    print(f"\n{'case':<28} expected")
+    for case in CASES:
+        print(f"{case.name:<28} {case.expect}")
 
 
 if __name__ == "__main__":
