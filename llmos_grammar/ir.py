@@ -10,6 +10,8 @@ from llmos_grammar.errors import Location
 
 GrammarKind = Literal["lark", "regex", "json_schema"]
 Approval = Literal["never", "ask", "always"]
+# python: how much of the interpreter's `site` runs (see llmos_grammar.actions.interpreter)
+SiteMode = Literal["minimal", "full", "none"]
 # which constraint backend enforces a state: auto = Outlines for regex and JSON schema it
 # expresses within bounds, llguidance otherwise (and always for Lark)
 BackendChoice = Literal["auto", "outlines", "llguidance"]
@@ -34,6 +36,9 @@ class GrammarSource:
     column_offset: int = 0
     # the close delimiter the compiler excluded from the grammar's NO_CLOSE terminals, if any
     excludes: str | None = None
+    # a JSON schema's whitespace between JSON tokens: "compact" (none), "flexible" (any JSON
+    # whitespace) or a regex of JSON whitespace; both backends enforce the same (grammar/jsonspace)
+    json_whitespace: str = "compact"
 
 
 @dataclass(frozen=True)
@@ -200,7 +205,11 @@ class ActionPolicy:
     persistent: bool = False  # python: keep variables between actions of a run
     confirm: Approval = "never"
     strict: bool = False
-    options: Mapping[str, object] = field(default_factory=dict)
+    site: SiteMode = "minimal"  # python: how the interpreter starts
+    body_bytes: int = 1 << 20  # http: cap on a JSON body read to select `json_fields`
+    json_fields: tuple[str, ...] = ()  # http: show these dotted fields of a JSON body
+    cgroup: bool = False  # sandbox: per-action cgroups even where other layers suffice
+    options: Mapping[str, object] = field(default_factory=dict)  # plugin handlers only
     location: Location | None = None
 
 

@@ -76,9 +76,9 @@ def test_python_site_modes() -> None:
     code = "import sys\nprint(sys.flags.no_site, __name__)\nimport yaml\nprint('yaml')\n"
     minimal = run_action(policy("python"), code)
     assert minimal.ok and minimal.stdout == "1 __main__\nyaml\n", minimal
-    full = run_action(policy("python", options={"site": "full"}), code)
+    full = run_action(policy("python", site="full"), code)
     assert full.ok and full.stdout == "0 __main__\nyaml\n", full
-    bare = run_action(policy("python", options={"site": False}), code)
+    bare = run_action(policy("python", site="none"), code)
     assert bare.exit_code == 1 and "ModuleNotFoundError" in bare.stderr
 
 

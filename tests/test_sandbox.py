@@ -197,7 +197,7 @@ def test_minimal_etc_keeps_the_programs_actions_use_working() -> None:
     result = run_action(sh, text)
     assert result.ok and result.stdout.split() == ["2", "nobody", "nogroup", "UTC"], result
     code = "import os, pwd, time\nprint(pwd.getpwuid(os.getuid()).pw_name, time.tzname[0])\n"
-    full = run_action(dataclasses.replace(PY, options={"site": "full"}), code)
+    full = run_action(dataclasses.replace(PY, site="full"), code)
     assert full.ok and full.stdout == "nobody UTC\n", full
     assert sorted(os.listdir("/etc")) != [], "host /etc untouched"
 

@@ -1,13 +1,13 @@
 """How the `python` handler starts the interpreter that runs llmos, isolated and fast.
 
-`site` (policy `options: {site: ...}`) picks how much of `site` runs:
+`site` (the policy key `site:`) picks how much of `site` runs:
 
 - "minimal" (default): `-I -S`, then the interpreter's site-packages folders are
   put on `sys.path` without running `.pth` files (those cost ~10 ms at start
   and as much again at exit here). Installed packages import; editable
   installs that live only in a `.pth` do not. `exit()`/`quit()` exist.
-- "full" (or true): `-I -`, the interpreter exactly as `python -I` starts it.
-- "none" (or false): `-I -S`, the standard library only.
+- "full": `-I -`, the interpreter exactly as `python -I` starts it.
+- "none": `-I -S`, the standard library only.
 
 The program comes on stdin and runs as `__main__` (file name `<stdin>`); an
 uncaught exception prints the usual traceback (without the loader's frames)
@@ -45,19 +45,9 @@ _llmos_main(PATHS)
 """
 
 
-def site_mode(policy: ActionPolicy) -> str:
-    """ "minimal", "full" or "none" from the policy's `options.site`."""
-    value = policy.options.get("site", "minimal")
-    if value is True or value == "full":
-        return "full"
-    if value is False or value == "none":
-        return "none"
-    return "minimal"
-
-
 def site_paths(policy: ActionPolicy) -> list[str]:
     """Folders put on `sys.path` in "minimal" mode."""
-    if site_mode(policy) != "minimal":
+    if policy.site != "minimal":
         return []
     return [p for p in site.getsitepackages() if p not in sys.path[:1]]
 
@@ -65,14 +55,14 @@ def site_paths(policy: ActionPolicy) -> list[str]:
 def interpreter_argv(policy: ActionPolicy) -> list[str]:
     """`sys.executable -I`, plus `-S` unless the policy asks for the full `site`."""
     argv = [sys.executable, "-I"]
-    if site_mode(policy) != "full":
+    if policy.site != "full":
         argv.append("-S")
     return argv
 
 
 def program_argv(policy: ActionPolicy) -> list[str]:
     """The interpreter reading its program from stdin (see the module docstring)."""
-    if site_mode(policy) == "full":
+    if policy.site == "full":
         return [*interpreter_argv(policy), "-"]
     loader = _LOADER.replace("PATHS", repr(site_paths(policy)))
     return [*interpreter_argv(policy), "-c", loader]

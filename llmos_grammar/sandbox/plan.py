@@ -67,7 +67,7 @@ def make_plan(policy: ActionPolicy, caps: Capabilities, warm: bool = False) -> P
     layer("disk", bwrap is not None and policy.workdir == "temporary")
     groups = (caps.pids_cgroup, caps.memory_cgroup, caps.cpu_cgroup)
     bases = tuple(b for b in groups if b is not None)
-    if bwrap and uid and not warm and not policy.options.get("cgroup", False):
+    if bwrap and uid and not warm and not policy.cgroup:
         bases = ()
     if caps.memory_cgroup is not None and caps.memory_cgroup in bases:
         enforced.append("memory_total")

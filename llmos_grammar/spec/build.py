@@ -38,7 +38,7 @@ ANY_TEXT = r"(?s:.*)"
 CONSTRAINT_KEYS = ("grammar", "lark", "regex", "json_schema", "derive")
 PATH_FIELDS = ("database",)
 PATH_LIST_FIELDS = ("read", "write")
-TUPLE_FIELDS = ("read", "write", "env", "urls", "methods", "commands")
+TUPLE_FIELDS = ("read", "write", "env", "urls", "methods", "commands", "json_fields")
 
 
 def build_policy(doc: Doc) -> Policy:

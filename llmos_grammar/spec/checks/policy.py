@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 from pathlib import Path
 
@@ -64,11 +65,40 @@ def action_problems(doc: Doc, path: Key, action: ActionPolicy) -> list[Diagnosti
         for folder in getattr(action, key):
             if not Path(folder).exists():
                 add("warning", f"folder {folder} does not exist", key, "missing-folder")
-    if action.persistent and handler != "python":
-        add("warning", "`persistent` only applies to the python handler", "persistent", "ignored")
-    if action.commands is not None and handler != "shell":
-        add("warning", "`commands` only applies to the shell handler", "commands", "ignored")
+    raw = doc.data.get("actions", {}).get(path[-1], {}) if path else {}
+    for key, only in HANDLER_KEYS.items():
+        if key in raw and handler != only:
+            add("warning", f"`{key}` only applies to the {only} handler", key, "ignored")
+    if handler in HANDLERS:
+        for key in raw.get("options", {}) or {}:
+            message, hint = _option_hint(str(key))
+            add("error", message, "options", "builtin-options", hint)
     return found
+
+
+# Policy keys that only one built-in handler reads.
+HANDLER_KEYS = {
+    "persistent": "python",
+    "site": "python",
+    "commands": "shell",
+    "body_bytes": "http",
+    "json_fields": "http",
+}
+
+
+def _option_hint(key: str) -> tuple[str, str]:
+    """(message, hint) for `options: {key: ...}` on a built-in handler."""
+    known = [
+        f for f in ActionPolicy.__dataclass_fields__ if f not in ("name", "location", "options")
+    ]
+    if key in known:
+        return (
+            f"option {key!r} is a policy key of its own",
+            f"move it out of `options:` and write `{key}: ...` beside `handler:`",
+        )
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean `{close[0]}:`?" if close else "`options:` is for plugin handlers only"
+    return f"unknown option {key!r} for a built-in handler", hint
 
 
 def _find_module(name: str) -> object | None:
