@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,13 +48,29 @@ actions:
 """
 
 
-def _children_gone(pid: int, timeout: float = 10) -> bool:
+def _wait(cond: Callable[[], bool], timeout: float = 30) -> bool:
+    """Whether `cond` came true before `timeout` seconds passed (polled)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if not descendants(pid):
+        if cond():
             return True
-        time.sleep(0.2)
+        time.sleep(0.1)
+    return cond()
+
+
+def _sleeping(pid: int) -> bool:
+    """Whether a process below `pid` sleeps in `time.sleep` (the action's third turn)."""
+    for kid in descendants(pid):
+        try:
+            if "nanosleep" in Path(f"/proc/{kid}/wchan").read_text():
+                return True
+        except OSError:
+            continue
     return False
+
+
+def _children_gone(pid: int, timeout: float = 10) -> bool:
+    return _wait(lambda: not descendants(pid), timeout)
 
 
 def test_shell_turns_interrupt_undo_exit(tmp_path: Path) -> None:
@@ -78,8 +95,7 @@ def test_shell_turns_interrupt_undo_exit(tmp_path: Path) -> None:
         assert "[OUTPUT]turn 2\n" in term.expect("llmos> ").replace("\r", "")
         term.line("a long one")
         term.expect("print('turn', n)")
-        time.sleep(2)  # the action sleeps in its sandbox
-        assert descendants(term.proc.pid), "no sandbox runs the action"
+        assert _wait(lambda: _sleeping(term.proc.pid)), "no sandbox runs the action"
         term.key("c")
         term.expect("interrupted: the turn was rolled back")
         term.expect("llmos> ")
