@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from llmos_grammar.runtime.events import Event, event_to_json
+from llmos_grammar.visible import json_text
 
 TRACE_VERSION = 1
 
@@ -28,7 +29,7 @@ class TraceWriter:
         self._write(record)
 
     def _write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.write(json_text(record) + "\n")  # safe to print: controls as \uXXXX
         self._file.flush()
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from llmos_grammar.errors import Diagnostic, SourceLines
+from llmos_grammar.visible import visible
 
 if TYPE_CHECKING:
     from llmos_grammar.spec.check import Checked
@@ -63,11 +64,11 @@ def _text(
 ) -> None:
     """Problems, then info lines (None: quiet, problems only), then a summary."""
     for d in diags:
-        print(d.render(sources))
+        print(visible(d.render(sources)))  # spec text, shown with its control characters escaped
     if infos is None:
         return
     for line in infos:
-        print(line)
+        print(visible(line))
     errors = sum(d.severity == "error" for d in diags)
     warnings = len(diags) - errors
     status = "ok" if not errors else "failed"
@@ -85,7 +86,7 @@ def _show_grammar(spec: str, state: str) -> int:
     if checked.machine is None:
         sources = SourceLines({spec: checked.doc.text} if checked.doc else {})
         for d in checked.diagnostics:
-            print(d.render(sources), file=sys.stderr)
+            print(visible(d.render(sources)), file=sys.stderr)
         return EXIT_ERROR
     source = getattr(checked.machine.states.get(state), "constraint", None)
     if source is None:
@@ -94,7 +95,7 @@ def _show_grammar(spec: str, state: str) -> int:
     how = checked.backends.get(state)
     backend = f", enforced by {how.backend}" if how else ""
     print(f"// {state}: {source.kind}{backend}", file=sys.stderr)
-    print(source.text)
+    print(visible(source.text))
     return EXIT_OK
 
 
@@ -158,7 +159,7 @@ def _github(
 ) -> None:
     for d in diags:
         level = "error" if d.severity == "error" else "warning"
-        message = d.message + (f" ({d.hint})" if d.hint else "")
+        message = visible(d.message + (f" ({d.hint})" if d.hint else ""))
         message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
         title = f"llmos-check {d.code}" if d.code else "llmos-check"
         where = (

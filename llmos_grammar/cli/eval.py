@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -19,6 +18,7 @@ from llmos_grammar.cli.adapter import (
 from llmos_grammar.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from llmos_grammar.cli.options import add_engine_arguments
 from llmos_grammar.cli.process import prepare_for_model
+from llmos_grammar.visible import json_text, visible
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,8 +120,10 @@ def run(args: argparse.Namespace) -> int:
         plain = plain_machine(machine)
         sides.append(("plain", plain, Scorer(plain, plain=True, action=action)))
     print(
-        f"{machine.name} on {taskset.name}: {len(taskset.tasks)} task(s), {n} sample(s) each, "
-        f"temperature {sampling.temperature:g}, model {machine.model.name}",
+        visible(
+            f"{machine.name} on {taskset.name}: {len(taskset.tasks)} task(s), {n} sample(s) "
+            f"each, temperature {sampling.temperature:g}, model {machine.model.name}"
+        ),
         flush=True,
     )
     prepare_for_model()
@@ -176,7 +178,7 @@ def _report(
         doc = dict(docs[0][1])
         if len(docs) > 1:
             doc["baseline"] = docs[1][1]
-        Path(args.json).write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        Path(args.json).write_text(json_text(doc, indent=1) + "\n", encoding="utf-8")
     if args.plot:
         from llmos_grammar.eval.plot import plot_comparison
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_REFUSED
 from llmos_grammar.errors import ActionError
+from llmos_grammar.visible import json_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     approve = terminal_approver(args.yes)
     with ActionRunner(policy, approve=approve, caps=caps, warm=False) as runner:
         result = runner.run(args.action, text)
-    print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    print(json_text(result.to_json(), indent=2))  # control and bidi characters as \uXXXX
     if result.refused is not None:
         return EXIT_REFUSED
     return EXIT_OK if result.ok else EXIT_ERROR

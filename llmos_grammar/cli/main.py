@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from llmos_grammar import __version__
 from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 from llmos_grammar.errors import LlmosError, SourceLines
+from llmos_grammar.visible import visible
 
 COMMANDS = {
     "run": ("llmos_grammar.cli.run", "run a spec on a model: llmos run SPEC TASK"),
@@ -51,10 +52,10 @@ def dispatch(argv: Sequence[str] | None, only: str | None = None) -> int:
         return int(args.command_module.run(args))
     except LlmosError as exc:
         if not exc.diagnostics:
-            print(f"llmos: {exc}", file=sys.stderr)
+            print(f"llmos: {visible(str(exc))}", file=sys.stderr)
         sources = SourceLines()
         for diagnostic in exc.diagnostics:  # each with its source line and a caret
-            print(f"llmos: {diagnostic.render(sources)}", file=sys.stderr)
+            print(f"llmos: {visible(diagnostic.render(sources))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("llmos: interrupted", file=sys.stderr)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from llmos_grammar.ir import Machine
 from llmos_grammar.runtime.vote import VoteTable, majority, samples_sampling, voted_text
+from llmos_grammar.visible import json_text, visible
 
 if TYPE_CHECKING:
     from llmos_grammar.runtime.events import Result
@@ -39,7 +39,7 @@ def run_samples(args: argparse.Namespace, machine: Machine, n: int) -> Result | 
             event = row_event.event
             if args.json:
                 where = {"row": row_event.row, "sample": row_event.sample}
-                out.write(json.dumps({**where, **event_to_json(event)}, ensure_ascii=False) + "\n")
+                out.write(json_text({**where, **event_to_json(event)}) + "\n")
             if event.kind == "done":
                 results[row_event.sample] = event.result
                 if not args.json:
@@ -47,14 +47,14 @@ def run_samples(args: argparse.Namespace, machine: Machine, n: int) -> Result | 
             out.flush()
     table = majority([voted_text(results[s], machine) if s in results else "" for s in range(n)])
     if args.json:
-        out.write(json.dumps(vote_json(table), ensure_ascii=False) + "\n")
+        out.write(json_text(vote_json(table)) + "\n")
     else:
         out.write(format_votes(table))
     return results.get(table.winning_row)
 
 
 def _show_sample(out: TextIO, sample: int, result: Any, machine: Machine) -> None:
-    answer = " ".join(voted_text(result, machine).split()) or "(no answer)"
+    answer = visible(" ".join(voted_text(result, machine).split())) or "(no answer)"
     actions = len(result.actions)
     out.write(
         f"sample {sample}: {answer}  [{result.stop_reason}, {actions} action(s), "
@@ -63,17 +63,19 @@ def _show_sample(out: TextIO, sample: int, result: Any, machine: Machine) -> Non
 
 
 def format_votes(table: VoteTable) -> str:
-    """The vote table (answer, votes, rows) and the voted answer."""
+    """The vote table (answer, votes, rows) and the voted answer (control characters of
+    the answers shown as escapes)."""
     if not table.entries:
         return f"\nno answer: all {table.total} sample(s) abstained\n"
-    width = max(6, *(len(e.answer) for e in table.entries)) + 2
+    answers = [visible(e.answer) for e in table.entries]
+    width = max(6, *(len(a) for a in answers)) + 2
     lines = ["", f"{'answer'.ljust(width)}votes  rows"]
-    for entry in table.entries:
+    for entry, answer in zip(table.entries, answers, strict=True):
         rows = ", ".join(str(r) for r in entry.rows)
-        lines.append(f"{entry.answer.ljust(width)}{str(entry.votes).ljust(7)}{rows}")
+        lines.append(f"{answer.ljust(width)}{str(entry.votes).ljust(7)}{rows}")
     winner = table.entries[0]
     lines.append(
-        f"voted answer: {winner.answer} ({winner.votes} of {table.total} votes, "
+        f"voted answer: {answers[0]} ({winner.votes} of {table.total} votes, "
         f"row {table.winning_row})"
     )
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from llmos_grammar.cli.shell_input import LineReader, clean, history_path
 from llmos_grammar.cli.view import TextView
 from llmos_grammar.engines.select import ENGINES
 from llmos_grammar.errors import LlmosError
+from llmos_grammar.visible import visible
 
 PROMPT = "llmos> "
 HELP = """\
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return ask(policy, text)
 
     def notify(line: str) -> None:
-        print(f"llmos shell: {line}", file=sys.stderr, flush=True)
+        print(f"llmos shell: {visible(line)}", file=sys.stderr, flush=True)
 
     prepare_for_model()
     history = getattr(args, "history", None)
@@ -174,7 +175,7 @@ class Shell:
     def _limits(self, rest: str) -> bool:
         from llmos_grammar.cli.shell_limits import describe
 
-        print(describe(self.session))
+        print(visible(describe(self.session)))
         return False
 
     def _context(self) -> str:

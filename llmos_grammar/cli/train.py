@@ -11,6 +11,7 @@ from typing import Any
 from llmos_grammar.cli.adapter import add_wall_argument, with_wall
 from llmos_grammar.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from llmos_grammar.cli.process import prepare_for_model
+from llmos_grammar.visible import visible
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         lora_r=args.lora_r, seed=args.seed, temperature=args.temperature, terms=terms,
     )  # fmt: skip
     print(
-        f"{machine.name}: GRPO on {tasks.name} ({len(tasks.tasks)} tasks), {config.steps} steps of "
+        f"{visible(machine.name)}: GRPO on {visible(tasks.name)} ({len(tasks.tasks)} tasks), "
+        f"{config.steps} steps of "
         f"{config.batch} completions ({config.batch // config.group} tasks x {config.group}), "
         f"LoRA r={config.lora_r}, lr {config.lr:g}, rewards "
         + ", ".join(f"{t.name}x{t.weight:g}" for t in terms),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any, TextIO
+
+from llmos_grammar.visible import PLAIN, REVERSE, json_text, visible
 
 STATE_COLOURS = {"grammar": "\033[36m", "action": "\033[33m", "text": "", "final": ""}
 DIM, RESET, BOLD = "\033[2m", "\033[0m", "\033[1m"
@@ -19,7 +20,7 @@ class JsonView:
     def show(self, event: Any) -> None:
         from llmos_grammar.runtime import event_to_json
 
-        self.out.write(json.dumps(event_to_json(event), ensure_ascii=False) + "\n")
+        self.out.write(json_text(event_to_json(event)) + "\n")
         self.out.flush()
 
     def stop(self) -> None:
@@ -38,7 +39,9 @@ class TextView:
         self.fired: list[tuple[str, str]] = []  # (trigger, target) of each trigger that fired
 
     def _paint(self, text: str, style: str) -> str:
-        return f"{style}{text}{RESET}" if self.colour and style else text
+        """Untrusted `text` with its control characters shown as escapes, then our style."""
+        shown = visible(text, REVERSE if self.colour else PLAIN)
+        return f"{style}{shown}{RESET}" if self.colour and style else shown
 
     def _state_style(self, state: str) -> str:
         kind = getattr(self.machine.states.get(state), "type", "text")
@@ -53,7 +56,8 @@ class TextView:
             self._transition(event)
         elif kind == "action_started":
             self.out.flush()
-            self.spinner = Spinner(self.out, f"running {event.action}") if self.colour else None
+            label = f"running {visible(event.action)}"
+            self.spinner = Spinner(self.out, label) if self.colour else None
         elif kind == "action_finished":
             self.stop()
         elif kind == "injected":
