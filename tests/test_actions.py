@@ -287,8 +287,8 @@ def test_http_get_post_caps_and_allow_list(server: str) -> None:
 
 
 def test_http_json_fields_pick_values_out_of_a_large_document(server: str) -> None:
-    options = {"json_fields": ["info.name", "info.version", "info.missing"]}
-    ap = policy("http", network=True, urls=(server + "/",), output_bytes=200, options=options)
+    fields = ("info.name", "info.version", "info.missing")
+    ap = policy("http", network=True, urls=(server + "/",), output_bytes=200, json_fields=fields)
     result = run_action(ap, f"GET {server}/json")
     assert result.ok and not result.truncated
     assert result.stdout == "info.name: lark\ninfo.version: 1.3.1\n"

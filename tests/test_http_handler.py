@@ -260,7 +260,7 @@ def test_bad_commands_are_refused(text: str) -> None:
 
 def test_deep_json_is_returned_as_it_is() -> None:
     base = server_url()
-    ap = policy(base, output_bytes=100, options={"json_fields": ["a.b"]})
+    ap = policy(base, output_bytes=100, json_fields=("a.b",))
     result = run_http(f"GET {base}/api/deep", ap)
     assert result.ok and result.stdout == "[" * 100 and result.truncated, result
 

@@ -21,7 +21,7 @@ What is enforced, and how:
   its socket is shut down when the deadline passes, so a server that drips a
   byte at a time cannot hold the action longer.
 - No proxy from the environment is used. The body is read incrementally and
-  capped at `output_bytes` (`options.body_bytes` when `json_fields` is set).
+  capped at `output_bytes` (`body_bytes` when `json_fields` is set).
 - Every problem (bad URL, refused redirect, connection error, bad response)
   comes back as a result, never as an exception.
 """
@@ -266,12 +266,9 @@ def run_http(text: str, policy: ActionPolicy) -> ActionResult:
         request = parse_request(text, policy)
     except HttpRefused as exc:
         return ActionResult(exit_code=None, refused=str(exc), limits=limits)
-    fields = _json_fields(policy)
-    # selecting fields needs the whole JSON document; `options.body_bytes` caps it
-    body_bytes = policy.options.get("body_bytes", 1 << 20)
-    cap = policy.output_bytes
-    if fields:
-        cap = body_bytes if isinstance(body_bytes, int) and body_bytes > 0 else 1 << 20
+    fields = policy.json_fields
+    # selecting fields needs the whole JSON document; `body_bytes` caps it
+    cap = policy.body_bytes if fields else policy.output_bytes
     reply = Exchange(request, policy, cap, start + policy.timeout_s).run()
     return _result(reply, policy, fields, start, limits)
 
@@ -319,11 +316,6 @@ def _result(
         duration_s=duration,
         limits=limits,
     )
-
-
-def _json_fields(policy: ActionPolicy) -> tuple[str, ...]:
-    raw = policy.options.get("json_fields", ())
-    return tuple(str(f) for f in raw) if isinstance(raw, list | tuple) else ()
 
 
 def select_fields(body: str, fields: tuple[str, ...], truncated: bool) -> tuple[str, bool]:
