@@ -24,11 +24,18 @@ from llmos_grammar.errors import ActionError
 from llmos_grammar.ir import ActionPolicy, Policy
 
 
+def shared(folder: Path, mode: int = 0o755) -> Path:
+    """`folder` opened to the sandbox user (uid 65534) that every handler runs as."""
+    folder.chmod(mode)
+    return folder
+
+
 def policy(handler: str, **kw: object) -> ActionPolicy:
     return ActionPolicy(name=handler, handler=handler, **kw)  # type: ignore[arg-type]
 
 
 def test_each_registered_handler_is_the_one_that_runs(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)  # handlers run as uid 65534, which must be able to read it
     db = tmp_path / "t.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE t (x INTEGER)")
@@ -163,6 +170,7 @@ def database(tmp_path: Path) -> str:
         conn.executemany(
             "INSERT INTO items VALUES (?, ?, ?)", [(i, f"n{i}", None) for i in range(50)]
         )
+    os.chmod(path, 0o666)  # the worker runs as uid 65534; the writable tests write as it
     return path
 
 
@@ -203,6 +211,7 @@ def test_render_table_escapes_cells() -> None:
 
 
 def test_files_list_read_write(tmp_path: Path) -> None:
+    shared(tmp_path, 0o777)
     (tmp_path / "sub").mkdir()
     (tmp_path / "a.txt").write_text("alpha\n")
     ro = policy("files", read=(str(tmp_path),))

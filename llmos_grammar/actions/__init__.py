@@ -1,4 +1,9 @@
-"""Action handlers (python, shell, sqlite, files, http, plugins) behind one runner."""
+"""Action handlers (python, shell, sqlite, files, http, plugins) behind one runner.
+
+Every built-in handler runs in a sandbox process: python and shell run the
+model's program there; sqlite, files and http run in a sandboxed worker
+(`llmos_grammar.actions.worker`). Plugins run in the runtime process.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,10 @@ from llmos_grammar.actions.registry import HANDLERS, handler
 from llmos_grammar.errors import ActionError
 from llmos_grammar.ir import ActionPolicy, Policy
 from llmos_grammar.results import ActionResult
-from llmos_grammar.sandbox.probe import Capabilities
 
 if TYPE_CHECKING:
     from llmos_grammar.actions.python import PythonSession
+    from llmos_grammar.sandbox.probe import Capabilities
     from llmos_grammar.sandbox.standby import StandbyPool
 
 __all__ = [
@@ -49,7 +54,7 @@ def run_action(
 class ActionRunner:
     """Runs the actions of one policy for one run; holds persistent sessions until `close`.
 
-    With `warm=True` (the default) every python and shell action keeps a
+    With `warm=True` (the default) every action of a built-in handler keeps a
     standby sandbox ready, from construction on (see
     `llmos_grammar.sandbox.standby`), so actions skip start-up; `warm=False`
     starts each one cold.
@@ -93,8 +98,8 @@ class ActionRunner:
         for ap in self.policy.actions.values():
             entry = handler(ap.handler)
             standby = entry.standby(ap) if entry is not None else None
-            if standby is not None:
-                pool.prepare(*standby, ap)
+            if entry is not None and standby is not None:
+                pool.prepare(*standby, entry.standby_policy(ap))
 
     def _session(self, ap: ActionPolicy) -> PythonSession:
         from llmos_grammar.actions.python import PythonSession

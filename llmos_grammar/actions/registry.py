@@ -1,5 +1,9 @@
 """The handler registry: one entry per built-in handler, with how it runs and stays warm.
 
+Every built-in handler is sandboxed: python and shell run the model's program
+in a sandbox; sqlite, files and http run their in-process logic in a sandboxed
+worker (`llmos_grammar.actions.worker`).
+
 Entries name their functions as "module:function" so that looking a handler
 up (as `llmos check` does) imports no handler code.
 """
@@ -24,13 +28,16 @@ class Handler:
     `run` is "module:function". A `sandboxed` handler runs in a sandbox process:
     its function takes `(text, policy, caps, pool)`; the others `(text, policy)`.
     `standby_argv` ("module:function" of policy -> argv) says how a warm standby
-    sandbox is started for it; None when it has none.
+    sandbox is started for it; None when it has none. `sandbox_policy`
+    ("module:function" of policy -> policy) gives the policy its sandbox runs
+    under when that differs from the action's (a worker binds its own files in).
     """
 
     name: HandlerName
     run: str
     sandboxed: bool = False
     standby_argv: str | None = None
+    sandbox_policy: str | None = None
 
     def function(self) -> Callable[..., Any]:
         return _resolve(self.run)
@@ -41,6 +48,13 @@ class Handler:
             return None
         argv: list[str] = _resolve(self.standby_argv)(policy)
         return standby_key(policy), argv
+
+    def standby_policy(self, policy: ActionPolicy) -> ActionPolicy:
+        """The policy this action's (standby) sandbox runs under."""
+        if self.sandbox_policy is None:
+            return policy
+        inner: ActionPolicy = _resolve(self.sandbox_policy)(policy)
+        return inner
 
 
 def standby_key(policy: ActionPolicy) -> str:
@@ -55,14 +69,20 @@ def _resolve(target: str) -> Callable[..., Any]:
 
 
 _PKG = "llmos_grammar.actions"
+_WORKER: tuple[str, bool, str, str] = (
+    f"{_PKG}.worker:run_worker",
+    True,
+    f"{_PKG}.worker:worker_argv",
+    f"{_PKG}.worker:sandbox_policy",
+)
 HANDLERS: dict[HandlerName, Handler] = {
     "python": Handler(
         "python", f"{_PKG}.python:run_python", True, f"{_PKG}.interpreter:program_argv"
     ),
     "shell": Handler("shell", f"{_PKG}.shell:run_shell", True, f"{_PKG}.shell:shell_argv"),
-    "sqlite": Handler("sqlite", f"{_PKG}.sqlite:run_sqlite"),
-    "files": Handler("files", f"{_PKG}.files:run_files"),
-    "http": Handler("http", f"{_PKG}.http:run_http"),
+    "sqlite": Handler("sqlite", *_WORKER),
+    "files": Handler("files", *_WORKER),
+    "http": Handler("http", *_WORKER),
 }
 
 
