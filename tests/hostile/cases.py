@@ -21,7 +21,13 @@ from llmos_grammar.sandbox.probe import Capabilities
 
 SECRET = "llmos-hostile-secret-7f3a"
 # Handlers that keep a warm standby sandbox, with a harmless first action that uses it up.
-WARM_HANDLERS = {"python": "pass\n", "shell": "true\n"}
+WARM_HANDLERS = {
+    "python": "pass\n",
+    "shell": "true\n",
+    "sqlite": "SELECT 1;",
+    "files": "list .",
+    "http": "GET http://127.0.0.1:1/",
+}
 DAEMON_MARK = "31.4159"
 
 
