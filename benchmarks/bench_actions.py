@@ -1,34 +1,133 @@
-"""Action overhead: a trivial Python action through the sandbox vs a bare subprocess, side by side.
+"""Action overhead per handler: each sandboxed variant beside its baseline, in one run.
 
 Usage: python benchmarks/bench_actions.py [--runs 40] [--gap-ms 50]
+                                         [--handlers python,sqlite,files,http]
 On a shared, loaded machine, `chrt -f 10 python benchmarks/bench_actions.py`
 takes scheduling contention out of every variant alike.
 
 Each round times every variant once, in turn, so machine noise hits all alike.
-Variants: the bare `subprocess.run([sys.executable, "-c", "pass"])`; a cold
+python: the bare `subprocess.run([sys.executable, "-c", "pass"])`; a cold
 sandboxed action with every layer this machine has (the default `site: minimal`
 start, and `site: full`, the interpreter exactly as `python -I`); without bwrap;
 a warm standby action (ActionRunner, the next sandbox started while the model
 would be decoding, simulated by `--gap-ms` of idle time); a persistent session.
+sqlite, files, http: the handler's function called in the runtime process (how
+they ran before the worker: the baseline), then the sandboxed worker cold, cold
+without bwrap, and warm (a standby worker, after the same idle gap).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.server
+import os
+import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 
 from llmos_grammar.actions import ActionRunner, run_action
+from llmos_grammar.actions.files import run_files
+from llmos_grammar.actions.http import run_http
+from llmos_grammar.actions.sqlite import run_sqlite
 from llmos_grammar.ir import ActionPolicy, Policy
-from llmos_grammar.sandbox import probe, without_bwrap
+from llmos_grammar.results import ActionResult
+from llmos_grammar.sandbox import Capabilities, probe, without_bwrap
 from llmos_grammar.sandbox.plan import make_plan
 
 POLICY = ActionPolicy(name="py", handler="python")
-FULL_SITE = ActionPolicy(name="py", handler="python", options={"site": "full"})
+FULL_SITE = ActionPolicy(name="py", handler="python", site="full")
 SESSION = ActionPolicy(name="session", handler="python", persistent=True)
+WARM = ("warm standby", "persistent session", "worker warm")
+InProcess = Callable[[str, ActionPolicy], ActionResult]
+Variants = dict[str, Callable[[], object]]
+
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _fixtures(folder: str) -> dict[str, tuple[ActionPolicy, str, InProcess]]:
+    """handler -> (policy, a small action, the in-process function) for sqlite, files, http."""
+    os.chmod(folder, 0o755)  # the worker runs as uid 65534
+    database = os.path.join(folder, "shop.db")
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE items (id INTEGER, name TEXT)")
+        conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"n{i}") for i in range(100)])
+    with open(os.path.join(folder, "note.txt"), "w") as fh:
+        fh.write("hello\n")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    return {
+        "sqlite": (
+            ActionPolicy(name="sqlite", handler="sqlite", database=database),
+            "SELECT name FROM items WHERE id < 5;",
+            run_sqlite,
+        ),
+        "files": (
+            ActionPolicy(name="files", handler="files", read=(folder,)),
+            "read note.txt",
+            run_files,
+        ),
+        "http": (
+            ActionPolicy(name="http", handler="http", network=True, urls=(url + "/",)),
+            f"GET {url}/hi",
+            run_http,
+        ),
+    }
+
+
+def _python_variants(caps: Capabilities, runner: ActionRunner) -> Variants:
+    degraded = without_bwrap(caps)
+    return {
+        "bare subprocess.run": lambda: subprocess.run([sys.executable, "-c", "pass"], check=True),
+        "bare -I -S": lambda: subprocess.run(
+            [sys.executable, "-I", "-S", "-c", "pass"], check=True
+        ),
+        "python cold, all layers": lambda: run_action(POLICY, "pass\n", caps=caps),
+        "python cold, site: full": lambda: run_action(FULL_SITE, "pass\n", caps=caps),
+        "python cold, no bwrap": lambda: run_action(POLICY, "pass\n", caps=degraded),
+        "python warm standby": lambda: runner.run("py", "pass\n"),
+        "python persistent session": lambda: runner.run("session", "pass\n"),
+    }
+
+
+def _checked(fn: Callable[[], ActionResult]) -> Callable[[], object]:
+    def run() -> object:
+        result = fn()
+        if not result.ok:
+            raise SystemExit(f"benchmark action failed: {result.status}: {result.stderr}")
+        return result
+
+    return run
+
+
+def _worker_variants(
+    name: str,
+    fixture: tuple[ActionPolicy, str, InProcess],
+    caps: Capabilities,
+    runner: ActionRunner,
+) -> Variants:
+    policy, text, function = fixture
+    degraded = without_bwrap(caps)
+    return {
+        f"{name} in-process (before)": _checked(lambda: function(text, policy)),
+        f"{name} worker cold": _checked(lambda: run_action(policy, text, caps=caps)),
+        f"{name} worker cold, no bwrap": _checked(lambda: run_action(policy, text, caps=degraded)),
+        f"{name} worker warm": _checked(lambda: runner.run(name, text)),
+    }
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -38,48 +137,55 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--gap-ms", type=float, default=50.0, help="idle time before warm actions")
+    parser.add_argument("--handlers", default="python,sqlite,files,http")
     args = parser.parse_args()
+    handlers = args.handlers.split(",")
     caps = probe()
-    degraded = without_bwrap(caps)
-    runner = ActionRunner(Policy("bench", {"py": POLICY, "session": SESSION}), caps=caps)
-    for _ in range(2):  # first use starts the standby / the session
-        runner.run("py", "pass\n")
-        runner.run("session", "pass\n")
-    variants: dict[str, Callable[[], object]] = {
-        "bare subprocess.run": lambda: subprocess.run([sys.executable, "-c", "pass"], check=True),
-        "bare -I -S": lambda: subprocess.run(
-            [sys.executable, "-I", "-S", "-c", "pass"], check=True
-        ),
-        "sandbox cold, all layers": lambda: run_action(POLICY, "pass\n", caps=caps),
-        "cold, all, site: full": lambda: run_action(FULL_SITE, "pass\n", caps=caps),
-        "sandbox cold, no bwrap": lambda: run_action(POLICY, "pass\n", caps=degraded),
-        "sandbox warm standby": lambda: runner.run("py", "pass\n"),
-        "persistent session": lambda: runner.run("session", "pass\n"),
-    }
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.runs):
-        for name, fn in variants.items():
-            if name in ("sandbox warm standby", "persistent session"):
-                time.sleep(args.gap_ms / 1000)
-            times[name].append(_timed(fn))
-    runner.close()
-    base = statistics.median(times["bare subprocess.run"])
-    print(f"layers (all): {', '.join(make_plan(POLICY, caps).enforced)}")
-    print(f"not enforced (all): {', '.join(make_plan(POLICY, caps).unenforced) or 'none'}")
-    print(f"not enforced (no bwrap): {', '.join(make_plan(POLICY, degraded).unenforced) or 'none'}")
-    print(f"\n{'variant':<28} {'p50 ms':>8} {'p90 ms':>8} {'x bare':>7}")
-    for name, values in times.items():
-        p50 = statistics.median(values)
-        p90 = statistics.quantiles(values, n=10)[-1]
-        print(f"{name:<28} {p50:8.2f} {p90:8.2f} {p50 / base:7.2f}")
-    warm = statistics.median(times["sandbox warm standby"])
-    cold = statistics.median(times["sandbox cold, all layers"])
-    print(f"\ncold all layers / bare = {cold / base:.2f} (target <= 1.2)")
-    print(f"warm standby p50 = {warm:.2f} ms (target <= 10 ms)")
+    with tempfile.TemporaryDirectory(prefix="llmos-bench-") as folder:
+        fixtures = {k: v for k, v in _fixtures(folder).items() if k in handlers}
+        actions = {"py": POLICY, "session": SESSION} | {k: v[0] for k, v in fixtures.items()}
+        runner = ActionRunner(Policy("bench", actions), caps=caps)
+        variants: Variants = _python_variants(caps, runner) if "python" in handlers else {}
+        for name, fixture in fixtures.items():
+            variants |= _worker_variants(name, fixture, caps, runner)
+        for _ in range(2):  # first use starts the standbys and the session
+            for name in actions:
+                runner.run(name, "pass\n" if name in ("py", "session") else fixtures[name][1])
+        times = _measure(variants, args.runs, args.gap_ms)
+        runner.close()
+    _report(times, caps)
     return 0
+
+
+def _measure(variants: Variants, runs: int, gap_ms: float) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, fn in variants.items():
+            if name.endswith(WARM):
+                time.sleep(gap_ms / 1000)
+            times[name].append(_timed(fn))
+    return times
+
+
+def _report(times: dict[str, list[float]], caps: Capabilities) -> None:
+    plan = make_plan(POLICY, caps)
+    print(f"layers (all): {', '.join(plan.enforced)}")
+    print(f"not enforced (all): {', '.join(plan.unenforced) or 'none'}")
+    degraded = make_plan(POLICY, without_bwrap(caps)).unenforced
+    print(f"not enforced (no bwrap): {', '.join(degraded) or 'none'}")
+    print(f"\n{'variant':<30} {'p50 ms':>8} {'p90 ms':>8}")
+    for name, values in times.items():
+        p90 = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
+        print(f"{name:<30} {statistics.median(values):8.2f} {p90:8.2f}")
+    if "bare subprocess.run" in times:
+        base = statistics.median(times["bare subprocess.run"])
+        cold = statistics.median(times["python cold, all layers"])
+        warm = statistics.median(times["python warm standby"])
+        print(f"\npython cold all layers / bare = {cold / base:.2f} (target <= 1.2)")
+        print(f"python warm standby p50 = {warm:.2f} ms (target <= 10 ms)")
 
 
 if __name__ == "__main__":
