@@ -101,13 +101,13 @@ class PythonSession:
             return refused
         if self.child is None:
             self.child = self._start()
-        start, cpu0 = time.monotonic(), self._cpu()
+        start, cpu0, oom0 = time.monotonic(), self._cpu(), self._oom_kills()
         payload = text.encode()
         streams = self.child.exchange(
             struct.pack(">I", len(payload)) + payload, self.policy.timeout_s, keep_stdin=True
         )
         if streams.status.startswith(b"ok") or streams.status.startswith(b"error"):
-            result = self._answer(streams.status.startswith(b"ok"))
+            result = self._answer(streams.status.startswith(b"ok"), self._oom_kills() > oom0)
             duration = round(time.monotonic() - start, 6)
             return dataclasses.replace(result, duration_s=duration, cpu_s=self._cpu() - cpu0)
         result = self.child.finish()  # timed out, hit a limit or died: the session restarts
@@ -120,13 +120,21 @@ class PythonSession:
         group = self.child.cgroup if self.child is not None else None
         return round((group.cpu_seconds() or 0.0) if group is not None else 0.0, 6)
 
-    def _answer(self, ok: bool) -> ActionResult:
+    def _oom_kills(self) -> int:
+        """OOM kills so far in the session's memory cgroup (0 without one)."""
+        group = self.child.cgroup if self.child is not None else None
+        return group.oom_kills() if group is not None else 0
+
+    def _answer(self, ok: bool, oom_killed: bool = False) -> ActionResult:
+        """The result of an action the session survived; a process it started may have
+        been ended by the memory cap (`oom_killed`), which is then the limit hit."""
         assert self.child is not None
         streams = self.child.streams
         result = ActionResult(
             stdout=bytes(streams.out).decode("utf-8", errors="replace"),
             stderr=bytes(streams.err).decode("utf-8", errors="replace"),
             exit_code=0 if ok else 1,
+            limit_hit="memory" if oom_killed else None,
             truncated=streams.truncated,
             unenforced=self.plan.unenforced,
         )

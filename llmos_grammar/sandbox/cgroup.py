@@ -142,17 +142,34 @@ class Cgroup:
         except (OSError, ValueError):
             return None
 
+    def oom_kills(self) -> int:
+        """How many of the group's processes the kernel's OOM killer ended (the memory cap).
+
+        v1 says it in `memory.oom_control` (`oom_kill`, kernel 4.13+), v2 in
+        `memory.events`; either counts every member, whichever process died.
+        """
+        if "memory" not in self.paths:
+            return 0
+        path, version = self.paths["memory"]
+        name = "memory.oom_control" if version == 1 else "memory.events"
+        try:
+            return int(_events(os.path.join(path, name)).get("oom_kill", "0"))
+        except (OSError, ValueError):
+            return 0
+
     def memory_failed(self) -> bool:
-        """True when the memory cap refused an allocation (v1 failcnt, v2 max events)."""
+        """True when the memory cap ended a process (OOM kill) or refused an allocation
+        (v1 failcnt, v2 max events)."""
         if "memory" not in self.paths:
             return False
+        if self.oom_kills() > 0:
+            return True
         path, version = self.paths["memory"]
         try:
             if version == 1:
                 with open(os.path.join(path, "memory.failcnt"), encoding="utf-8") as fh:
                     return int(fh.read().strip()) > 0
-            events = _events(os.path.join(path, "memory.events"))
-            return int(events.get("oom_kill", "0")) > 0 or int(events.get("max", "0")) > 0
+            return int(_events(os.path.join(path, "memory.events")).get("max", "0")) > 0
         except (OSError, ValueError):
             return False
 
