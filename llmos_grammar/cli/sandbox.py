@@ -29,6 +29,11 @@ LAYERS = {
     "minimal_etc": "bubblewrap: /etc holds only root and nobody, no host accounts or configs",
     "uid": "code runs as uid 65534 with no capabilities",
     "disk": "the temporary working directory is a tmpfs of `disk_mb`",
+    "ipc": "an IPC namespace: System V objects and POSIX queues end with the sandbox",
+    "ipc_limits": "System V shared memory, semaphores, queues each within `memory_mb` (root)",
+    "dev_shm": "/dev/shm is the sandbox's own tmpfs of `memory_mb` (bubblewrap)",
+    "inodes": "/tmp and /dev/shm cap inodes, one per 4 KiB of their size (root, bubblewrap)",
+    "minimal_sys": "bubblewrap: /sys holds CPU and NUMA topology only (no NICs, MACs, DMI ids)",
 }
 
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.sandbox.etc import etc_argv
 from llmos_grammar.sandbox.lifeline import set_pdeathsig
+from llmos_grammar.sandbox.prelude import STAGE_SHM, STAGE_TMP, apply, ensure_stage, make_prelude
 from llmos_grammar.sandbox.probe import NOBODY, UNSHARE_ARGS, Capabilities
+from llmos_grammar.sandbox.sysfs import sys_argv
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 INSIDE_WORKDIR = "/tmp/work"
@@ -29,6 +31,8 @@ class Plan:
     plain_uid_drop: bool
     enforced: tuple[str, ...]
     unenforced: tuple[str, ...]
+    ipc_limits: bool = False  # the child enters its IPC namespace itself, with limits
+    capped_tmpfs: bool = False  # /tmp and /dev/shm are inode-capped tmpfs the child mounts
 
     @property
     def pid_namespace(self) -> bool:
@@ -65,6 +69,14 @@ def make_plan(policy: ActionPolicy, caps: Capabilities, warm: bool = False) -> P
     layer("minimal_etc", bwrap is not None)
     layer("uid", uid or not caps.root)
     layer("disk", bwrap is not None and policy.workdir == "temporary")
+    ipc_limits = caps.ipc_limits
+    capped_tmpfs = bwrap is not None and caps.capped_tmpfs
+    layer("ipc", namespaces or ipc_limits)
+    # code that keeps root outside bwrap (whose /proc/sys is read-only) could raise them
+    layer("ipc_limits", ipc_limits and (bwrap is not None or uid))
+    layer("dev_shm", bwrap is not None)
+    layer("inodes", capped_tmpfs and policy.workdir == "temporary")
+    layer("minimal_sys", bwrap is not None)
     groups = (caps.pids_cgroup, caps.memory_cgroup, caps.cpu_cgroup)
     bases = tuple(b for b in groups if b is not None)
     if bwrap and uid and not warm and not policy.cgroup:
@@ -79,6 +91,8 @@ def make_plan(policy: ActionPolicy, caps: Capabilities, warm: bool = False) -> P
         plain_uid_drop=uid and not bwrap,
         enforced=tuple(enforced),
         unenforced=tuple(unenforced),
+        ipc_limits=ipc_limits,
+        capped_tmpfs=capped_tmpfs,
     )
 
 
@@ -87,6 +101,8 @@ def unshare_argv(policy: ActionPolicy, plan: Plan) -> list[str]:
     and, with `network: false`, network namespaces; the filesystem stays the host's."""
     assert plan.unshare is not None
     argv = [plan.unshare, *UNSHARE_ARGS]
+    if not plan.ipc_limits:  # else the child entered one, with limits (sandbox.prelude)
+        argv.append("--ipc")
     if not policy.network:
         argv.append("--net")
     return [*argv, "--"]
@@ -159,7 +175,8 @@ def _rlimits(policy: ActionPolicy, nproc_base: int = 0) -> list[tuple[int, int, 
 
 
 def make_preexec(policy: ActionPolicy, plan: Plan, join: list[str]) -> Callable[[], None]:
-    """What the forked child does before exec: join groups, maybe drop uid, die with the
+    """What the forked child does before exec: join groups, as root set up its IPC limits
+    and capped tmpfs (`llmos_grammar.sandbox.prelude`), maybe drop uid, die with the
     parent (see `llmos_grammar.sandbox.lifeline`), cap resources."""
     drop = plan.plain_uid_drop
     # RLIMIT_NPROC counts every process of the uid the code runs as, so the cap is
@@ -175,11 +192,16 @@ def make_preexec(policy: ActionPolicy, plan: Plan, join: list[str]) -> Callable[
         base = 0
     limits = _rlimits(policy, base)
     parent = os.getpid()
+    prelude = make_prelude(policy, plan.ipc_limits, plan.capped_tmpfs)
+    if prelude.mounts:
+        ensure_stage()
 
     def preexec() -> None:
         for procs in join:
             with open(procs, "w") as fh:
                 fh.write("0")
+        if prelude:  # as root, before the uid drop: IPC limits, capped tmpfs
+            apply(prelude)
         if drop:
             os.setgroups([])
             os.setgid(NOBODY)
@@ -208,11 +230,19 @@ def _open_parents(path: str) -> list[str]:
     return argv
 
 
+def _dev_shm_argv(policy: ActionPolicy, plan: Plan) -> list[str]:
+    """/dev/shm (POSIX shared memory) of the sandbox's own: a tmpfs of `memory_mb`."""
+    if plan.capped_tmpfs:
+        return ["--bind", STAGE_SHM, "/dev/shm"]
+    return ["--perms", "1777", "--size", str(policy.memory_mb * 1024 * 1024), "--tmpfs", "/dev/shm"]
+
+
 def bwrap_argv(
     policy: ActionPolicy, plan: Plan, host_workdir: str | None, data_fd: Callable[[bytes], int]
 ) -> list[str]:
-    """bubblewrap arguments: read-only root, minimal /etc, hidden homes, sized tmpfs,
-    new namespaces, death with the parent. `data_fd(content)` passes the child a
+    """bubblewrap arguments: read-only root, minimal /etc and /sys, hidden homes, sized
+    (and, as root, inode-capped) tmpfs for /tmp and /dev/shm, new namespaces, death
+    with the parent. `data_fd(content)` passes the child a
     file descriptor to read `content` from (the generated /etc files).
 
     With setpriv, PID 1 of the namespace is `sh`, which stays uid 0, runs the
@@ -225,23 +255,23 @@ def bwrap_argv(
     """
     assert plan.bwrap is not None
     argv = [plan.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    argv += [
-        "--unshare-pid",
-        "--as-pid-1",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
-    ]
+    argv += ["--unshare-pid", "--as-pid-1", "--unshare-uts", "--unshare-cgroup-try"]
+    if not plan.ipc_limits:  # else the child entered one, with limits (sandbox.prelude)
+        argv.append("--unshare-ipc")
     if not policy.network:
         argv.append("--unshare-net")
     size = str(policy.disk_mb * 1024 * 1024)
     uid, gid = (NOBODY, NOBODY) if plan.setpriv else (os.getuid(), os.getgid())
     argv += etc_argv(policy.network, uid, gid, data_fd)
+    argv += sys_argv()
     for hidden in HIDDEN:
         if hidden == "/tmp":  # the sized tmpfs that holds the working directory
             argv += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
+            if plan.capped_tmpfs:  # covered by the inode-capped one (sandbox.prelude)
+                argv += ["--bind", STAGE_TMP, "/tmp"]
         elif os.path.isdir(hidden):
             argv += ["--tmpfs", hidden]
+    argv += _dev_shm_argv(policy, plan)
     binds = [("--ro-bind", p) for p in _visible_again()]
     binds += [("--ro-bind", p) for p in policy.read if os.path.exists(p)]
     binds += [("--bind", p) for p in policy.write if os.path.exists(p)]

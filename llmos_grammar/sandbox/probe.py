@@ -10,6 +10,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.sandbox import prelude
 from llmos_grammar.sandbox.cgroup import CgroupBase, find_base
 
 NOBODY = 65534
@@ -27,6 +29,8 @@ class Capabilities:
     cpu_cgroup: CgroupBase | None = None
     root: bool = False
     plain_uid_drop: bool = False  # without bwrap, can uid `nobody` run the interpreter?
+    ipc_limits: bool = False  # root sets IPC limits in a new IPC namespace (sandbox.prelude)
+    capped_tmpfs: bool = False  # root mounts inode-capped tmpfs for bwrap (sandbox.prelude)
     landlock: bool = False
     notes: tuple[str, ...] = ()
 
@@ -56,15 +60,55 @@ def _probe_bwrap(notes: list[str]) -> str | None:
     return path
 
 
-UNSHARE_ARGS = ("--pid", "--fork", "--kill-child", "--mount-proc", "--ipc", "--uts")
+# IPC comes from the prelude where root can set its limits, else from `--ipc` (plan.py).
+UNSHARE_ARGS = ("--pid", "--fork", "--kill-child", "--mount-proc", "--uts")
 
 
 def _probe_unshare(root: bool) -> str | None:
     path = shutil.which("unshare")
     if path is None or not root:
         return None
-    ok, _ = _try([path, *UNSHARE_ARGS, "--net", "--", "/bin/true"])
+    ok, _ = _try([path, *UNSHARE_ARGS, "--ipc", "--net", "--", "/bin/true"])
     return path if ok else None
+
+
+def _prelude_works(mounts: bool) -> bool:
+    """Whether a child sets up the prelude: IPC limits and, with `mounts`, the capped tmpfs
+    (what it sees is read back)."""
+    policy = ActionPolicy(name="probe", handler="python", memory_mb=64, disk_mb=4)
+    step = prelude.make_prelude(policy, ipc=True, mounts=mounts)
+    script = "cat /proc/sys/kernel/shmmax"
+    expect = [dict(step.ipc)["shmmax"]]
+    if mounts:
+        script += f"; grep ' {prelude.STAGE_TMP} ' /proc/self/mounts"
+        expect.append(prelude.tmpfs_options(4).split(",")[1])  # nr_inodes=...
+    try:
+        if mounts:
+            prelude.ensure_stage()
+        done = subprocess.run(
+            ["/bin/sh", "-c", script],
+            capture_output=True,
+            timeout=10,
+            check=False,
+            preexec_fn=functools.partial(prelude.apply, step),
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    out = done.stdout.decode(errors="replace")
+    return done.returncode == 0 and out.startswith(expect[0] + "\n") and expect[-1] in out
+
+
+def _probe_prelude(root: bool, bwrap: str | None, notes: list[str]) -> tuple[bool, bool]:
+    """(IPC limits work, capped tmpfs work); only root can set either up."""
+    if not root:
+        return False, False
+    ipc = _prelude_works(mounts=False)
+    tmpfs = bwrap is not None and _prelude_works(mounts=True)
+    if not ipc:
+        notes.append("ipc limits: cannot set sysctls in a new IPC namespace here")
+    if bwrap and not tmpfs:
+        notes.append(f"inode caps: cannot mount a capped tmpfs on {prelude.STAGE_TMP} here")
+    return ipc, tmpfs
 
 
 def _probe_plain_uid_drop() -> bool:
@@ -106,6 +150,7 @@ def probe() -> Capabilities:
     if memory is None:
         notes.append("cgroup memory: no writable controller; memory cap is RLIMIT_AS only")
     plain = root and _probe_plain_uid_drop()
+    ipc, tmpfs = _probe_prelude(root, bwrap, notes)
     if root and not plain:
         notes.append("uid drop without bwrap: `nobody` cannot run the interpreter here")
     return Capabilities(
@@ -117,6 +162,8 @@ def probe() -> Capabilities:
         cpu_cgroup=cpu,
         root=root,
         plain_uid_drop=plain,
+        ipc_limits=ipc,
+        capped_tmpfs=tmpfs,
         landlock=_probe_landlock(),
         notes=tuple(notes),
     )
