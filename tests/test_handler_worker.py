@@ -89,6 +89,15 @@ def test_worker_runs_as_uid_65534(tmp_path: Path, database: str) -> None:
     assert f"uid {NOBODY}" in result.stderr  # the hint says who needs access
 
 
+def test_relative_database_path_is_the_runtimes(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(os.path.dirname(database))
+    ap = ActionPolicy(name="q", handler="sqlite", database="shop.db")
+    assert database in sandbox_policy(ap).read
+    assert run_action(ap, "SELECT name FROM items;").rows == "name\napple\n"
+
+
 def test_warm_worker_comes_from_the_standby(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     taken: list[bool] = []
     take = StandbyPool.take

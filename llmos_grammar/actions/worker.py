@@ -66,7 +66,14 @@ def worker_argv(policy: ActionPolicy) -> list[str]:
     _write_bytecode()
     parent = os.path.dirname(package_folder())
     python = [sys.executable, "-I", "-S", "-c", BOOTSTRAP]
-    return [*python, parent, policy.handler, policy_to_json(policy)]
+    return [*python, parent, policy.handler, policy_to_json(_absolute(policy))]
+
+
+def _absolute(policy: ActionPolicy) -> ActionPolicy:
+    """`policy` with its database path absolute (the worker starts in its own folder)."""
+    if not policy.database or os.path.isabs(policy.database):
+        return policy
+    return dataclasses.replace(policy, database=os.path.abspath(policy.database))
 
 
 @functools.cache
@@ -100,6 +107,7 @@ def sandbox_policy(policy: ActionPolicy) -> ActionPolicy:
     A writable database may grow by `file_size_mb` in one action (RLIMIT_FSIZE
     counts file offsets, so the cap is its current size plus that).
     """
+    policy = _absolute(policy)
     read = (*policy.read, package_folder())
     write = policy.write
     file_size_mb = policy.file_size_mb
