@@ -72,7 +72,8 @@ def decode_speed(lms: dict[str, Any], machine: Any, tokens: int, repeat: int) ->
 def bare_rate(lm: Any, prompt: Any, tokens: int) -> float:
     """Tokens/s of the engine alone: one row, greedy argmax, no runtime (the engine's ceiling),
     after the same prompt as the runtimes' (attention grows with the context)."""
-    from llmos_grammar.runtime.prompt import encode, prompt_text
+    from llmos_grammar.runtime.pieces import trusted
+    from llmos_grammar.runtime.prompt import encode, prompt_pieces
 
     if lm.engine == "llamacpp":
         from llmos_grammar.engines.llamacpp import LlamaCppEngine
@@ -83,7 +84,7 @@ def bare_rate(lm: Any, prompt: Any, tokens: int) -> float:
 
         engine = TransformersEngine(lm)
     row = engine.open_row()
-    text = prompt_text(prompt, lm.tokenizer, TASK) + prompt.assistant_prefix
+    text = prompt_pieces(prompt, lm.tokenizer, TASK) + trusted(prompt.assistant_prefix)
     engine.append(row, encode(lm.tokenizer, text))
     logits = engine.forward([row])[row]
     started = time.perf_counter()

@@ -71,13 +71,13 @@ def resend(session: Any, engine: Any, question: str) -> Iterator[Any]:
     from llmos_grammar.runtime.drive import drive
     from llmos_grammar.runtime.kv import KVSequence
     from llmos_grammar.runtime.loop import Run
-    from llmos_grammar.runtime.prompt import history_text, next_turn_text
+    from llmos_grammar.runtime.prompt import history_pieces, next_turn_pieces
 
     rt, prompt, tok = session.rt, session.machine.prompt, session.rt.lm.tokenizer
     exchanges = [(t.user, t.reply) for t in session.turns]
     text = None
     if exchanges:
-        text = history_text(prompt, tok, exchanges) + next_turn_text(prompt, tok, question)
+        text = history_pieces(prompt, tok, exchanges) + next_turn_pieces(prompt, tok, question)
     seq = KVSequence(rt.lm, engine)
     try:
         yield from drive(Run(rt, question, seq=seq, turn=text), engine)

@@ -260,7 +260,7 @@ def test_a_damaged_prefix_state_is_computed_again(tmp_path: Any) -> None:
 
 
 def test_rows_of_a_spec_share_its_prompt_before_the_task() -> None:
-    from llmos_grammar.runtime.prompt import encode, prompt_text, task_free_ids
+    from llmos_grammar.runtime.prompt import encode, prompt_pieces, task_free_ids
     from llmos_grammar.spec import load
 
     machine = load(Path(__file__).parents[1] / "examples" / "calculator" / "spec.yaml")
@@ -268,7 +268,7 @@ def test_rows_of_a_spec_share_its_prompt_before_the_task() -> None:
     pinned = task_free_ids(machine.prompt, tok)
     assert len(pinned) > 20
     for task in ("What is 2 + 2?", "7", " leading space", "\nnewline first"):
-        full = encode(tok, prompt_text(machine.prompt, tok, task))
+        full = encode(tok, prompt_pieces(machine.prompt, tok, task))
         assert full[: len(pinned)] == pinned and len(full) > len(pinned)
 
 

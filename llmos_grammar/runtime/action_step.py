@@ -14,6 +14,7 @@ from llmos_grammar.runtime.events import (
     InjectedEvent,
     Stop,
 )
+from llmos_grammar.runtime.pieces import format_pieces, joined
 from llmos_grammar.runtime.requests import ActionCall
 from llmos_grammar.runtime.row import RowState, Steps
 
@@ -49,11 +50,13 @@ class ActionStep(RowState):
         template = state.output if result.ok else (state.error_output or state.output)
         target = state.next if result.ok else (state.on_error or state.next)
         try:
-            rendered = template.format(**result.template_fields())
+            # the template's own text may make special tokens; the action's output may not
+            pieces = format_pieces(template, result.template_fields())
         except (KeyError, IndexError, ValueError) as exc:
             raise SpecError(f"state {state.name!r}: bad output template: {exc}") from exc
+        rendered = joined(pieces)
         self.actions.append(ActionRecord(state.name, state.action, text, result, rendered))
-        n = self.queue_text(rendered)  # resumes on the existing cache at the next step
+        n = self.queue_text(pieces)  # resumes on the existing cache at the next step
         self.add_text("injected", rendered)
         yield InjectedEvent(state.name, rendered, n)
         yield from self.enter(target, "ok" if result.ok else "error")

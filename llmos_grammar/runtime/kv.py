@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from llmos_grammar.engines import AnyEngine, SegmentEngine
 from llmos_grammar.models import LoadedModel
+from llmos_grammar.runtime.pieces import Piece, encode_pieces, joined
 
 
 class KVSequence:
@@ -70,31 +72,33 @@ class KVSequence:
         self.engine.close_row(self.row)
 
 
-def heal_append(seq: KVSequence, table: Any, tokenizer: Any, text: str) -> int:
+def heal_append(seq: KVSequence, table: Any, tokenizer: Any, text: str | Sequence[Piece]) -> int:
     """Queue `text` after the sequence so that the model sees a natural tokenization.
 
     The last token is re-tokenized together with `text` (token healing, as llguidance
     and guidance do at prompt boundaries): "]" followed by "\\n[OUTPUT]" may become
     "]\\n" + "[OUTPUT]". A last token that is special or ends inside a UTF-8
-    character is kept as it is. Returns how many tokens were queued.
+    character is kept as it is. Only trusted pieces of `text` make special tokens (a
+    plain str is untrusted; see pieces.py). Returns how many tokens were queued.
     """
-    if not text:
+    pieces = (Piece(text),) if isinstance(text, str) else tuple(text)
+    if not joined(pieces):
         return 0
     ids = seq.ids
     last = ids[-1] if ids else None
     if last is not None and last not in table.special and last < len(table.token_bytes):
         try:
-            joined: str | None = (table.token_bytes[last] + text.encode()).decode("utf-8")
+            head: str | None = table.token_bytes[last].decode("utf-8")
         except UnicodeDecodeError:
-            joined = None
-        if joined is not None:
-            new = list(tokenizer.encode(joined, add_special_tokens=False))
+            head = None
+        if head is not None:
+            new = encode_pieces(tokenizer, (Piece(head), *pieces))
             if new and new[0] == last:
                 seq.append(new[1:])
                 return len(new) - 1
             seq.truncate(len(ids) - 1)
             seq.append(new)
             return len(new)
-    new = list(tokenizer.encode(text, add_special_tokens=False))
+    new = encode_pieces(tokenizer, pieces)
     seq.append(new)
     return len(new)

@@ -18,7 +18,8 @@ from llmos_grammar.errors import DecodeError
 from llmos_grammar.ir import ActionState, FinalState, GrammarState, TextState
 from llmos_grammar.runtime.events import DoneEvent, Event, Result, Stop, StopReason, TokenEvent
 from llmos_grammar.runtime.masks import apply_mask
-from llmos_grammar.runtime.prompt import encode, prompt_text
+from llmos_grammar.runtime.pieces import joined, trusted
+from llmos_grammar.runtime.prompt import encode, prompt_pieces
 from llmos_grammar.runtime.requests import MatcherError, Reply, Request, Step, StepReply
 from llmos_grammar.runtime.row import Steps
 from llmos_grammar.runtime.sampling import sample
@@ -34,17 +35,17 @@ class Run(SegmentDecode):
         machine = self.rt.machine
         prompt = self.turn
         if prompt is None:
-            prompt = prompt_text(machine.prompt, self.rt.lm.tokenizer, self.task)
+            prompt = prompt_pieces(machine.prompt, self.rt.lm.tokenizer, self.task)
         prompt_ids = encode(self.rt.lm.tokenizer, prompt)
         self.seq.append(prompt_ids)
         self.seq.mark_floor()
         self.stats.prompt_tokens = len(prompt_ids)
-        self.add_text("prompt", prompt)
+        self.add_text("prompt", joined(prompt))
         reason: StopReason = "final"
         message = ""
         try:
             if machine.prompt.assistant_prefix:
-                self.queue_text(machine.prompt.assistant_prefix)
+                self.queue_text(trusted(machine.prompt.assistant_prefix))
                 self.add_text("forced", machine.prompt.assistant_prefix)
                 yield TokenEvent(self.state, machine.prompt.assistant_prefix, (), forced=True)
             yield from self.enter(machine.start, "start", announce=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from llmos_grammar.engines import AnyEngine
@@ -20,6 +20,7 @@ from llmos_grammar.runtime.events import (
 )
 from llmos_grammar.runtime.host import RunHost
 from llmos_grammar.runtime.kv import KVSequence, heal_append
+from llmos_grammar.runtime.pieces import Piece, Pieces, trusted
 from llmos_grammar.runtime.requests import Reply, Request
 from llmos_grammar.runtime.sampling import make_generator
 
@@ -39,7 +40,7 @@ class RowState:
         sampling: Sampling | None = None,
         key: tuple[int, int] = (0, 0),
         seq: KVSequence | None = None,
-        turn: str | None = None,
+        turn: Pieces | None = None,
     ) -> None:
         self.rt = rt
         self.task = task
@@ -75,8 +76,9 @@ class RowState:
     def _stream_text(self, data: bytes) -> str:
         return self.decoder.decode(data)
 
-    def queue_text(self, text: str) -> int:
-        """Append `text` (fed at the next step), healing the token boundary before it."""
+    def queue_text(self, text: Sequence[Piece]) -> int:
+        """Append `text` (fed at the next step), healing the token boundary before it;
+        only its trusted pieces may make special tokens."""
         return heal_append(self.seq, self.rt.table, self.rt.lm.tokenizer, text)
 
     # ---- moves and budgets ----------------------------------------------------
@@ -86,7 +88,7 @@ class RowState:
         self.state = target
         state = self.rt.machine.states[target]
         if isinstance(state, GrammarState) and state.open:
-            self.queue_text(state.open)
+            self.queue_text(trusted(state.open))
             self.add_text("forced", state.open)
             yield TokenEvent(target, state.open, (), forced=True)
 

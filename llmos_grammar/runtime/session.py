@@ -23,7 +23,8 @@ from llmos_grammar.runtime.engine import Runtime
 from llmos_grammar.runtime.events import DoneEvent, Event, Result
 from llmos_grammar.runtime.kv import KVSequence
 from llmos_grammar.runtime.loop import Run
-from llmos_grammar.runtime.prompt import encode, history_text, next_turn_text, prompt_text
+from llmos_grammar.runtime.pieces import Pieces, without_start
+from llmos_grammar.runtime.prompt import encode, history_pieces, next_turn_pieces, prompt_pieces
 
 DEFAULT_WINDOW = 2048  # when neither the spec nor the model says
 
@@ -113,10 +114,10 @@ class Session:
                 return event.result
         raise RuntimeError("the turn ended without a result")
 
-    def _prepare(self, text: str) -> str | None:
+    def _prepare(self, text: str) -> Pieces | None:
         """The text this turn appends (None: the whole first prompt); drops old turns to fit."""
         tok, prompt = self.rt.lm.tokenizer, self.machine.prompt
-        first = len(encode(tok, prompt_text(prompt, tok, text)))
+        first = len(encode(tok, prompt_pieces(prompt, tok, text)))
         if first + self.reserve > self.max_context:
             raise SessionError(
                 f"this turn is {first} tokens with the system prompt; the session holds "
@@ -134,13 +135,13 @@ class Session:
             turn = self._next_turn(text)
         return turn
 
-    def _next_turn(self, text: str) -> str:
-        turn = next_turn_text(self.machine.prompt, self.rt.lm.tokenizer, text)
+    def _next_turn(self, text: str) -> Pieces:
+        turn = next_turn_pieces(self.machine.prompt, self.rt.lm.tokenizer, text)
         ids = self.seq.ids
         if ids and ids[-1] in self.rt.lm.eos_ids:  # the reply ended with the end of its turn
             end = self.rt.lm.tokenizer.decode([ids[-1]])
-            if turn.startswith(end):
-                turn = turn[len(end) :]
+            rest = without_start(turn, end)
+            turn = turn if rest is None else rest
         return turn
 
     # ---- the context --------------------------------------------------------------
@@ -151,7 +152,7 @@ class Session:
         ids: list[int] = []
         while kept:
             kept.pop(0)
-            ids = encode(tok, history_text(prompt, tok, [(t.user, t.reply) for t in kept]))
+            ids = encode(tok, history_pieces(prompt, tok, [(t.user, t.reply) for t in kept]))
             if not kept or len(ids) + need <= self.max_context:
                 break
         dropped = len(self.turns) - len(kept)
@@ -169,7 +170,7 @@ class Session:
         if not exchanges:
             return 0.0
         tok = self.rt.lm.tokenizer
-        self.seq.append(encode(tok, history_text(self.machine.prompt, tok, exchanges)))
+        self.seq.append(encode(tok, history_pieces(self.machine.prompt, tok, exchanges)))
         started = time.perf_counter()
         drive_prefill(self.seq)
         return time.perf_counter() - started

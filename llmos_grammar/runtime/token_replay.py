@@ -17,6 +17,7 @@ from llmos_grammar.ir import GrammarState, TextState
 from llmos_grammar.runtime import triggers as trig
 from llmos_grammar.runtime.action_step import ActionStep
 from llmos_grammar.runtime.events import Event, Stop, TokenEvent
+from llmos_grammar.runtime.pieces import Piece
 from llmos_grammar.runtime.prompt import encode
 from llmos_grammar.runtime.requests import Reply, Request
 from llmos_grammar.runtime.row import Steps
@@ -127,11 +128,13 @@ class TokenReplay(ActionStep):
             self.add_text("forced", rest.decode("utf-8", "replace"))
             yield TokenEvent(self.state, rest.decode("utf-8", "replace"), (), forced=True)
         k = trig.token_at(offsets, hit.start)
-        head = bytes(state_bytes[offsets[k] : hit.start]) + hit.trigger
+        head = bytes(state_bytes[offsets[k] : hit.start]).decode("utf-8", "replace")
         self.seq.append(chunk[:1], chosen=True)
         self.seq.append(chunk[1:])
         self.seq.truncate(visit.seg_start + k)
-        self.seq.append(encode(self.rt.lm.tokenizer, head.decode("utf-8", "replace")))
+        # the model's text is re-encoded as plain text; the spec's trigger may be special
+        trigger = Piece(hit.trigger.decode("utf-8", "replace"), trusted=True)
+        self.seq.append(encode(self.rt.lm.tokenizer, (Piece(head), trigger)))
         self.captures[state.name] = bytes(state_bytes[: hit.start]).decode("utf-8", "replace")
         target = next(t.target for t in state.triggers if t.trigger.encode() == hit.trigger)
         yield from self.enter(target, hit.trigger.decode())
