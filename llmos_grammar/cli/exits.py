@@ -9,3 +9,4 @@ EXIT_REFUSED = 3  # the (last) action was refused: not approved, or isolation mi
 EXIT_BUDGET = 4  # a token, action or wall-clock budget ran out
 EXIT_STOPPED = 5  # the run ended without a result
 EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_PIPE = 141  # the reader of stdout went away (`llmos ... | head`), as a shell reports SIGPIPE

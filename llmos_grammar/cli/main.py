@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from llmos_grammar import __version__
-from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_USAGE
 from llmos_grammar.errors import LlmosError, SourceLines
 from llmos_grammar.visible import visible
 
@@ -60,6 +60,18 @@ def dispatch(argv: Sequence[str] | None, only: str | None = None) -> int:
     except KeyboardInterrupt:
         print("llmos: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `llmos ... | head`: the reader left; say nothing more
+        _quiet_stdout()
+        return EXIT_PIPE
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
