@@ -1,63 +1,40 @@
 """The `shell` handler: a command line run by bash (no profile, no rc) under the sandbox.
 
-With `commands: [ls, cat, ...]` in the policy, every simple command's first word
-must be on that list, and command substitution, process substitution, `eval`,
-`exec`, `source` and redirections into command position are refused. The list
-narrows what the model is asked to do; the sandbox, not the list, is the
-security boundary.
+bash reads the whole line from stdin first and then runs it with stdin from
+/dev/null, so no command can consume the rest of the line and change what bash
+parses next. With `commands: [ls, cat, ...]` in the policy the line is parsed as
+bash parses it (bashlex) before it runs, and refused unless every command bash
+would run has a literal name on that list and nothing could change which program
+a name runs (see `shell_check`): no command, process or arithmetic substitution,
+no `${...}` beyond plain `${NAME}`, no command word that expands, no functions,
+here-documents or assignments to upper-case names, no commands that run other
+commands (`eval`, `xargs`, `env`, shells ...: `shell_options.REFUSED`), and no
+option known to run a program (`find -exec`, `sed`'s `e`, `awk`'s `system()` ...:
+`shell_options.OPTIONS`). The list limits which programs start; what those
+programs do with their arguments and files stays bounded by the sandbox.
 """
 
 from __future__ import annotations
 
-import shlex
 import shutil
 
 from llmos_grammar.actions.registry import standby_key
+from llmos_grammar.actions.shell_check import check_commands
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.probe import Capabilities
 from llmos_grammar.sandbox.runner import run_argv, run_child
 from llmos_grammar.sandbox.standby import StandbyPool
 
-_SEPARATORS = {";", "&&", "||", "|", "&", "|&", ";;", "(", ")", "\n"}
-_FORBIDDEN = ("$(", "`", "<(", ">(")
-_NEVER = {"eval", "exec", "source", ".", "command", "builtin", "env", "xargs", "sudo"}
+__all__ = ["check_commands", "run_shell", "shell_argv"]
 
-
-def _first_words(text: str) -> list[str]:
-    lexer = shlex.shlex(text.replace("\n", " ; "), posix=True, punctuation_chars=";&|()<>")
-    lexer.whitespace_split = True
-    words: list[str] = []
-    expect = True
-    for token in lexer:
-        if token in _SEPARATORS or set(token) <= set(";&|()"):
-            expect = True
-        elif expect and "=" in token and not token.startswith("="):
-            continue  # NAME=value prefix
-        elif expect:
-            words.append(token)
-            expect = False
-    return words
-
-
-def check_commands(text: str, allowed: tuple[str, ...]) -> str | None:
-    """Why `text` is outside the allow-list, or None when every command is on it."""
-    for bad in _FORBIDDEN:
-        if bad in text:
-            return f"{bad!r} is not allowed with a command allow-list"
-    try:
-        words = _first_words(text)
-    except ValueError as exc:
-        return f"cannot parse the command line: {exc}"
-    for word in words:
-        if word in _NEVER or word not in allowed:
-            return f"command {word!r} is not on the allow-list ({', '.join(allowed)})"
-    return None
+# Read all of stdin (up to EOF), then run it: a command reading stdin gets /dev/null.
+WHOLE_LINE = 'IFS= read -r -d "" __llmos_line; eval "$__llmos_line" </dev/null'
 
 
 def shell_argv(policy: ActionPolicy | None = None) -> list[str]:
     """bash reading the command line from stdin, without profile or rc files (any policy)."""
-    return [shutil.which("bash") or "/bin/bash", "--noprofile", "--norc", "-s"]
+    return [shutil.which("bash") or "/bin/bash", "--noprofile", "--norc", "-c", WHOLE_LINE]
 
 
 def run_shell(
