@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import string
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,11 +68,19 @@ def format_pieces(template: str, fields: Mapping[str, object]) -> Pieces:
     return tuple(out)
 
 
+# A fast tokenizer's split mode is one flag on the shared Rust tokenizer, set by each
+# `encode` call before it runs: two threads encoding at once in different modes could
+# each run in the other's, and untrusted text would parse special tokens. Every encode
+# of this module holds this lock.
+ENCODE_LOCK = threading.Lock()
+
+
 def encode_untrusted(tokenizer: Any, text: str) -> list[int]:
     """Token ids of `text` with every special-token string split as plain text (no BOS/EOS)."""
     if not text:
         return []
-    return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+    with ENCODE_LOCK:
+        return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
 
 
 def encode_pieces(tokenizer: Any, pieces: str | Sequence[Piece]) -> list[int]:
@@ -91,7 +100,8 @@ def encode_pieces(tokenizer: Any, pieces: str | Sequence[Piece]) -> list[int]:
     spans = _trusted_spans(pieces)
     kept = [m for m in found if m.group() in specials.ids and _inside(m.span(), spans)]
     if len(kept) == sum(m.group() in specials.ids for m in found):
-        return list(tokenizer.encode(text, add_special_tokens=False))
+        with ENCODE_LOCK:
+            return list(tokenizer.encode(text, add_special_tokens=False))
     return _encode_cut(tokenizer, text, kept, specials)
 
 
