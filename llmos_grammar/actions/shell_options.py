@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from llmos_grammar.actions.shell_scripts import awk_args, sed_args
+from llmos_grammar.actions.shell_awk import awk_args
+from llmos_grammar.actions.shell_sed import sed_args
 from llmos_grammar.actions.shell_words import Word
 
 ArgCheck = Callable[[Sequence[Word]], str | None]
