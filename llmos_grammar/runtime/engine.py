@@ -130,7 +130,7 @@ class Runtime:
         batch: int = 8,
         sampling: Sampling | None = None,
     ) -> list[list[Result]]:
-        """Results as results[task_index][sample]."""
+        """Results as `results[task_index][sample]`."""
         out: list[list[Result | None]] = [[None] * samples for _ in tasks]
         for item in self.stream_batch(tasks, samples, batch, sampling):
             if isinstance(item.event, DoneEvent):
