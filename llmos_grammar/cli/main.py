@@ -21,6 +21,7 @@ COMMANDS = {
     "graph": ("llmos_grammar.cli.graph", "print a spec's state machine as Mermaid or DOT"),
     "exec": ("llmos_grammar.cli.exec", "run one policy action on code, print JSON"),
     "sandbox": ("llmos_grammar.cli.sandbox", "inspect the sandbox: llmos sandbox doctor"),
+    "docs": ("llmos_grammar.cli.docs", "serve this documentation site locally (mkdocs)"),
 }
 
 

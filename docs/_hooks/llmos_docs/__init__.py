@@ -1,0 +1,1 @@
+"""Generators of the documentation's reference pages: every table comes from the code."""
