@@ -52,6 +52,8 @@ LINES: list[tuple[str, str]] = [
     ("\\\nid", "bypass"),
     ("ls\r\nid", "bypass"),
     ("ls;;id", "no"),
+    ("ls \\", "no"),
+    ("echo '${'x", "no"),
     ("echo hi # ; id", "ok"),
     ("ls # comment $(id)", "ok"),
     ("echo a#b; id", "bypass"),
@@ -156,6 +158,8 @@ LINES: list[tuple[str, str]] = [
     ("find . -name x -o -exec id {} +", "bypass"),
     ("find . -maxdepth 0 -execdir id \\;", "bypass"),
     ("find . -name '*.txt'", "ok"),
+    ("x=exec; find . -maxdepth 0 -$\\\nx id \\;", "bypass"),
+    ("x=exec; find . -maxdepth 0 -\\\n$x id \\;", "bypass"),
     ("sed 's/x/id/e' a.txt", "bypass"),
     ("sed '1e id' a.txt", "bypass"),
     ("sed -n 's/x/y/p' a.txt", "ok"),
@@ -343,10 +347,30 @@ def test_words_resolve_to_their_literal_value(raw: str, value: str) -> None:
     assert resolve(raw).value == value
 
 
+# Words whose static value must be what bash makes of them (run as the handler runs a line).
+BASH_WORDS = (
+    "\\ls", "l\\s", "'l's", "$'\\x6c\\x73'", "$'\\c\\\\'", "$'\\c\\a'", "$'\\c?'", "$'a\\c'",
+    "$'\\551'", "$'\\u00e9'", "$'\\x'", "$'\\q'", "$'a\\\nb'", '"c\\\nd"', "'e\\\nf'",
+    '"a\\"b\\$c\\d"', '$"ls"', "\\$'x'", '"$"\'x\'', "a$", "[", "{}", "{a}",
+    "a\\\n\\\nb", "\\#x", "a#b", "--x=~", "x:~", '"a"=~', "-e\\xec", "'-'exec",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", BASH_WORDS)
+def test_static_words_have_the_value_bash_gives_them(raw: str) -> None:
+    word = resolve(raw)
+    assert word.value is not None
+    line = f"printf '%s\\0' {raw}"
+    shown = subprocess.run(shell_argv(), input=line.encode(), capture_output=True, timeout=20)
+    assert shown.stdout.split(b"\0")[:-1] == [word.value.encode()], shown
+
+
 @pytest.mark.parametrize(
     ("raw", "leading", "splits"),
     [("$x", None, True), ('"$x"', None, False), ("a$x", "a", True), ('./"$x"', ".", False),
-     ("*.txt", None, False), ("a*", "a", False), ("{a,b}", None, True), ("~/x", None, False)],
+     ("*.txt", None, False), ("a*", "a", False), ("{a,b}", None, True), ("~/x", None, False),
+     ("a=~", "a", False), ("a=b:~/x", "a", False), ("$\\\nx", None, True),
+     ("\\\n~", None, False), ("-$\\\nx", "-", True)],
 )  # fmt: skip
 def test_words_that_expand_have_no_value(raw: str, leading: str | None, splits: bool) -> None:
     word = resolve(raw)

@@ -85,6 +85,8 @@ class _Checker:
             raise Refused("the command line holds a NUL byte")
         if len(self.text) > MAX_CHARS:
             raise Refused(f"the command line is over {MAX_CHARS} characters")
+        if (len(self.text) - len(self.text.rstrip("\\"))) % 2:
+            raise Refused("the command line ends in a backslash; remove it")
         found = _BRACE_OPEN.search(self.text)
         if found:
             raise Refused(

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASSIGNMENT_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _SPECIAL = set("?#@*$!-0123456789")
 _ODD = set(" \t\n;&|()<>")
 _ESCAPES = {
@@ -62,6 +63,7 @@ class _Builder:
     started: bool = False
     brace_open: bool = False
     brace: bool = False
+    assignment: bool = False  # NAME=...: bash expands a `~` after its `=` or a `:`
 
     def literal(self, text: str) -> None:
         if text and not self.started:
@@ -85,19 +87,61 @@ class _Builder:
 
 def resolve(raw: str) -> Word:
     """Resolve the source text of one word (as the parser delimited it)."""
-    out = _Builder(raw, [])
+    text = join_lines(raw)
+    out = _Builder(raw, [], assignment=bool(_ASSIGNMENT_LIKE.match(text)))
     i = 0
-    while i < len(raw):
-        i = _unquoted(raw, i, out)
+    while i < len(text):
+        i = _unquoted(text, i, out)
     return out.word()
 
 
 def resolve_value(raw: str) -> None:
     """Check the value of an assignment (`name=VALUE`): refuse what `resolve` refuses."""
+    text = join_lines(raw)
     out = _Builder(raw, [])
     i = 0
+    while i < len(text):
+        i = 1 + i if text[i] == "~" else _unquoted(text, i, out)
+
+
+def join_lines(raw: str) -> str:
+    """`raw` without the backslash-newline pairs bash removes before it reads a word.
+
+    They go everywhere except inside '...' and $'...', so `$\\<newline>x` is `$x` and
+    a word may start with `~` or `#` only once they are gone.
+    """
+    out: list[str] = []
+    i, quote = 0, ""
     while i < len(raw):
-        i = 1 + i if raw[i] == "~" else _unquoted(raw, i, out)
+        c, nxt = raw[i], raw[i + 1 : i + 2]
+        if quote in ("'", "$'") and c == "'":
+            quote = ""
+        elif quote == "$'" and c == "\\":
+            out.append(c + nxt)
+            i += 2
+            continue
+        elif quote in ("", '"') and c == "\\":
+            if nxt != "\n":
+                out.append(c + nxt)
+            i += 2
+            continue
+        elif quote == "" and c == "'":
+            quote = "$'" if _dollars(out) % 2 else "'"
+        elif quote in ("", '"') and c == '"':
+            quote = '"' if quote == "" else ""
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _dollars(out: list[str]) -> int:
+    """How many unescaped `$` end `out` (an odd count makes the last one start `$'...'`)."""
+    count = 0
+    for piece in reversed(out):
+        if piece != "$":
+            break
+        count += 1
+    return count
 
 
 def _unquoted(raw: str, i: int, out: _Builder) -> int:
@@ -123,7 +167,7 @@ def _unquoted(raw: str, i: int, out: _Builder) -> int:
         raise Refused(f"process substitution {c}(...) in {raw!r}")
     if c in _ODD or (c == "#" and i == 0):
         raise Refused(f"cannot tell how bash splits {raw!r}; quote it")
-    if c in "*?" or (c == "[" and "]" in raw[i + 1 :]) or (c == "~" and i == 0):
+    if c in "*?" or (c == "[" and "]" in raw[i + 1 :]) or (c == "~" and (i == 0 or out.assignment)):
         out.expands(splits=False)
     elif c == "{":
         out.brace_open = True
@@ -188,19 +232,25 @@ def _dollar(raw: str, i: int, out: _Builder, quoted: bool) -> int:
 
 
 def ansi_c(raw: str, i: int) -> tuple[str, int]:
-    """The text of a `$'...'` string whose body starts at `i`, and the index past it."""
-    chars: list[str] = []
-    while i < len(raw):
-        c = raw[i]
-        if c == "'":
-            return "".join(chars), i + 1
-        if c != "\\" or i + 1 >= len(raw):
-            chars.append(c)
-            i += 1
+    """The text of a `$'...'` string whose body starts at `i`, and the index past it.
+
+    Its end is found as bash's reader finds it (a backslash hides the next
+    character, quote included); then the escapes are decoded.
+    """
+    end = i
+    while end < len(raw) and raw[end] != "'":
+        end += 2 if raw[end] == "\\" else 1
+    if end >= len(raw):
+        raise Refused(f"unterminated $'...' string in {raw!r}")
+    body, chars, j = raw[i:end], [], 0
+    while j < len(body):
+        if body[j] != "\\" or j + 1 >= len(body):
+            chars.append(body[j])
+            j += 1
             continue
-        text, i = _escape(raw, i + 1)
+        text, j = _escape(body, j + 1)
         chars.append(text)
-    raise Refused(f"unterminated $'...' string in {raw!r}")
+    return "".join(chars), end + 1
 
 
 def _escape(raw: str, i: int) -> tuple[str, int]:
@@ -221,5 +271,9 @@ def _escape(raw: str, i: int) -> tuple[str, int]:
             raise Refused(f"escape \\{c}{digits.group()} is out of range in {raw!r}")
         return chr(code), i + 1 + len(digits.group())
     if c == "c" and i + 1 < len(raw):
-        return chr(ord(raw[i + 1]) & 0x1F), i + 2
+        target = raw[i + 1]
+        if not target.isascii():
+            raise Refused(f"\\c before a non-ASCII character in {raw!r}")
+        used = 3 if raw[i + 1 : i + 3] == "\\\\" else 2
+        return chr(0x7F if target == "?" else ord(target.upper()) & 0x1F), i + used
     return "\\" + c, i + 1
