@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from llmos_grammar.actions.shell_words import Word
 
 _AWK_VALUE = set("Fv")
-_AWK_REFUSED = set("fEilWe")
-_AWK_LONGS = ("file", "exec", "include", "load", "source")
+_AWK_REFUSED = set("fEilWeD")  # D: the debugger, whose eval runs awk code
+_AWK_LONGS = ("file", "exec", "include", "load", "source", "debug")
 _AWK_LONG_VALUE = ("field-separator", "assign")
 _AWK_CALLS = re.compile(r"system|extension|@")
 

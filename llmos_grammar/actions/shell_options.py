@@ -36,7 +36,7 @@ REFUSED: dict[str, str] = {
         "eval exec source . command builtin env xargs sudo doas su runuser pkexec nohup"
         " timeout nice ionice chroot setsid stdbuf taskset chrt prlimit setpriv unshare"
         " nsenter capsh flock watch strace ltrace gdb valgrind time parallel script"
-        " run-parts at batch systemd-run busybox toybox fakeroot firejail bwrap",
+        " run-parts at batch systemd-run busybox toybox fakeroot firejail bwrap tmux screen",
     ),
     **_group(
         _CODE,
@@ -46,7 +46,7 @@ REFUSED: dict[str, str] = {
     **_group(_BASH, "trap enable hash set shopt alias bind complete compgen compopt fc history"),
     **_group(_NAMES, "declare typeset local readonly export let read mapfile readarray getopts"),
     "unset": _NAMES,
-    **_group(_CONFIG, "git make ssh scp sftp man patch"),
+    **_group(_CONFIG, "git make cmake ssh scp sftp man patch gcc g++ cc c++ clang"),
     **_group(_ESCAPE, "less more most pg pager vi vim view vimdiff rvim ex nvim emacs nano ed red"),
 }
 
@@ -84,8 +84,10 @@ def options(
         for index, word in enumerate(args):
             value = word.value
             if value is None:
-                if not option_safe(word):
+                if not option_safe(word) or (old_style and index == 0):
                     return _dynamic(command, word)
+                if remote and not (word.leading == "/" or word.raw.startswith(("./", "../"))):
+                    return f"{command} argument {word.raw!r} could name a remote host (a:b)"
                 continue
             long = _long_prefix(value, longs) if value.startswith("--") else None
             bad = f"--{long}" if long else None
@@ -146,6 +148,7 @@ OPTIONS: dict[str, ArgCheck] = {
     "diff3": options("diff3", longs=("diff-program",)),
     "install": options("install", longs=("strip-program",)),
     "rg": options("rg", longs=("pre",)),
+    "wget": options("wget", "e", ("use-askpass", "execute")),
     "sed": sed_args,
     "awk": awk_args,
     "gawk": awk_args,
