@@ -150,6 +150,7 @@ LINES: list[tuple[str, str]] = [
     ("a=b ls", "ok"),
     (">out ls", "ok"),
     ("ls 2>&1 | cat", "ok"),
+    ("ls 2>&- <&- >&-", "ok"),
     ("PATH=. ls", "no"),
     ("IFS=x; ls", "no"),
     ("BASH_CMDS[ls]=/usr/bin/id; ls", "no"),

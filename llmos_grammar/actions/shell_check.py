@@ -37,7 +37,7 @@ class _Node(Protocol):
     parts: list[_Node]
     list: list[_Node]
     type: str
-    output: _Node | int
+    output: _Node | int | str
 
 
 def check_commands(text: str, allowed: tuple[str, ...]) -> str | None:
@@ -195,6 +195,8 @@ class _Checker:
                 "here-documents are refused with a command allow-list; use a here-string"
                 " (<<< 'text') or printf 'text' | command"
             )
-        target = node.output
-        if not isinstance(target, int):
+        target = node.output  # a word, a descriptor (2>&1) or "-" (closing one: 2>&-)
+        if isinstance(target, str) and target != "-":
+            raise Refused(f"redirection {self.source(node)!r} is not understood by the check")
+        if not isinstance(target, int | str):
             self.word(target)
