@@ -59,15 +59,15 @@ LLAMACPP_CMAKE_ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TO
 
 # One line per tenth of the compile steps (ninja's "[n/N]" lines), the whole log in a file.
 build_progress() {
-  local last=-1 line done total tenth
+  local last=-1 line step total tenth
   while IFS= read -r line; do
     printf '%s\n' "$line" >>.venv/llamacpp-build.log
-    if [[ $line =~ ^\[([0-9]+)/([0-9]+)\] ]]; then
-      done=${BASH_REMATCH[1]} total=${BASH_REMATCH[2]}
-      tenth=$((done * 10 / total))
+    if [[ $line =~ ^[[:space:]]*\[([0-9]+)/([0-9]+)\] ]]; then
+      step=${BASH_REMATCH[1]} total=${BASH_REMATCH[2]}
+      tenth=$((step * 10 / total))
       if [ "$tenth" != "$last" ]; then
         last=$tenth
-        echo "setup: llama-cpp-python: compiled $done of $total ($((SECONDS - BUILD_START)) s)" >&2
+        echo "setup: llama-cpp-python: compiled $step of $total ($((SECONDS - BUILD_START)) s)" >&2
       fi
     fi
   done
