@@ -28,6 +28,7 @@ from llmos_grammar.spec.loader import load, load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 BASH = shutil.which("bash") or "/bin/bash"
+PRINTF = shutil.which("printf") or "/usr/bin/printf"  # a program: the builtin is disabled
 ALLOWED = (
     "ls", "cat", "echo", "printf", "grep", "wc", "sort", "head",
     "find", "sed", "awk", "test", "[", "true",
@@ -191,7 +192,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     builtins = subprocess.run([BASH, "-c", "compgen -b"], capture_output=True, text=True)
     names = sorted(set(builtins.stdout.split()) - KEEP)
     (root / "prelude.sh").write_text(
-        'command_not_found_handle() { /usr/bin/printf \'%s\\n\' "$1" >> "$STUB_LOG"; }\n'
+        f'command_not_found_handle() {{ {PRINTF} \'%s\\n\' "$1" >> "$STUB_LOG"; }}\n'
         f"enable -n {' '.join(names)}\n"
     )
     (root / "work").mkdir()
