@@ -43,12 +43,14 @@ def mask_times(compiled: Any, tokens: list[int], words: int) -> list[float]:
     """Seconds per mask along `tokens` (one mask before each token)."""
     import torch
 
+    from llmos_grammar.constraints import fill_masks
+
     bits = torch.zeros((1, words), dtype=torch.int32)
     matcher = compiled.new()
     times = []
     for token in tokens:
         started = time.perf_counter()
-        matcher.fill_mask(bits, 0)
+        fill_masks([(matcher, 0)], bits)
         times.append(time.perf_counter() - started)
         if not matcher.consume([token]):
             raise RuntimeError(f"{compiled.name}: token {token} rejected ({matcher.error})")
@@ -63,7 +65,8 @@ def schema_row(path: Path, table: Any, tokenizer: Any) -> dict[str, Any]:
     schema = json.loads(path.read_text())
     instance = schema.pop("examples")[0]
     source = GrammarSource("json_schema", json.dumps(schema), Location(str(path)))
-    tokens = list(tokenizer.encode(json.dumps(instance) + CLOSE, add_special_tokens=False))
+    compact = json.dumps(instance, separators=(",", ":"))  # the default JSON whitespace policy
+    tokens = list(tokenizer.encode(compact + CLOSE, add_special_tokens=False))
     how = plan(source, CLOSE)
     row: dict[str, Any] = {"schema": path.stem, "auto": how.backend, "why": how.reason}
     words = (table.vocab_size + 31) // 32

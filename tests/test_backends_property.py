@@ -8,6 +8,7 @@ this hypothesis (6.170).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,18 @@ def test_schema_instances_and_mutations_agree(
     compact = data.draw(st.booleans())
     text = json.dumps(value, separators=(",", ":") if compact else None, ensure_ascii=False)
     assert disagreements(source, close, mutated(text, data)) == []
+
+
+@pytest.mark.parametrize("policy", ["flexible", "[ ]?"])
+@pytest.mark.parametrize(("name", "source", "close"), SCHEMAS, ids=[c[0] for c in SCHEMAS])
+@SETTINGS
+@given(data=st.data())
+def test_schema_instances_agree_under_each_whitespace_policy(
+    name: str, source: GrammarSource, close: str | None, policy: str, data: st.DataObject
+) -> None:
+    schema = json.loads(source.text)
+    value = data.draw(values(schema, schema))
+    indent = data.draw(st.sampled_from([None, 1])) if policy == "flexible" else None
+    text = json.dumps(value, indent=indent, ensure_ascii=False)  # ", " and ": " between tokens
+    spaced = replace(source, json_whitespace=policy)
+    assert disagreements(spaced, close, mutated(text, data)) == []

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from llmos_grammar.cli.main import main
-from llmos_grammar.constraints import choose, outlines_regex
+from llmos_grammar.constraints import choose
 from llmos_grammar.constraints.differential import _compiled
+from llmos_grammar.grammar import schema_regex
 from llmos_grammar.spec.check import check_paths
 from tests.specs import SPEC, write
 
@@ -67,7 +68,7 @@ def test_a_disagreement_is_an_error_with_the_string(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # without aligning its JSON strings, outlines-core accepts the escape \/ (llguidance not)
-    monkeypatch.setattr(outlines_regex, "JSON_ALIGN", ())
+    monkeypatch.setattr(schema_regex, "JSON_ALIGN", ())
     choose._plan.cache_clear()
     _compiled.cache_clear()
     state = STRING_STATE.replace("    close:", "    backend: outlines\n    close:")

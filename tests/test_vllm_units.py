@@ -16,7 +16,7 @@ from llmos_grammar.engines.vllm.args import (
     server_command,
     vllm_options,
 )
-from llmos_grammar.engines.vllm.grammar import lark_for_vllm, rename_start
+from llmos_grammar.engines.vllm.grammar import lark_for_vllm
 from llmos_grammar.engines.vllm.protocol import completion_body, error_message, read_completion
 from llmos_grammar.errors import Location, ModelError
 from llmos_grammar.ir import (
@@ -115,45 +115,56 @@ def source(kind: str, text: str) -> GrammarSource:
     return GrammarSource(kind, text, Location("<t>", 1, 1))  # type: ignore[arg-type]
 
 
-def test_rename_start_spares_strings_regexes_and_comments() -> None:
-    text = 'start: "start" item // start here\nitem: /start|x/ start_b\nstart_b: "b"\n'
-    renamed = rename_start(text)
-    assert renamed.startswith('llmos_body: "start" item // start here\n')
-    assert "/start|x/ start_b" in renamed and "start_b: " in renamed
+def test_a_recursive_start_and_the_word_start_need_no_renaming() -> None:
+    # the body is a nested grammar of its own: its `start` rule stays as written
+    text = 'start: "(" start ")" | "start" item // start here\nitem: /start|x/\n'
+    lark = lark_for_vllm(source("lark", text), "[/CODE]")
+    assert text in lark
+    good, bad = "((startx))[/CODE]", "((startx)[/CODE]"
+    assert vllm_accepts(lark, good) and not vllm_accepts(lark, bad)
+
+
+def vllm_accepts(lark: str, text: str) -> bool:
+    """Whether the grammar vLLM's guidance backend builds from `lark` (as its request
+    validation does: llguidance.grammar_from("grammar", ...)) accepts the whole of `text`."""
+    import llguidance as llg
+
+    from llmos_grammar.grammar.backend import byte_tokenizer
+
+    matcher = llg.LLMatcher(byte_tokenizer(), llg.grammar_from("grammar", lark), log_level=0)
+    assert not matcher.is_error(), matcher.get_error()
+    ok = matcher.consume_tokens(list(text.encode())) and not matcher.is_error()
+    return bool(ok and matcher.is_accepting())
 
 
 @pytest.mark.parametrize(
     ("src", "good", "bad"),
     [
         (source("lark", 'start: "print(" NUM ")"\nNUM: /[0-9]+/\n'), "print(12)", "print(x)"),
+        (source("lark", '?start: "a" | "b"\n'), "a", "c"),  # no line `start:`: still Lark
         (source("regex", "[a-z]+/[0-9]{2}"), "ab/12", "ab/1"),
+        (source("regex", r"a\/b"), "a/b", "a\\/b"),
         (
             source("json_schema", '{"type": "object", "properties": {"a": {"type": "integer"}}}'),
-            '{"a": 3}',
-            '{"a": "x"}',
+            '{"a":3}',
+            '{"a": 3}',  # compact JSON by default
         ),
     ],
 )
-def test_lark_for_vllm_accepts_what_our_matcher_accepts(
-    src: GrammarSource, good: str, bad: str
+@pytest.mark.parametrize("close", ["[/CODE]", None])
+def test_vllm_gets_the_grammar_our_matcher_compiles(
+    src: GrammarSource, good: str, bad: str, close: str | None
 ) -> None:
-    import llguidance as llg
+    from llmos_grammar.constraints import CompiledConstraint, byte_table
+    from llmos_grammar.constraints.differential import accepts
 
-    from llmos_grammar.constraints.llguidance_backend import top_level_grammar
-    from llmos_grammar.grammar.backend import byte_tokenizer
-
-    close = "[/CODE]"
-    ours = top_level_grammar(src, close)
-    theirs = llg.grammar_from("grammar", lark_for_vllm(src, close))
-
-    def accepts(grammar: str, text: str) -> bool:
-        matcher = llg.LLMatcher(byte_tokenizer(), grammar, log_level=0)
-        ok = matcher.consume_tokens(list(text.encode())) and not matcher.is_error()
-        return bool(ok and matcher.is_accepting())
-
-    for text in (good + close, bad + close, good):
-        assert accepts(ours, text) == accepts(theirs, text), text
-    assert accepts(theirs, good + close) and not accepts(theirs, good)
+    lark = lark_for_vllm(src, close)
+    ours = CompiledConstraint(src, byte_table(), close, "s")
+    assert lark == ours.grammar  # one translation: the server enforces what the replay checks
+    tail = close or ""
+    for text in (good + tail, bad + tail, good + "[/CODE]x"):
+        assert vllm_accepts(lark, text) == accepts(ours, text.encode()), text
+    assert vllm_accepts(lark, good + tail) and not vllm_accepts(lark, bad + tail)
 
 
 def test_stop_strings_cover_started_triggers() -> None:

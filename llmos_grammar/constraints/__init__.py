@@ -11,7 +11,7 @@ from llmos_grammar.constraints.backend import (
     MatcherError,
 )
 from llmos_grammar.constraints.choose import Enforcement, compile_constraint, plan
-from llmos_grammar.constraints.llguidance_backend import CompiledConstraint, top_level_grammar
+from llmos_grammar.constraints.llguidance_backend import CompiledConstraint
 from llmos_grammar.constraints.mask import MaskBuffer
 from llmos_grammar.constraints.registry import BACKENDS, byte_compiled, fill_masks
 from llmos_grammar.constraints.tokens import TokenTable, build_table, byte_table
@@ -33,5 +33,4 @@ __all__ = [
     "compile_constraint",
     "fill_masks",
     "plan",
-    "top_level_grammar",
 ]

@@ -12,10 +12,9 @@ from llmos_grammar.constraints.differential import divergence
 from llmos_grammar.constraints.registry import BACKENDS, byte_compiled
 from llmos_grammar.constraints.registry import CHECK_BOUNDS as CHECK
 from llmos_grammar.constraints.tokens import TokenTable
-from llmos_grammar.errors import BackendError, GrammarError, Location
+from llmos_grammar.errors import BackendError, GrammarError
+from llmos_grammar.grammar.translate import bare
 from llmos_grammar.ir import BackendChoice, GrammarSource
-
-_NOWHERE = Location("<constraint>")
 
 
 @dataclass(frozen=True)
@@ -36,16 +35,15 @@ def plan(source: GrammarSource, close: str | None, choice: BackendChoice = "auto
     for a regex or JSON schema it expresses exactly within CHECK_BOUNDS, and whose byte index
     allows what llguidance allows at every state, else llguidance (with the reason).
     BackendError (no location) when an explicit `outlines` cannot be honoured."""
-    return _plan(source.kind, source.text, close, choice)
+    return _plan(bare(source), close, choice)
 
 
 @functools.lru_cache(maxsize=256)
-def _plan(kind: str, text: str, close: str | None, choice: BackendChoice) -> Enforcement:
+def _plan(source: GrammarSource, close: str | None, choice: BackendChoice) -> Enforcement:
     if choice == "llguidance":
         return Enforcement("llguidance", "", choice)
-    if kind == "lark" and choice == "auto":
+    if source.kind == "lark" and choice == "auto":
         return Enforcement("llguidance", "", choice)
-    source = GrammarSource(kind, text, _NOWHERE)  # type: ignore[arg-type]
     try:
         byte_compiled(source, close, "outlines")
     except GrammarError as exc:
@@ -63,7 +61,8 @@ def _divergence_reason(source: GrammarSource, close: str | None) -> str:
     """Why Outlines' byte index diverges from llguidance ("" when it does not), remembered on
     disk next to the index so that a later check answers without walking the index."""
     against = f"divergence:{source.kind}:llguidance-{importlib.metadata.version('llguidance')}"
-    key = outlines_build.cache_key(f"{close}\0{source.text}", against, CHECK)
+    language = f"{close}\0{source.json_whitespace}\0{source.text}"
+    key = outlines_build.cache_key(language, against, CHECK)
     path = outlines_build.cache_dir() / f"{key}.divergence"
     if path.is_file():
         return path.read_text()

@@ -12,7 +12,7 @@ from llmos_grammar.constraints.backend import BackendName, Compiled
 from llmos_grammar.constraints.llguidance_backend import CompiledConstraint as LLGuidanceCompiled
 from llmos_grammar.constraints.outlines_backend import OutlinesCompiled
 from llmos_grammar.constraints.registry import byte_compiled
-from llmos_grammar.errors import Location
+from llmos_grammar.grammar.translate import bare
 from llmos_grammar.ir import GrammarSource
 
 MAX_SAMPLE_BYTES = 160
@@ -29,8 +29,8 @@ class Disagreement:
 
 
 @functools.lru_cache(maxsize=128)
-def _compiled(kind: str, text: str, close: str | None, backend: BackendName) -> Compiled:
-    source = GrammarSource(kind, text, Location("<check>"))  # type: ignore[arg-type]
+def _compiled(source: GrammarSource, close: str | None, backend: BackendName) -> Compiled:
+    """`source` (a `bare` one) compiled by `backend` over bytes, once per process."""
     return byte_compiled(source, close, backend)
 
 
@@ -52,8 +52,8 @@ def divergence(source: GrammarSource, close: str | None) -> Divergence | None:
     """The first state of Outlines' byte index (depth first over shortest-prefix edges, at most
     MAX_COMPARED states) where the bytes allowed next, or acceptance, differ from llguidance's
     after the same prefix. One llguidance matcher walks the tree, rolling back on the way up."""
-    outlines = _compiled(source.kind, source.text, close, "outlines")
-    llguidance = _compiled(source.kind, source.text, close, "llguidance")
+    outlines = _compiled(bare(source), close, "outlines")
+    llguidance = _compiled(bare(source), close, "llguidance")
     if not isinstance(outlines, OutlinesCompiled) or not isinstance(llguidance, LLGuidanceCompiled):
         raise TypeError("divergence compares an Outlines and an llguidance constraint")
     finals = outlines.index.get_final_states()
@@ -133,16 +133,15 @@ def disagreements(
     source: GrammarSource, close: str | None, texts: Iterable[str]
 ) -> list[Disagreement]:
     """The strings of `texts` (each followed by `close`) the backends judge differently."""
-    return list(_disagreements(source.kind, source.text, close, tuple(texts)))
+    return list(_disagreements(bare(source), close, tuple(texts)))
 
 
 @functools.lru_cache(maxsize=256)
 def _disagreements(
-    kind: str, text: str, close: str | None, texts: tuple[str, ...]
+    source: GrammarSource, close: str | None, texts: tuple[str, ...]
 ) -> tuple[Disagreement, ...]:
-    source = GrammarSource(kind, text, Location("<check>"))  # type: ignore[arg-type]
-    outlines = _compiled(source.kind, source.text, close, "outlines")
-    llguidance = _compiled(source.kind, source.text, close, "llguidance")
+    outlines = _compiled(source, close, "outlines")
+    llguidance = _compiled(source, close, "llguidance")
     found = []
     for text in dict.fromkeys(texts):
         data = (text + (close or "")).encode("utf-8")
@@ -155,12 +154,12 @@ def _disagreements(
 def samples(source: GrammarSource, close: str | None, count: int, seed: int = 0) -> list[str]:
     """Up to `count` strings of Outlines' language (random walks over its byte index, `close`
     removed), each followed by a few one-byte mutations: probes for `disagreements`."""
-    return list(_samples(source.kind, source.text, close, count, seed))
+    return list(_samples(bare(source), close, count, seed))
 
 
 @functools.lru_cache(maxsize=256)
-def _samples(kind: str, text_: str, close: str | None, count: int, seed: int) -> tuple[str, ...]:
-    compiled = _compiled(kind, text_, close, "outlines")
+def _samples(source: GrammarSource, close: str | None, count: int, seed: int) -> tuple[str, ...]:
+    compiled = _compiled(source, close, "outlines")
     if not isinstance(compiled, OutlinesCompiled):
         raise TypeError("samples come from an Outlines index")
     rng = random.Random(seed)

@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from llmos_grammar.constraints.backend import BackendName, Matcher, MatcherError
 from llmos_grammar.constraints.tokens import TokenTable
 from llmos_grammar.errors import GrammarError
+from llmos_grammar.grammar.translate import lark_text
 from llmos_grammar.ir import GrammarSource
-
-
-def _body_grammar(source: GrammarSource) -> dict[str, Any]:
-    """The source as one llguidance grammar entry (a dict of the top-level JSON)."""
-    import llguidance as llg
-
-    if source.kind == "lark":
-        return {"lark_grammar": source.text}
-    if source.kind == "regex":
-        text = llg.LLMatcher.grammar_from_regex(source.text)
-    elif source.kind == "json_schema":
-        text = llg.LLMatcher.grammar_from_json_schema(source.text)
-    else:
-        raise GrammarError(f"unknown constraint kind {source.kind!r}", source.location)
-    entry = dict(json.loads(text)["grammars"][0])
-    return {k: v for k, v in entry.items() if v is not None and k != "name"}
-
-
-def top_level_grammar(source: GrammarSource, close: str | None) -> str:
-    """The llguidance grammar JSON for `source`, followed by the literal `close` when given."""
-    body = _body_grammar(source)
-    if not close:
-        return json.dumps({"grammars": [body]})
-    body["name"] = "llmos_body"
-    outer = {"lark_grammar": f"start: @llmos_body {json.dumps(close)}\n"}
-    return json.dumps({"grammars": [outer, body]})
 
 
 class LLGuidanceConstraint:
@@ -90,7 +64,7 @@ class CompiledConstraint:
         import llguidance as llg
 
         self.name = name
-        self.grammar = top_level_grammar(source, close)
+        self.grammar = lark_text(source, close)
         is_error, messages = llg.LLMatcher.validate_grammar_with_warnings(self.grammar, table.llg)
         if is_error:
             raise GrammarError(f"state {name!r}: {'; '.join(messages)}", source.location)

@@ -8,8 +8,8 @@ from typing import Any
 
 from llmos_grammar.constraints.backend import BackendName, Matcher
 from llmos_grammar.constraints.outlines_build import Bounds, bounded_index
-from llmos_grammar.constraints.outlines_regex import outlines_regex
 from llmos_grammar.constraints.tokens import TokenTable
+from llmos_grammar.grammar.translate import outlines_regex
 from llmos_grammar.ir import GrammarSource
 
 TOKEN_BOUNDS = Bounds(seconds=60.0)

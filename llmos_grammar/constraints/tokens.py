@@ -57,9 +57,10 @@ def build_table(tokenizer: Any, vocab_size: int, eos: int | list[int] | None = N
 
 @functools.cache
 def byte_table() -> TokenTable:
-    """A model-free table: token i < 256 is byte i (llguidance's byte tokenizer, EOS above)."""
-    import llguidance as llg
+    """A model-free table: token i < 256 is byte i (llguidance's byte tokenizer, EOS above;
+    the one the grammar stage's matchers use)."""
+    from llmos_grammar.grammar.backend import byte_tokenizer
 
-    tokenizer = llg.LLTokenizer("byte")
+    tokenizer = byte_tokenizer()
     token_bytes = [bytes([i]) for i in range(256)]
     return TokenTable(tokenizer, token_bytes, frozenset(), tokenizer.vocab_size)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from llmos_grammar.errors import GrammarError, Location
-from llmos_grammar.grammar.translate import backend_grammar
+from llmos_grammar.errors import GrammarError
+from llmos_grammar.grammar.translate import bare, lark_text
 from llmos_grammar.grammar.validate import validate
 from llmos_grammar.ir import GrammarSource
 
@@ -20,21 +20,18 @@ def byte_tokenizer() -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def template_matcher(kind: str, text: str) -> Any:
-    """A fresh matcher for (kind, text), compiled once; callers use deep copies."""
-    return compile_matcher(kind, text)
+def template_matcher(source: GrammarSource, close: str | None = None) -> Any:
+    """A fresh matcher for `source` (a `bare` one) followed by `close`, compiled once;
+    callers use deep copies."""
+    return compile_matcher(source, close)
 
 
-def compile_matcher(kind: str, text: str) -> Any:
-    """A new byte-level matcher for (kind, text); GrammarError when it does not compile."""
+def compile_matcher(source: GrammarSource, close: str | None = None) -> Any:
+    """A new byte-level matcher for `source` followed by `close` (the Lark text of
+    `translate.lark_text`); GrammarError when it does not compile."""
     import llguidance as llg
 
-    source = GrammarSource(kind=kind, text=text, location=Location("<grammar>"))  # type: ignore[arg-type]
-    try:
-        grammar = backend_grammar(source)
-    except ValueError as exc:
-        raise GrammarError(str(exc)) from None
-    compiled = llg.LLMatcher(byte_tokenizer(), grammar, log_level=0)
+    compiled = llg.LLMatcher(byte_tokenizer(), lark_text(source, close), log_level=0)
     if compiled.is_error():
         raise GrammarError(f"grammar does not compile: {compiled.get_error()}")
     return compiled
@@ -44,7 +41,7 @@ def matcher(source: GrammarSource) -> Any:
     """A fresh byte-level matcher for `source`; GrammarError (located, with all diagnostics)
     when it does not compile."""
     try:
-        return template_matcher(source.kind, source.text).deep_copy()
+        return template_matcher(bare(source)).deep_copy()
     except GrammarError as exc:
         found = validate(source)
         errors = [d for d in found if d.severity == "error"]

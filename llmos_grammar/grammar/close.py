@@ -16,6 +16,7 @@ from llmos_grammar.grammar.larktext import (
     terminal_text,
     unquote,
 )
+from llmos_grammar.grammar.translate import bare
 from llmos_grammar.ir import GrammarSource
 
 # Method. (1) Language probe: walk the grammar's states breadth-first from the start and from
@@ -50,19 +51,18 @@ def close_conflict(source: GrammarSource, close: str) -> Diagnostic | None:
     """An error when a string of the grammar's language contains `close` (with that string in the
     message), a warning when only a part of the grammar is seen to admit it, None when clear.
 
-    The verdict depends on the grammar's text and `close` alone: specs that share a grammar
+    The verdict depends on the grammar's language and `close` alone: specs that share a grammar
     (the shipped python.lark) are probed once per process; the result carries the location
     of this `source`.
     """
     if not close:
         return None
-    found = _conflict(source.kind, source.text, close, source.origin)
+    found = _conflict(dataclasses.replace(bare(source), origin=source.origin), close)
     return None if found is None else dataclasses.replace(found, location=source.location)
 
 
 @functools.lru_cache(maxsize=128)
-def _conflict(kind: str, text: str, close: str, origin: str | None) -> Diagnostic | None:
-    source = GrammarSource(kind=kind, text=text, location=Location("<grammar>"), origin=origin)  # type: ignore[arg-type]
+def _conflict(source: GrammarSource, close: str) -> Diagnostic | None:
     try:
         start = matcher(source)
     except GrammarError:
@@ -194,13 +194,17 @@ def _terminal_witnesses(source: GrammarSource, close: str, hints: bytes) -> dict
             continue
         probe = f"start: LLMOS_PROBE\nLLMOS_PROBE: ({item}) & {contains}\n"
         try:
-            state = compile_matcher("lark", f"{terminals}\n{probe}")
+            state = compile_matcher(_lark(f"{terminals}\n{probe}"))
         except GrammarError:  # the terminals may lean on the rest of the grammar: use all of it
             try:
-                state = compile_matcher("lark", f"{text}\n{probe}")
+                state = compile_matcher(_lark(f"{text}\n{probe}"))
             except GrammarError:
                 continue
         lexeme, _ = _probe(state, [b""], [close.encode("utf-8")], hints, MAX_TERMINAL_STATES)
         if lexeme is not None:
             found[item] = lexeme
     return found
+
+
+def _lark(text: str) -> GrammarSource:
+    return GrammarSource("lark", text, Location("<probe>"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-from llmos_grammar.errors import Diagnostic, Location
+from llmos_grammar.errors import Diagnostic, GrammarError, Location
 from llmos_grammar.grammar.larktext import definitions
 from llmos_grammar.grammar.source import INCLUDE_MARK
-from llmos_grammar.grammar.translate import backend_grammar
+from llmos_grammar.grammar.translate import lark_text
 from llmos_grammar.ir import GrammarSource
 
 _POSITION = re.compile(r"^(?:at )?(\d+)\((\d+)\): ")
@@ -34,10 +34,10 @@ def validate(source: GrammarSource) -> list[Diagnostic]:
         problems = _json_problems(source)
         if problems:
             return problems
-    try:
-        grammar = backend_grammar(source)
-    except ValueError as exc:
-        return [Diagnostic("error", str(exc), source.location, code="grammar")]
+    try:  # Lark as written, so that llguidance's line numbers are the source's
+        grammar = source.text if source.kind == "lark" else lark_text(source)
+    except GrammarError as exc:
+        return [Diagnostic("error", exc.message, source.location, code="grammar")]
     import llguidance as llg
 
     try:
@@ -91,11 +91,11 @@ def _diagnostic(source: GrammarSource, severity: str, message: str) -> Diagnosti
     match = _POSITION.match(first)
     if source.kind == "regex":
         where = _regex_location(source, message)
-    elif match:
+    elif match and source.kind == "lark":  # a schema's position is in its `%json` wrapper
         line, column = int(match.group(1)), int(match.group(2))
         where = _text_location(source, line, _refine_column(source.text, message, line, column))
     if match:
-        first = first[match.end() :]
+        first = first[match.end() :].removeprefix("failed to compile JSON schema: ")
     hint = ""
     for fragment, construct, remedy in UNSUPPORTED:
         if re.search(fragment, message):

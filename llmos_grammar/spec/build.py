@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,8 @@ def inline_location(doc: Doc, path: Key) -> tuple[Location, int]:
 def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource | None) -> State:
     """One state; `source` is its constraint, from constraint_source()."""
     kind = raw["type"]
+    if source is not None:
+        source = replace(source, json_whitespace=_json_whitespace(doc, raw))
     if kind == "text":
         return TextState(
             name=name,
@@ -178,6 +181,11 @@ def transitions(on: dict[str, str] | list[dict[str, Any]]) -> tuple[Transition, 
 def _backend(doc: Doc, raw: dict[str, Any]) -> BackendChoice:
     """The state's `backend`, else the spec's, else auto."""
     return raw.get("backend", doc.data.get("backend", "auto"))
+
+
+def _json_whitespace(doc: Doc, raw: dict[str, Any]) -> str:
+    """The state's `json_whitespace`, else the spec's, else compact."""
+    return str(raw.get("json_whitespace", doc.data.get("json_whitespace", "compact")))
 
 
 def _state_sampling(raw: dict[str, Any]) -> Sampling | None:

@@ -18,6 +18,7 @@ from llmos_grammar.spec.checks.grammars import grammar_problems, test_problems
 from llmos_grammar.spec.checks.machine import Analysis
 from llmos_grammar.spec.checks.policy import action_problems
 from llmos_grammar.spec.checks.prompt import prompt_problems
+from llmos_grammar.spec.checks.whitespace import whitespace_error
 from llmos_grammar.spec.schemas import crumb
 from llmos_grammar.spec.yamldoc import Doc, Key
 
@@ -72,13 +73,20 @@ def _spec_policy(doc: Doc, out: list[Diagnostic]) -> tuple[Policy | None, str]:
 def _states(
     doc: Doc, out: list[Diagnostic], policy: Policy | None
 ) -> tuple[dict[str, State], set[str]]:
-    """All states, and the names of those whose constraint could not be loaded."""
+    """All states, and the names of those whose constraint could not be loaded (or whose
+    JSON whitespace policy is wrong)."""
     states: dict[str, State] = {}
     broken: set[str] = set()
+    spec_space = whitespace_error(doc, (), doc.data)
+    out.extend([spec_space] if spec_space is not None else [])
     for name, raw in doc.data["states"].items():
         path: Key = ("states", name)
         given = [k for k in build.CONSTRAINT_KEYS if k in raw]
         problem = _constraint_problem(doc, path, raw, given)
+        own_space = whitespace_error(doc, path, raw)
+        out.extend([own_space] if own_space is not None else [])
+        if own_space is not None or (spec_space is not None and "json_whitespace" not in raw):
+            broken.add(name)
         source = None
         if problem is not None:
             out.append(problem)

@@ -1,17 +1,15 @@
-"""A grammar source as the regex outlines-core indexes, or the reason it cannot be one."""
+"""A JSON schema as the regex outlines-core indexes (enforcing what llguidance enforces), or
+the reason it cannot be one."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from llmos_grammar.errors import BackendError
-from llmos_grammar.ir import GrammarSource
+from llmos_grammar.grammar import jsonspace
 
-# JSON whitespace between tokens, as llguidance allows it (not before or after the value)
-WHITESPACE = r"[ \t\n\r]*"
 # JSON strings and numbers as llguidance enforces them (so that both backends enforce the same
 # language). Numbers: outlines-core needs a sign in an exponent, llguidance not. Strings:
 # outlines-core allows the escape `\/`, no `\uXXXX`, and forbids U+0080..U+009F;
@@ -51,30 +49,22 @@ SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 SCHEMA_VALUES = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
 
 
-def outlines_regex(source: GrammarSource, close: str | None) -> str:
-    """The regex of `source` followed by the literal `close`; BackendError with the reason
-    when outlines-core cannot express `source` exactly."""
-    if source.kind == "lark":
-        raise BackendError("Lark grammars are enforced by llguidance (as in Outlines itself)")
-    body = source.text if source.kind == "regex" else schema_regex(source.text)
-    return f"(?:{body}){re.escape(close)}" if close else body
-
-
-def schema_regex(text: str) -> str:
-    """outlines-core's regex for the JSON schema `text` (BackendError when it is not exact)."""
+def schema_regex(text: str, whitespace: str = jsonspace.COMPACT) -> str:
+    """outlines-core's regex for the JSON schema `text` with the JSON whitespace policy
+    `whitespace` (BackendError when it would not enforce the schema exactly)."""
     from outlines_core.json_schema import build_regex_from_schema
 
     schema = small_ranges(json.loads(text))
     for where, problem in _inexact(schema, "#"):
         raise BackendError(f"outlines-core cannot enforce {problem} (at {where})")
     try:
-        regex = str(build_regex_from_schema(json.dumps(schema), whitespace_pattern=WHITESPACE))
+        regex = str(build_regex_from_schema(json.dumps(schema), whitespace_pattern=jsonspace.MARK))
     except ValueError as exc:
         first = str(exc).split("\n")[0].strip()
         raise BackendError(f"outlines-core cannot express this schema: {first}") from None
     for theirs, ours in JSON_ALIGN:
         regex = regex.replace(theirs, ours)
-    return regex
+    return jsonspace.place(regex, whitespace)
 
 
 def small_ranges(schema: Any) -> Any:
