@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 # The limit that stopped an action (`ActionResult.limit_hit`).
 LimitName = Literal[
@@ -29,7 +29,7 @@ class ActionResult:
     refused: str | None = None  # reason the action was not run at all
     rows: str = ""  # sqlite: the rendered table
     unenforced: tuple[str, ...] = ()  # limits this machine could not enforce
-    limits: dict[str, Any] = field(default_factory=dict)  # limits that applied
+    limits: dict[str, object] = field(default_factory=dict)  # limits that applied (JSON values)
 
     @classmethod
     def failure(
@@ -38,7 +38,7 @@ class ActionResult:
         *,
         timed_out: bool,
         started: float,
-        limits: dict[str, Any],
+        limits: dict[str, object],
         unenforced: tuple[str, ...] = (),
     ) -> ActionResult:
         """A handler that failed (or ran out of time) before producing output.
@@ -76,7 +76,7 @@ class ActionResult:
             return f"killed by signal {self.signal}"
         return f"exit {self.exit_code}"
 
-    def template_fields(self) -> dict[str, Any]:
+    def template_fields(self) -> dict[str, object]:
         """Names an output template may use, e.g. "{stdout}{stderr}"."""
         fields = asdict(self)
         fields["status"] = self.status
@@ -85,7 +85,7 @@ class ActionResult:
         fields["error"] = "" if self.ok else (self.stderr or f"{self.status}\n")
         return fields
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         data = asdict(self)
         data["status"] = self.status
         data["ok"] = self.ok

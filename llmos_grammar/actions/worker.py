@@ -24,7 +24,7 @@ import math
 import os
 import stat
 import sys
-from typing import Any, get_args
+from typing import get_args
 
 from llmos_grammar.actions.registry import standby_key
 from llmos_grammar.actions.worker_child import TARGETS, TEXT_FIELDS, capped, policy_to_json
@@ -216,7 +216,9 @@ def merge(policy: ActionPolicy, sandbox: ActionResult) -> ActionResult:
             limit_hit=sandbox.limit_hit,
             truncated=sandbox.truncated,
         )
-    if any(m in inner.stderr for m in ACCESS_ERRORS) and "uid" in limits.get("layers", ()):
+    layers = limits.get("layers")
+    uid_layer = isinstance(layers, list) and "uid" in layers
+    if any(m in inner.stderr for m in ACCESS_ERRORS) and uid_layer:
         inner = dataclasses.replace(inner, stderr=inner.stderr + UID_HINT)
     return dataclasses.replace(
         inner,
@@ -263,7 +265,7 @@ def decode(raw: str, policy: ActionPolicy) -> ActionResult | None:
     return capped(result, policy.output_bytes)
 
 
-def _plain(value: object) -> dict[str, Any]:
+def _plain(value: object) -> dict[str, object]:
     """The handler's `limits`: only string keys with JSON scalars or lists of them."""
     if not isinstance(value, dict):
         return {}
