@@ -7,6 +7,7 @@ model's program there; sqlite, files and http run in a sandboxed worker
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,16 @@ __all__ = [
 ]
 
 
+# A lone surrogate (a byte that was not UTF-8, read with surrogateescape) cannot be sent to
+# a handler as UTF-8; it becomes U+FFFD before the text is approved or run.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _runnable(text: str) -> str:
+    """`text` as it is run and shown for approval: lone surrogates replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def _dispatch(
     policy: ActionPolicy, text: str, caps: Capabilities | None, pool: StandbyPool | None = None
 ) -> ActionResult:
@@ -48,7 +59,7 @@ def run_action(
     policy: ActionPolicy, text: str, *, caps: Capabilities | None = None
 ) -> ActionResult:
     """Run one action once, with no approval step and no persistent session."""
-    return _dispatch(policy, text, caps)
+    return _dispatch(policy, _runnable(text), caps)
 
 
 class ActionRunner:
@@ -85,6 +96,7 @@ class ActionRunner:
         if ap is None:
             known = ", ".join(sorted(self.policy.actions)) or "none"
             raise ActionError(f"no action {action!r} in policy {self.policy.path} (known: {known})")
+        text = _runnable(text)
         if needs_approval(ap):
             if self.approve is None:
                 return ActionResult(exit_code=None, refused="needs approval and no approver is set")
