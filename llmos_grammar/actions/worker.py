@@ -22,6 +22,7 @@ import functools
 import json
 import math
 import os
+import re
 import stat
 import sys
 from typing import get_args
@@ -231,26 +232,40 @@ def merge(policy: ActionPolicy, sandbox: ActionResult) -> ActionResult:
 
 
 _LIMITS = frozenset(get_args(LimitName))
+# What a worker that runs our code never prints, so that a worker taken over (by a bug in
+# SQLite, say) cannot make the runtime fail: lone surrogates (they cannot be encoded, to a
+# tokenizer or a terminal), NaN and Infinity (not JSON to whoever reads our output), exit
+# codes past 32 bits, nesting deeper than the recursion limit.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_EXIT_CODES = range(-(2**31), 2**31)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _text_ok(value: object) -> bool:
+    return isinstance(value, str) and _SURROGATE.search(value) is None
 
 
 def decode(raw: str, policy: ActionPolicy) -> ActionResult | None:
     """The worker's result from its JSON, every field type-checked; None when it is not one."""
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None
     texts = {name: data.get(name, "") for name in TEXT_FIELDS}
     exit_code, refused, limit = data.get("exit_code"), data.get("refused"), data.get("limit_hit")
     flags = {name: data.get(name, False) for name in ("timed_out", "truncated")}
-    if not all(isinstance(v, str) for v in texts.values()):
+    if not all(_text_ok(v) for v in texts.values()):
         return None
     if not all(isinstance(v, bool) for v in flags.values()):
         return None
-    if not (exit_code is None or (isinstance(exit_code, int) and not isinstance(exit_code, bool))):
+    if not (exit_code is None or (type(exit_code) is int and exit_code in _EXIT_CODES)):
         return None
-    if not (refused is None or isinstance(refused, str)) or not (limit is None or limit in _LIMITS):
+    if not (refused is None or _text_ok(refused)) or not (limit is None or limit in _LIMITS):
         return None
     if isinstance(refused, str):
         refused = refused[: policy.output_bytes]
@@ -269,9 +284,12 @@ def _plain(value: object) -> dict[str, object]:
     """The handler's `limits`: only string keys with JSON scalars or lists of them."""
     if not isinstance(value, dict):
         return {}
-    scalar = (str, int, float, bool, type(None))
+
+    def plain(v: object) -> bool:
+        return _text_ok(v) if isinstance(v, str) else isinstance(v, (int, float, bool, type(None)))
+
     return {
-        str(k): v
+        k: v
         for k, v in value.items()
-        if isinstance(v, scalar) or (isinstance(v, list) and all(isinstance(x, scalar) for x in v))
+        if _text_ok(k) and (plain(v) or (isinstance(v, list) and all(plain(x) for x in v)))
     }
