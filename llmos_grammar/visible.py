@@ -12,9 +12,11 @@ import unicodedata
 # unassigned code points, line and paragraph separators.
 _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
 # Letters and marks that draw as nothing although their category says otherwise: the
-# combining grapheme joiner, Hangul fillers, Khmer inherent vowels, variation selectors.
+# combining grapheme joiner, Hangul fillers, Khmer inherent vowels, variation selectors
+# (Mongolian ones too: `cmd` + U+180B is a second Python name that looks like `cmd`).
 _INVISIBLE = frozenset(
     {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0}
+    | set(range(0x180B, 0x1810))
     | set(range(0xFE00, 0xFE10))
     | set(range(0xE0100, 0xE01F0))
 )
