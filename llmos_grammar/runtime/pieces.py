@@ -75,12 +75,23 @@ def format_pieces(template: str, fields: Mapping[str, object]) -> Pieces:
 ENCODE_LOCK = threading.Lock()
 
 
+# Lone surrogates (bytes that were not UTF-8, read with surrogateescape: a task from argv,
+# a task file's "\ud800") cannot be encoded; each becomes U+FFFD, which keeps every offset.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def encode_untrusted(tokenizer: Any, text: str) -> list[int]:
     """Token ids of `text` with every special-token string split as plain text (no BOS/EOS)."""
     if not text:
         return []
     with ENCODE_LOCK:
-        return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+        return list(
+            tokenizer.encode(_encodable(text), add_special_tokens=False, split_special_tokens=True)
+        )
 
 
 def encode_pieces(tokenizer: Any, pieces: str | Sequence[Piece]) -> list[int]:
@@ -92,7 +103,7 @@ def encode_pieces(tokenizer: Any, pieces: str | Sequence[Piece]) -> list[int]:
     """
     if isinstance(pieces, str):
         return encode_untrusted(tokenizer, pieces)
-    text = joined(pieces)
+    text = _encodable(joined(pieces))
     specials = _specials(tokenizer)
     found = [m for m in specials.pattern.finditer(text)] if specials.ids else []
     if not found:
@@ -101,7 +112,12 @@ def encode_pieces(tokenizer: Any, pieces: str | Sequence[Piece]) -> list[int]:
     kept = [m for m in found if m.group() in specials.ids and _inside(m.span(), spans)]
     if len(kept) == sum(m.group() in specials.ids for m in found):
         with ENCODE_LOCK:
-            return list(tokenizer.encode(text, add_special_tokens=False))
+            ids = list(tokenizer.encode(text, add_special_tokens=False))
+        # a tokenizer that normalizes text before matching special tokens (lower case,
+        # NFKC) may find one the literal search did not ("<|IM_END|>"): cut instead
+        made = set(specials.ids.values())
+        if sum(i in made for i in ids) <= len(kept):
+            return ids
     return _encode_cut(tokenizer, text, kept, specials)
 
 
