@@ -36,16 +36,18 @@ REFUSED: dict[str, str] = {
         "eval exec source . command builtin env xargs sudo doas su runuser pkexec nohup"
         " timeout nice ionice chroot setsid stdbuf taskset chrt prlimit setpriv unshare"
         " nsenter capsh flock watch strace ltrace gdb valgrind time parallel script"
-        " run-parts at batch systemd-run busybox toybox fakeroot firejail bwrap tmux screen",
+        " run-parts at batch systemd-run busybox toybox fakeroot firejail bwrap tmux screen"
+        " jobs setarch linux32 linux64 sg newgrp numactl",
     ),
     **_group(
         _CODE,
         "sh bash dash zsh ksh mksh yash csh tcsh fish rbash python python2 python3 perl"
-        " ruby node nodejs php lua luajit tclsh wish expect Rscript julia guile dc",
+        " ruby node nodejs php lua luajit tclsh wish expect Rscript julia guile dc sqlite3 m4",
     ),
     **_group(_BASH, "trap enable hash set shopt alias bind complete compgen compopt fc history"),
     **_group(_NAMES, "declare typeset local readonly export let read mapfile readarray getopts"),
     "unset": _NAMES,
+    "wait": _NAMES,  # wait -p NAME
     **_group(_CONFIG, "git make cmake ssh scp sftp man patch gcc g++ cc c++ clang"),
     **_group(_ESCAPE, "less more most pg pager vi vim view vimdiff rvim ex nvim emacs nano ed red"),
 }
