@@ -2,12 +2,13 @@
 
 Three pieces, one per way a sandbox could outlive a runtime killed with SIGKILL:
 
-- `set_pdeathsig` (in the child before exec): the kernel sends SIGKILL to
-  the sandbox's first process when its parent dies. That is bwrap (which
-  passes it on with `--die-with-parent`; setpriv re-arms it after the uid
-  drop, which clears it), util-linux unshare (which passes it to the PID
-  namespace's init with `--kill-child`; the namespace ends with its init),
-  or, without namespaces, the program itself.
+- The parent-death signal (armed by the exec helper, `sandbox.spawn`, after
+  any uid drop, and followed by a check that the runtime is still the
+  parent): the kernel sends SIGKILL to the sandbox's first process when its
+  parent dies. That is bwrap (which passes it on with `--die-with-parent`;
+  setpriv re-arms it after the uid drop, which clears it), util-linux unshare
+  (which passes it to the PID namespace's init with `--kill-child`; the
+  namespace ends with its init), or, without namespaces, the program itself.
 - `popen`: the kernel sends that signal when the *thread* that forked the
   child exits, not only the process. Children forked by a thread other than
   the main one are therefore forked by one long-lived thread of this module,
@@ -24,28 +25,14 @@ Three pieces, one per way a sandbox could outlive a runtime killed with SIGKILL:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
-
-PR_SET_PDEATHSIG = 1
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def set_pdeathsig(parent: int) -> None:
-    """In a forked child: SIGKILL when the parent goes; exit now if it already went."""
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os.kill(os.getpid(), signal.SIGKILL)
-
 
 _jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
 _spawner: threading.Thread | None = None

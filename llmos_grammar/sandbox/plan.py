@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import resource
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.sandbox.etc import etc_argv
-from llmos_grammar.sandbox.lifeline import set_pdeathsig
-from llmos_grammar.sandbox.prelude import STAGE_SHM, STAGE_TMP, apply, ensure_stage, make_prelude
+from llmos_grammar.sandbox.prelude import STAGE_SHM, STAGE_TMP, ensure_stage, make_prelude
 from llmos_grammar.sandbox.probe import NOBODY, UNSHARE_ARGS, Capabilities
+from llmos_grammar.sandbox.spawn import Launch
 from llmos_grammar.sandbox.sysfs import sys_argv
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -160,24 +159,26 @@ def _user_processes(uid: int) -> int:
     return count
 
 
-def _rlimits(policy: ActionPolicy, nproc_base: int = 0) -> list[tuple[int, int, int]]:
+def _rlimits(policy: ActionPolicy, nproc_base: int = 0) -> tuple[tuple[str, int, int], ...]:
+    """(prlimit name, soft, hard) of each rlimit the child gets."""
     cpu = max(1, int(policy.cpu_s + 0.999))  # soft = hard: SIGKILL (a pid-1 ignores SIGXCPU)
     mem = policy.memory_mb * 1024 * 1024
     fsize = policy.file_size_mb * 1024 * 1024
-    return [
-        (resource.RLIMIT_CPU, cpu, cpu),
-        (resource.RLIMIT_AS, mem, mem),
-        (resource.RLIMIT_FSIZE, fsize, fsize),
-        (resource.RLIMIT_NOFILE, policy.open_files, policy.open_files),
-        (resource.RLIMIT_NPROC, nproc_base + policy.processes, nproc_base + policy.processes),
-        (resource.RLIMIT_CORE, 0, 0),
-    ]
+    nproc = nproc_base + policy.processes
+    return (
+        ("cpu", cpu, cpu),
+        ("as", mem, mem),
+        ("fsize", fsize, fsize),
+        ("nofile", policy.open_files, policy.open_files),
+        ("nproc", nproc, nproc),
+        ("core", 0, 0),
+    )
 
 
-def make_preexec(policy: ActionPolicy, plan: Plan, join: list[str]) -> Callable[[], None]:
-    """What the forked child does before exec: join groups, as root set up its IPC limits
-    and capped tmpfs (`llmos_grammar.sandbox.prelude`), maybe drop uid, die with the
-    parent (see `llmos_grammar.sandbox.lifeline`), cap resources."""
+def make_launch(policy: ActionPolicy, plan: Plan, join: list[str]) -> Launch:
+    """What the started child does before the program (`llmos_grammar.sandbox.spawn`):
+    join groups, as root set up its IPC limits and capped tmpfs
+    (`llmos_grammar.sandbox.prelude`), maybe drop uid, die with the runtime, cap resources."""
     drop = plan.plain_uid_drop
     # RLIMIT_NPROC counts every process of the uid the code runs as, so the cap is
     # what that uid already runs plus the policy's `processes`: other sandboxes
@@ -190,27 +191,16 @@ def make_preexec(policy: ActionPolicy, plan: Plan, join: list[str]) -> Callable[
         base = _user_processes(NOBODY)
     else:
         base = 0
-    limits = _rlimits(policy, base)
-    parent = os.getpid()
     prelude = make_prelude(policy, plan.ipc_limits, plan.capped_tmpfs)
     if prelude.mounts:
         ensure_stage()
-
-    def preexec() -> None:
-        for procs in join:
-            with open(procs, "w") as fh:
-                fh.write("0")
-        if prelude:  # as root, before the uid drop: IPC limits, capped tmpfs
-            apply(prelude)
-        if drop:
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-        set_pdeathsig(parent)  # after the uid drop, which would clear it
-        for which, soft, hard in limits:
-            resource.setrlimit(which, (soft, hard))
-
-    return preexec
+    return Launch(
+        parent=os.getpid(),
+        prelude=prelude,
+        join=tuple(join),
+        drop=drop,
+        limits=_rlimits(policy, base),
+    )
 
 
 def _visible_again() -> list[str]:

@@ -1,7 +1,8 @@
-"""What a root runtime sets up in the forked child, before the uid drop and before exec.
+"""What a root runtime sets up in the started child, before the uid drop and the program.
 
-Two limits that neither bubblewrap nor rlimits give, set with plain system
-calls between fork and exec (no extra program is started):
+Two limits that neither bubblewrap nor rlimits give, set up by the exec
+helper (`llmos_grammar.sandbox.spawn`: util-linux `unshare`, then `mount` and
+writes under /proc/sys from its shell) before it execs bwrap or the program:
 
 - **IPC limits.** The child enters a new IPC namespace and writes its
   sysctls so that System V shared memory, semaphores and message queues each
@@ -24,7 +25,6 @@ limits and no inode caps (`llmos sandbox doctor` says which layers hold).
 
 from __future__ import annotations
 
-import ctypes
 import os
 from dataclasses import dataclass
 
@@ -38,13 +38,6 @@ MSG_QUEUE_BYTES = 16384  # kernel.msgmnb of a new namespace: bytes (and messages
 SEM_BYTES = 64  # the kernel's `struct sem` is one cache line per semaphore
 # A queue of one-byte messages costs about 64 bytes of kernel memory per message.
 MSG_QUEUE_COST = MSG_QUEUE_BYTES * 64
-
-CLONE_NEWNS = 0x00020000
-CLONE_NEWIPC = 0x08000000
-MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 1 << 14, 1 << 18
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
 
 
 @dataclass(frozen=True)
@@ -96,29 +89,3 @@ def ensure_stage() -> None:
     for folder in (STAGE, STAGE_TMP, STAGE_SHM):
         if not os.path.isdir(folder):
             os.makedirs(folder, mode=0o700, exist_ok=True)
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"sandbox prelude: {what}: {os.strerror(errno)}")
-
-
-def apply(prelude: Prelude) -> None:
-    """In the forked child, as root: enter the namespaces and set them up (raises OSError)."""
-    flags = (CLONE_NEWIPC if prelude.ipc else 0) | (CLONE_NEWNS if prelude.mounts else 0)
-    if not flags:
-        return
-    _check(_libc.unshare(flags), "unshare")
-    if prelude.mounts:  # nothing mounted here may propagate back to the host
-        _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
-    for target, options in prelude.mounts:
-        flags = MS_NOSUID | MS_NODEV
-        ret = _libc.mount(b"tmpfs", target.encode(), b"tmpfs", flags, options.encode())
-        _check(ret, f"mount tmpfs on {target}")
-    for name, value in prelude.ipc:
-        fd = os.open(f"/proc/sys/kernel/{name}", os.O_WRONLY)
-        try:
-            os.write(fd, value.encode())
-        finally:
-            os.close(fd)

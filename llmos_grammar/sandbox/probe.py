@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.sandbox import prelude
 from llmos_grammar.sandbox.cgroup import CgroupBase, find_base
-
-NOBODY = 65534
+from llmos_grammar.sandbox.spawn import NOBODY as NOBODY  # plan and runner read it here
+from llmos_grammar.sandbox.spawn import Launch, helper_argv
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ def _probe_unshare(root: bool) -> str | None:
 
 
 def _prelude_works(mounts: bool) -> bool:
-    """Whether a child sets up the prelude: IPC limits and, with `mounts`, the capped tmpfs
-    (what it sees is read back)."""
+    """Whether the exec helper sets up the prelude: IPC limits and, with `mounts`, the
+    capped tmpfs (what the child sees is read back)."""
     policy = ActionPolicy(name="probe", handler="python", memory_mb=64, disk_mb=4)
     step = prelude.make_prelude(policy, ipc=True, mounts=mounts)
     script = "cat /proc/sys/kernel/shmmax"
@@ -85,12 +85,12 @@ def _prelude_works(mounts: bool) -> bool:
     try:
         if mounts:
             prelude.ensure_stage()
+        launch = Launch(parent=os.getpid(), prelude=step)
         done = subprocess.run(
-            ["/bin/sh", "-c", script],
+            helper_argv(launch, ["/bin/sh", "-c", script]),
             capture_output=True,
             timeout=10,
             check=False,
-            preexec_fn=functools.partial(prelude.apply, step),
         )
     except (OSError, subprocess.SubprocessError):
         return False
@@ -112,12 +112,8 @@ def _probe_prelude(root: bool, bwrap: str | None, notes: list[str]) -> tuple[boo
 
 
 def _probe_plain_uid_drop() -> bool:
-    def drop() -> None:
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-
-    ok, _ = _try([sys.executable, "-I", "-S", "-c", "pass"], preexec_fn=drop, cwd="/")
+    launch = Launch(parent=os.getpid(), drop=True)
+    ok, _ = _try(helper_argv(launch, [sys.executable, "-I", "-S", "-c", "pass"]), cwd="/")
     return ok
 
 

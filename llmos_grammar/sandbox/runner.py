@@ -24,13 +24,14 @@ from llmos_grammar.sandbox.plan import (
     Plan,
     bwrap_argv,
     limits_of,
+    make_launch,
     make_plan,
-    make_preexec,
     scrub_env,
     unshare_argv,
 )
 from llmos_grammar.sandbox.probe import NOBODY, Capabilities, probe
 from llmos_grammar.sandbox.pump import Streams, pump
+from llmos_grammar.sandbox.spawn import helper_argv
 
 
 def refusal(policy: ActionPolicy, plan: Plan) -> ActionResult | None:
@@ -135,14 +136,13 @@ class Child:
         self.guard_key = _guard(policy, plan, cwd, join)
         self.start = time.monotonic()
         try:
-            self.proc = popen(
-                args=full,
+            self.proc = popen(  # no preexec_fn: the helper sets the child up after exec
+                args=helper_argv(make_launch(policy, plan, join), full),
                 stdin=child_in,
                 stdout=child_out,
                 stderr=child_err,
                 cwd=cwd,
                 env=scrub_env(policy, inside),
-                preexec_fn=make_preexec(policy, plan, join),
                 start_new_session=True,
                 pass_fds=tuple(passed),
             )
