@@ -35,11 +35,18 @@ from llmos_grammar.sandbox.probe import NOBODY, Capabilities, probe
 from llmos_grammar.sandbox.runner import run_argv, run_child
 from llmos_grammar.sandbox.standby import StandbyPool
 
-# The worker's -c program. It ends with os._exit: tearing down the interpreter's modules
-# would cost more than the action.
+# The worker's -c program. The package is loaded from its own folder (argv[1]) and that
+# folder's parent never joins sys.path: a `json.py` that an action wrote beside the package
+# (a checkout's root) would have run in the worker, with the worker's network and files.
+# It ends with os._exit: tearing down the interpreter's modules would cost more than the
+# action.
 BOOTSTRAP = """import os, sys
-sys.path.insert(0, sys.argv[1])
+import importlib.util as iu
 try:
+    spec = iu.spec_from_file_location("llmos_grammar", os.path.join(sys.argv[1], "__init__.py"),
+                                      submodule_search_locations=[sys.argv[1]])
+    sys.modules["llmos_grammar"] = package = iu.module_from_spec(spec)
+    spec.loader.exec_module(package)
     from llmos_grammar.actions.worker_child import main
 except Exception as exc:
     sys.stderr.write(f"worker: cannot import llmos_grammar from {sys.argv[1]}: {exc}\\n")
@@ -65,9 +72,8 @@ def worker_argv(policy: ActionPolicy) -> list[str]:
     if policy.handler not in TARGETS:
         raise ValueError(f"no worker for handler {policy.handler!r} (known: {', '.join(TARGETS)})")
     _write_bytecode()
-    parent = os.path.dirname(package_folder())
     python = [sys.executable, "-I", "-S", "-c", BOOTSTRAP]
-    return [*python, parent, policy.handler, policy_to_json(_absolute(policy))]
+    return [*python, package_folder(), policy.handler, policy_to_json(_absolute(policy))]
 
 
 def _absolute(policy: ActionPolicy) -> ActionPolicy:

@@ -1,6 +1,6 @@
 """Inside the sandboxed worker: run one in-process handler on stdin and print its result as JSON.
 
-Started as `python -I -S -c BOOTSTRAP PACKAGE_PARENT HANDLER POLICY_JSON` (see
+Started as `python -I -S -c BOOTSTRAP PACKAGE_FOLDER HANDLER POLICY_JSON` (see
 `llmos_grammar.actions.worker`). The handler's module is imported before
 stdin is read, so a warm standby worker has paid for its imports when the
 action arrives. Every outcome, an error inside the handler included, is one
