@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.cli.adapter import (
     add_adapter_argument,
@@ -19,6 +19,11 @@ from llmos_grammar.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from llmos_grammar.cli.options import add_engine_arguments
 from llmos_grammar.cli.process import prepare_for_model
 from llmos_grammar.visible import json_text, visible
+
+if TYPE_CHECKING:
+    from llmos_grammar.eval import Evaluation, Scorer, TaskSet
+    from llmos_grammar.ir import Machine, Sampling
+    from llmos_grammar.runtime import Runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,10 +81,10 @@ def usage_problem(args: argparse.Namespace) -> str | None:
 
 
 def open_runtimes(
-    machines: Sequence[Any],
+    machines: Sequence[Machine],
     adapter: str | None = None,
     engine_args: Mapping[str, str] | None = None,
-) -> list[Any]:
+) -> list[Runtime]:
     """One Runtime per machine, all on the first machine's model and engine, loaded once
     (with `adapter`: the model with that LoRA merged, on the transformers engine)."""
     from llmos_grammar.engines.select import choose, load_for
@@ -133,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         evaluations = _evaluate(args, sides, runtimes, taskset, n, sampling)
     finally:
         for runtime in runtimes:
-            getattr(runtime, "close", lambda: None)()
+            runtime.close()
         for _, _, scorer in sides:
             scorer.close()
     return _report(args, machine, taskset, evaluations, n)
@@ -141,12 +146,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate(
     args: argparse.Namespace,
-    sides: list[tuple[str, Any, Any]],
-    runtimes: list[Any],
-    taskset: Any,
+    sides: list[tuple[str, Machine, Scorer]],
+    runtimes: list[Runtime],
+    taskset: TaskSet,
     n: int,
-    sampling: Any,
-) -> list[Any]:
+    sampling: Sampling,
+) -> list[Evaluation]:
     from llmos_grammar.eval import evaluate
 
     evaluations = []
@@ -168,21 +173,25 @@ def _evaluate(
 
 
 def _report(
-    args: argparse.Namespace, machine: Any, taskset: Any, evaluations: list[Any], n: int
+    args: argparse.Namespace,
+    machine: Machine,
+    taskset: TaskSet,
+    evaluations: list[Evaluation],
+    n: int,
 ) -> int:
-    from llmos_grammar.eval.report import document, summary
+    from llmos_grammar.eval.report import document, summarize, summary
 
-    docs = [(e.label, document(machine.path, taskset.name, e)) for e in evaluations]
-    print(summary(docs, n))
+    summaries = [summarize(e) for e in evaluations]
+    print(summary(summaries, n))
     if args.json:
-        doc = dict(docs[0][1])
-        if len(docs) > 1:
-            doc["baseline"] = docs[1][1]
+        doc = document(machine.path, taskset.name, evaluations[0])
+        if len(evaluations) > 1:
+            doc["baseline"] = document(machine.path, taskset.name, evaluations[1])
         Path(args.json).write_text(json_text(doc, indent=1) + "\n", encoding="utf-8")
     if args.plot:
         from llmos_grammar.eval.plot import plot_comparison
 
-        plot_comparison(docs, args.plot, f"{machine.name} on {taskset.name}")
+        plot_comparison(summaries, args.plot, f"{machine.name} on {taskset.name}")
     stopped = next((e for e in evaluations if e.interrupted), None)
     if stopped is not None:
         print(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from llmos_grammar.eval.outcomes import OUTCOMES
+from llmos_grammar.eval.report import Summary
 
 COLOURS = {
     "solved": "#2ca02c",
@@ -21,25 +22,25 @@ COLOURS = {
 }
 
 
-def plot_comparison(docs: list[tuple[str, dict[str, Any]]], path: str | Path, title: str) -> None:
+def plot_comparison(summaries: Sequence[Summary], path: str | Path, title: str) -> None:
     """Write the PNG: per column (llmos, plain) its accuracy, and its outcomes stacked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [name for name, _ in docs]
+    names = [s.label for s in summaries]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
-    values = [100 * doc["accuracy"] for _, doc in docs]
-    bars = left.bar(names, values, color=["#1f77b4", "#aaaaaa"][: len(docs)])
+    values = [100 * s.accuracy for s in summaries]
+    bars = left.bar(names, values, color=["#1f77b4", "#aaaaaa"][: len(summaries)])
     for bar, value in zip(bars, values, strict=True):
         left.text(bar.get_x() + bar.get_width() / 2, value + 1, f"{value:.0f}%", ha="center")
     left.set_ylim(0, 105)
     left.set_ylabel("accuracy (%)")
     left.set_title("accuracy")
-    bottoms = [0.0] * len(docs)
+    bottoms = [0.0] * len(summaries)
     for outcome in OUTCOMES:
-        counts = [float(doc["outcomes"].get(outcome, 0)) for _, doc in docs]
+        counts = [float(s.outcomes.get(outcome, 0)) for s in summaries]
         if any(counts):
             right.bar(names, counts, bottom=bottoms, label=outcome, color=COLOURS[outcome])
             bottoms = [b + c for b, c in zip(bottoms, counts, strict=True)]

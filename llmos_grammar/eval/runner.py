@@ -8,16 +8,19 @@ stops it and keeps what finished.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from llmos_grammar.eval.scorers import Score, Scorer
 from llmos_grammar.eval.tasks import Task, TaskSet
 from llmos_grammar.ir import Sampling
+from llmos_grammar.libtypes.progress import progress_bar
+from llmos_grammar.runtime.events import DoneEvent
 from llmos_grammar.runtime.vote import VoteTable, majority
 
 if TYPE_CHECKING:
+    from llmos_grammar.runtime.batch import RowEvent
     from llmos_grammar.runtime.events import Result
 
 
@@ -30,7 +33,7 @@ class BatchRuntime(Protocol):
         samples: int = 1,
         batch: int = 8,
         sampling: Sampling | None = None,
-    ) -> Iterator[Any]: ...
+    ) -> Iterator[RowEvent]: ...
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def evaluate(
     run = _Run(runtime, scorer, taskset.tasks, samples, batch, sampling)
     evaluation = Evaluation(label, len(taskset.tasks), samples)
     started = time.perf_counter()
-    bar = _progress_bar(len(taskset.tasks) * samples, label, progress)
+    bar = progress_bar(len(taskset.tasks) * samples, label, "run", progress)
     run.on_sample = lambda: bar.update(1)
     run.on_task = lambda: bar.set_postfix_str(f"solved {run.solved}/{len(run.done)}")
     try:
@@ -117,8 +120,8 @@ class _Run:
         self.rows: dict[int, dict[int, Sample]] = {}  # task -> sample -> scored sample
         self.done: dict[int, TaskResult] = {}
         self.solved = 0
-        self.on_sample: Any = lambda: None
-        self.on_task: Any = lambda: None
+        self.on_sample: Callable[[], object] = lambda: None
+        self.on_task: Callable[[], object] = lambda: None
 
     def all(self) -> None:
         pending = list(range(len(self.tasks)))
@@ -144,7 +147,7 @@ class _Run:
             index = pending[row_event.task_index]
             started.add(index)
             event = row_event.event
-            if getattr(event, "kind", None) == "done":
+            if isinstance(event, DoneEvent):
                 self._finish_sample(index, row_event.sample, event.result)
 
     def _finish_sample(self, index: int, sample: int, result: Result) -> None:
@@ -181,11 +184,3 @@ class _Run:
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _progress_bar(total: int, label: str, enabled: bool) -> Any:
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=label, unit="run", file=sys.stderr, disable=not enabled)

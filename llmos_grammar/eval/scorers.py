@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.errors import TaskError
 from llmos_grammar.eval.outcomes import Outcome, action_outcome, unsolved_outcome
@@ -21,7 +21,7 @@ from llmos_grammar.ir import ActionState, Machine, Policy
 from llmos_grammar.runtime.vote import final_answer, find_numbers, voted_text
 
 if TYPE_CHECKING:
-    from llmos_grammar.actions import ActionResult
+    from llmos_grammar.actions import ActionResult, ActionRunner
     from llmos_grammar.runtime.events import Result
 
 FENCE = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -78,7 +78,7 @@ class Scorer:
             isinstance(s, ActionState) for s in machine.states.values()
         )
         self.action = action
-        self._runner: Any = None
+        self._runner: ActionRunner | None = None
 
     def final(self, result: Result) -> str:
         return result.text if self.plain else voted_text(result, self.machine)
@@ -118,7 +118,7 @@ class Scorer:
         name = self.action or python_action(self.machine)
         return self._action_runner().run(name, scored_program(task, program))
 
-    def _action_runner(self) -> Any:
+    def _action_runner(self) -> ActionRunner:
         if self._runner is None:
             from llmos_grammar.actions import ActionRunner
 

@@ -11,13 +11,16 @@ import difflib
 import gzip
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypeGuard
 
 from llmos_grammar.errors import Diagnostic, Location, TaskError
 
 ScorerKind = Literal["answer", "tests"]
+Answer = float | int | str
+Problem = Callable[[str], None]  # reports one problem of the line being read
 KEYS = ("task", "answer", "tests", "entry_point", "id")
 HUMANEVAL = "humaneval"
 
@@ -29,7 +32,7 @@ class Task:
     text: str
     scorer: ScorerKind
     location: Location
-    answer: float | int | str | None = None
+    answer: Answer | None = None
     tests: str = ""
     entry_point: str = ""
     id: str = ""
@@ -111,7 +114,7 @@ def _parse_line(line: str, where: Location, problems: list[Diagnostic]) -> Task 
         problems.append(Diagnostic("error", message, Location(where.file, where.line, column)))
 
     try:
-        record = json.loads(line, parse_constant=_reject_constant)
+        record: object = json.loads(line, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         problem(f"invalid JSON: {exc.msg}", exc.colno)
         return None
@@ -130,20 +133,31 @@ def _parse_line(line: str, where: Location, problems: list[Diagnostic]) -> Task 
     # a misspelt key already says what is wrong; no second message about the scorer
     kind = _scorer_kind(record, problem if len(problems) == before else lambda *_: None)
     _check_types(record, problem)
-    if len(problems) > before or kind is None:
+    answer = record.get("answer")
+    if len(problems) > before or kind is None or not _is_answer(answer):
         return None
     return Task(
-        text=record["task"],
+        text=_text(record, "task"),
         scorer=kind,
         location=where,
-        answer=record.get("answer"),
-        tests=record.get("tests", ""),
-        entry_point=record.get("entry_point", ""),
-        id=record.get("id", ""),
+        answer=answer,
+        tests=_text(record, "tests"),
+        entry_point=_text(record, "entry_point"),
+        id=_text(record, "id"),
     )
 
 
-def _scorer_kind(record: dict[str, Any], problem: Any) -> ScorerKind | None:
+def _text(record: dict[str, object], key: str) -> str:
+    """A key's text (checked by _check_types), or "" when the line has none."""
+    value = record.get(key, "")
+    return value if isinstance(value, str) else ""
+
+
+def _is_answer(value: object) -> TypeGuard[Answer | None]:
+    return value is None or (isinstance(value, int | float | str) and not isinstance(value, bool))
+
+
+def _scorer_kind(record: dict[str, object], problem: Problem) -> ScorerKind | None:
     if "task" not in record:
         problem("missing key 'task'")
     has_answer, has_tests = "answer" in record, "tests" in record or "entry_point" in record
@@ -163,18 +177,19 @@ def _scorer_kind(record: dict[str, Any], problem: Any) -> ScorerKind | None:
     return "tests"
 
 
-def _check_types(record: dict[str, Any], problem: Any) -> None:
+def _check_types(record: dict[str, object], problem: Problem) -> None:
     for key in ("task", "tests", "entry_point", "id"):
         if key in record and not isinstance(record[key], str):
             problem(f"{key!r} must be a string, got {_type_name(record[key])}")
-    if isinstance(record.get("task"), str) and not record["task"].strip():
+    task = record.get("task")
+    if isinstance(task, str) and not task.strip():
         problem("'task' is empty")
     entry = record.get("entry_point")
     if isinstance(entry, str) and not entry.isidentifier():
         problem(f"'entry_point' must be a Python name, got {entry!r}")
     if "answer" in record:
         answer = record["answer"]
-        if isinstance(answer, bool) or not isinstance(answer, int | float | str):
+        if answer is None or not _is_answer(answer):
             problem(f"'answer' must be a number or a string, got {_type_name(answer)}")
         elif isinstance(answer, str) and not answer.strip():
             problem("'answer' is empty")
