@@ -2,10 +2,13 @@
 
 1. constraint overhead: tokens/s in a Python-grammar state vs a free text state
 2. resume: appending K tokens to a cached L-token context vs re-prefilling L+K tokens
-3. forced text: forward passes for an 8-token forced delimiter, and per generated token
-   in a run of the calculator example
+3. forced text: K tokens (1 to 32) fed in one forward pass, as the runtime feeds a
+   delimiter or an action's output, vs the same K tokens fed one forward pass each, as
+   decoding them token by token would; and forward passes per sampled token in a run of
+   the calculator example
 
-    python benchmarks/bench_decode.py [--model NAME] [--tokens 64] [--repeat 3]
+    python benchmarks/bench_decode.py [--model NAME] [--tokens 64] [--repeat 5]
+        [--forced 1,4,8,16,32] [--sections 1,2,3]
 """
 
 from __future__ import annotations
@@ -105,28 +108,55 @@ def resume(lm: Any, context: int, added: int, repeat: int) -> None:
     print(f"   speed-up {p / a:.1f}x (target >= 20x; bound ~ L/K = {context / added:.0f}x)")
 
 
-def forced(lm: Any, machine: Any) -> None:
+def forced(lm: Any, machine: Any, lengths: list[int], repeat: int) -> None:
+    """K tokens fed in one forward pass vs the same K tokens one pass each, after a context."""
     from llmos_grammar.runtime import Runtime
     from llmos_grammar.runtime.kv import KVSequence
 
+    text = (ROOT / "grammars" / "python.lark").read_text()
+    ids = lm.tokenizer.encode(text, add_special_tokens=False)
+    context, pieces = ids[:64], ids[64:]
     seq = KVSequence(lm)
-    seq.append(lm.tokenizer.encode("Some context first.", add_special_tokens=False))
-    seq.flush()
-    delimiter = lm.tokenizer.encode(" [/OUTPUT] [/CODE]]", add_special_tokens=False)[:8]
-    before = seq.forward_passes
-    seq.append(delimiter)
+    seq.append(context)
     seq.flush()
     print(
-        f"3. forced text: a {len(delimiter)}-token delimiter took "
-        f"{seq.forward_passes - before} forward pass(es)"
+        "3. forced text: K tokens fed in one forward pass vs the same K tokens fed one pass\n"
+        "   each (the passes of decoding them token by token; sampling not timed), after a\n"
+        f"   {len(context)}-token context, best of {repeat} (K=1 is the control: the same work)"
     )
+    for k in lengths:
+        piece = pieces[:k]
+        one: list[float] = []
+        each: list[float] = []
+        for _ in range(repeat):
+            before = seq.forward_passes
+            started = time.perf_counter()
+            seq.append(piece)
+            seq.flush()
+            one.append(time.perf_counter() - started)
+            one_passes = seq.forward_passes - before
+            seq.truncate(len(context))
+            before = seq.forward_passes
+            started = time.perf_counter()
+            for token in piece:
+                seq.append([token])
+                seq.flush()
+            each.append(time.perf_counter() - started)
+            each_passes = seq.forward_passes - before
+            seq.truncate(len(context))
+        a, b = min(one), min(each)
+        print(
+            f"   K={len(piece):3d}: {one_passes} pass {a * 1000:7.1f} ms, "
+            f"{each_passes:2d} pass(es) {b * 1000:8.1f} ms = {b / a:5.1f}x"
+        )
     with Runtime(machine, lm) as rt:
         result = rt.run(TASK)
     s = result.stats
     print(
         f"   calculator run: {s.generated_tokens} sampled, {s.forced_tokens} forced/injected "
         f"tokens, {s.forward_passes} forward passes "
-        f"= {s.forward_passes / max(1, s.generated_tokens):.2f} per sampled token"
+        f"= {s.forward_passes / max(1, s.generated_tokens):.2f} per sampled token "
+        f"({s.forward_passes - s.generated_tokens:+d} passes beyond one per sampled token)"
     )
 
 
@@ -137,6 +167,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--context", type=int, default=1500)
     parser.add_argument("--added", type=int, default=16)
+    parser.add_argument("--forced", default="1,4,8,16,32", help="forced text lengths K")
+    parser.add_argument("--sections", default="1,2,3", help="which benchmarks to run")
     args = parser.parse_args()
 
     from llmos_grammar.models import load_model
@@ -145,9 +177,13 @@ def main() -> int:
     machine = load(SPEC)
     lm = load_model(args.model or machine.model)
     print(f"model {lm.name}, device {lm.device}")
-    overhead(lm, machine, args.tokens, args.repeat)
-    resume(lm, args.context, args.added, args.repeat)
-    forced(lm, machine)
+    sections = {int(n) for n in args.sections.split(",")}
+    if 1 in sections:
+        overhead(lm, machine, args.tokens, args.repeat)
+    if 2 in sections:
+        resume(lm, args.context, args.added, args.repeat)
+    if 3 in sections:
+        forced(lm, machine, [int(k) for k in args.forced.split(",")], args.repeat)
     return 0
 
 
