@@ -176,18 +176,35 @@ def test_sigkill_of_the_runtime_ends_its_warm_standby(
     _wait_for("its cgroups to be removed", lambda: not _leftovers(parent.pid), 10)
 
 
-def test_sigint_exits_130_and_ends_the_sandbox(action: tuple[str, str, str]) -> None:
+# Execs the rest of argv with SIGINT's disposition set as named: a runtime started in the
+# background by a shell without job control (many test and CI runners) inherits it ignored.
+WITH_SIGINT = """import os, signal, sys
+signal.signal(signal.SIGINT, getattr(signal, sys.argv[1]))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("inherited", ["SIG_DFL", "SIG_IGN"])
+def test_sigint_exits_130_and_ends_the_sandbox(
+    inherited: str, action: tuple[str, str, str]
+) -> None:
     mark, policy, program = action
-    parent = _start("probed", mark, policy, program)
+    argv = [sys.executable, "-m", "llmos_grammar.cli.main", "exec", "--policy", policy]
+    argv = [sys.executable, "-c", WITH_SIGINT, inherited, *argv, "--action", "python", program]
+    env = {**os.environ, "LLMOS_MARK": mark}
+    parent = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
-        _wait_for("the action's processes", lambda: _started(mark), 20)
+        _wait_for("the action's processes", lambda: _started(mark), 60)
         parent.send_signal(signal.SIGINT)
-        parent.wait(timeout=10)
+        parent.wait(timeout=30)
     finally:
         parent.kill()
-        parent.communicate()
-    assert parent.returncode == 130
-    _wait_for("the sandbox to end after Ctrl-C", lambda: not marked(mark), 5)
+        _, err = parent.communicate()
+    assert parent.returncode == 130, err
+    assert b"llmos: interrupted" in err
+    _wait_for("the sandbox to end after Ctrl-C", lambda: not marked(mark), 10)
 
 
 def test_a_session_outlives_the_thread_that_started_it() -> None:
@@ -199,6 +216,8 @@ def test_a_session_outlives_the_thread_that_started_it() -> None:
         worker = threading.Thread(target=lambda: first.append(runner.run("s", "x = 41\n")))
         worker.start()
         worker.join()
-        time.sleep(0.3)  # a parent-death signal would have arrived by now
+        # the kernel sends a parent-death signal while the thread's task exits
+        task = f"/proc/self/task/{worker.native_id}"
+        _wait_for("the thread's task to end", lambda: not os.path.exists(task), 10)
         result = runner.run("s", "print(x + 1)\n")
     assert result.ok and result.stdout == "42\n", result

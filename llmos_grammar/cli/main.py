@@ -49,6 +49,7 @@ def dispatch(argv: Sequence[str] | None, only: str | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    _interruptible()
     try:
         return int(args.command_module.run(args))
     except LlmosError as exc:
@@ -64,6 +65,22 @@ def dispatch(argv: Sequence[str] | None, only: str | None = None) -> int:
     except BrokenPipeError:  # `llmos ... | head`: the reader left; say nothing more
         _quiet_stdout()
         return EXIT_PIPE
+
+
+def _interruptible() -> None:
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt: exit 130, sandboxes ended on the way out.
+
+    A process started in the background by a shell without job control (a
+    script's `cmd &`, many test and CI runners) inherits SIGINT as ignored,
+    and Python then keeps ignoring it: the runtime would go on, sandboxes
+    and all, after an interrupt it can never see.
+    """
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _quiet_stdout() -> None:
