@@ -1,10 +1,10 @@
-"""The uniform result every action handler returns."""
+"""The uniform result every action handler returns, and what runs actions by name."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 # The limit that stopped an action (`ActionResult.limit_hit`).
 LimitName = Literal[
@@ -91,3 +91,9 @@ class ActionResult:
         data["ok"] = self.ok
         data["unenforced"] = list(self.unenforced)
         return data
+
+
+class Runner(Protocol):
+    """What runs a policy's actions by name (actions.ActionRunner, or a stand-in in tests)."""
+
+    def run(self, action: str, text: str) -> ActionResult: ...

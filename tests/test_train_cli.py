@@ -93,17 +93,19 @@ def test_step_record_names_and_log_file(tmp_path: Path) -> None:
     assert first["reward_correct"] == 0.5 and first["reward_ran"] == 1.0
     assert first["reward_failures"] == [{"term": "ran", "task": "task", "reason": "ValueError: x"}]
     assert lines[1]["reward_failures"] == [] and "entropy" not in first
-    assert step_record(3, {}, 0.0, 1.0, {})["seconds"] == 1.0
+    assert log.records[0].to_json() == first and log.records[1].metric("entropy") == 0.0
+    assert step_record(3, {}, 0.0, 1.0004).to_json()["seconds"] == 1.0
 
 
 def test_reward_plot_is_a_png(tmp_path: Path) -> None:
     from llmos_grammar.train.plot import plot_rewards
 
     records = [
-        {"step": s, "reward_mean": 0.1 * s, "reward_std": 0.1, "reward_correct": 0.1 * s,
-         "frac_groups_all_equal": 0.5}
+        step_record(s, {"reward": 0.1 * s, "reward_std": 0.1, "rewards/correct/mean": 0.1 * s,
+                        "frac_reward_zero_std": 0.5}, 0.0, 1.0)
         for s in range(1, 6)
     ]  # fmt: skip
+    assert records[0].terms() == ["reward_correct"]
     out = tmp_path / "rewards.png"
     plot_rewards(records, str(out), "test")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -6,12 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.cli.adapter import add_wall_argument, with_wall
 from llmos_grammar.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from llmos_grammar.cli.process import prepare_for_model
 from llmos_grammar.visible import visible
+
+if TYPE_CHECKING:
+    from llmos_grammar.eval.tasks import TaskSet
+    from llmos_grammar.train.rewards import RewardTerm
+    from llmos_grammar.train.session import TrainOutcome
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +81,7 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def shaping_terms(specs: Sequence[str]) -> tuple[Any, ...]:
+def shaping_terms(specs: Sequence[str]) -> tuple[RewardTerm, ...]:
     """`correct` (weight 1) and the declared shaping terms; ValueError names a bad one."""
     from llmos_grammar.train.rewards import SHAPING, RewardTerm
 
@@ -95,7 +100,7 @@ def shaping_terms(specs: Sequence[str]) -> tuple[Any, ...]:
 
 def run(args: argparse.Namespace) -> int:
     problem = usage_problem(args)
-    terms: tuple[Any, ...] = ()
+    terms: tuple[RewardTerm, ...] = ()
     if problem is None:
         try:
             terms = shaping_terms(args.shaping)
@@ -148,7 +153,7 @@ def quiet_training() -> None:
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
 
 
-def summary(outcome: Any, eval_set: Any) -> str:
+def summary(outcome: TrainOutcome, eval_set: TaskSet | None) -> str:
     """The lines printed at the end: reward first vs last steps, held-out accuracy, files."""
     records = outcome.records
     lines = [
@@ -157,8 +162,8 @@ def summary(outcome: Any, eval_set: Any) -> str:
     ]
     if records:
         k = max(1, min(5, len(records) // 2))
-        first = sum(r.get("reward_mean", 0.0) for r in records[:k]) / k
-        last = sum(r.get("reward_mean", 0.0) for r in records[-k:]) / k
+        first = sum(r.metric("reward_mean") for r in records[:k]) / k
+        last = sum(r.metric("reward_mean") for r in records[-k:]) / k
         lines.append(f"reward (mean of {k} steps): first {first:.3f}, last {last:.3f}")
     paired = outcome.held_out
     if paired is not None and eval_set is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from llmos_grammar.eval.runner import Evaluation
 from llmos_grammar.eval.tasks import TaskSet
@@ -48,7 +47,7 @@ class Paired:
     gained: int  # tasks solved after but not before
     lost: int  # tasks solved before but not after
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "before": self.before,
             "after": self.after,

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
+from llmos_grammar.errors import LlmosError
+from llmos_grammar.libtypes.hf import Tokenizer
 from llmos_grammar.models import LoadedModel, wrap
 
+if TYPE_CHECKING:
+    from torch.nn import Module
 
-def base_module(model: Any) -> Any:
+
+def base_module(model: Module) -> Module:
     """The transformers model under any accelerate (DDP) and peft wrapping.
 
     peft injects its LoRA layers into this module in place, so a forward pass
@@ -20,17 +25,28 @@ def base_module(model: Any) -> Any:
     return get_base() if callable(get_base) else inner
 
 
-def live_model(model: Any, tokenizer: Any, name: str = "policy") -> LoadedModel:
-    """A LoadedModel over the live (training) model: decoding sees every update."""
+def live_model(model: Module | None, tokenizer: object, name: str = "policy") -> LoadedModel:
+    """A LoadedModel over the live (training) model: decoding sees every update.
+
+    `model` and `tokenizer` are the trainer's `model` and `processing_class`."""
+    if model is None:
+        raise LlmosError("training: the trainer holds no model to decode with")
+    if not isinstance(tokenizer, Tokenizer):
+        raise LlmosError(
+            f"training: the trainer's processing_class is a {type(tokenizer).__name__}, "
+            "not a text tokenizer; give the trainer the model's tokenizer"
+        )
     return wrap(base_module(model), tokenizer, name=name)
 
 
 @contextmanager
-def decoding(model: Any) -> Iterator[None]:
+def decoding(model: Module | None) -> Iterator[None]:
     """Eval mode and no gradients while the runtime decodes; the previous mode after."""
     import torch
 
-    training = bool(getattr(model, "training", False))
+    if model is None:
+        raise LlmosError("training: the trainer holds no model to decode with")
+    training = model.training
     model.eval()
     try:
         with torch.no_grad():

@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.errors import LlmosError
 from llmos_grammar.eval.tasks import Task
 from llmos_grammar.ir import Machine
 from llmos_grammar.models import LoadedModel
-from llmos_grammar.train.rewards import TASK_KEY, RewardTerm
+from llmos_grammar.train.rewards import TASK_KEY, RewardFunction, RewardTerm
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from llmos_grammar.train.rollout import Rollout
 
 TRAIN_EXTRA = "pip install 'llmos-grammar[train]' (or: bash setup.sh --train)"
 
@@ -40,7 +48,7 @@ def require_trl() -> None:
         raise LlmosError(f"training needs {', '.join(missing)}: {TRAIN_EXTRA}")
 
 
-def lora_config(r: int) -> Any:
+def lora_config(r: int) -> LoraConfig:
     """LoRA on every linear layer of the transformer blocks (alpha = 2r, no dropout)."""
     from peft import LoraConfig
 
@@ -49,7 +57,7 @@ def lora_config(r: int) -> Any:
     )
 
 
-def grpo_args(config: TrainConfig, out: Path, device: str) -> Any:
+def grpo_args(config: TrainConfig, out: Path, device: str) -> GRPOConfig:
     """GRPOConfig: no reference model (beta 0), our logging, no checkpoints, fp32 on CPU."""
     from trl import GRPOConfig
 
@@ -73,7 +81,7 @@ def grpo_args(config: TrainConfig, out: Path, device: str) -> Any:
     )
 
 
-def dataset(tasks: Sequence[Task]) -> Any:
+def dataset(tasks: Sequence[Task]) -> Dataset:
     """The training rows: the task text as the prompt, and its index for the rewards."""
     from datasets import Dataset
 
@@ -85,10 +93,10 @@ def build_trainer(
     tasks: Sequence[Task],
     config: TrainConfig,
     out: Path,
-    rollout: Any,
-    reward_funcs: Sequence[Any],
-    callbacks: Sequence[Any] = (),
-) -> Any:
+    rollout: Rollout,
+    reward_funcs: Sequence[RewardFunction],
+    callbacks: Sequence[TrainerCallback] = (),
+) -> GRPOTrainer:
     """A GRPOTrainer over `lm`'s model with LoRA, decoding through `rollout`."""
     import os
 
@@ -112,7 +120,7 @@ def build_trainer(
     return trainer
 
 
-def trained(machine: Machine, trainer: Any) -> LoadedModel:
+def trained(machine: Machine, trainer: GRPOTrainer) -> LoadedModel:
     """The trainer's live policy (LoRA active) as a LoadedModel, e.g. for held-out eval."""
     from llmos_grammar.train.live import live_model
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmos_grammar.train.steplog import StepRecord
 
 
-def plot_rewards(records: Sequence[dict[str, Any]], out: str, title: str) -> None:
+def plot_rewards(records: Sequence[StepRecord], out: str, title: str) -> None:
     """Reward mean +- std per step, every reward term, and the all-equal-group fraction."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [r["step"] for r in records]
-    mean = [r.get("reward_mean", 0.0) for r in records]
-    std = [r.get("reward_std", 0.0) for r in records]
+    steps = [r.step for r in records]
+    mean = [r.metric("reward_mean") for r in records]
+    std = [r.metric("reward_std") for r in records]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[3, 1])
     top.plot(steps, mean, marker="o", label="reward (mean)")
     top.fill_between(
@@ -25,20 +28,13 @@ def plot_rewards(records: Sequence[dict[str, Any]], out: str, title: str) -> Non
         alpha=0.2,
         label="± std",
     )
-    terms = sorted(
-        {
-            k
-            for r in records
-            for k in r
-            if k.startswith("reward_") and k not in ("reward_mean", "reward_std", "reward_failures")
-        }
-    )
+    terms = sorted({k for r in records for k in r.terms()})
     for key in terms:
-        top.plot(steps, [r.get(key, 0.0) for r in records], linestyle="--", label=key[7:])
+        top.plot(steps, [r.metric(key) for r in records], linestyle="--", label=key[7:])
     top.set_ylabel("reward")
     top.set_title(title)
     top.legend(loc="best", fontsize="small")
-    bottom.plot(steps, [r.get("frac_groups_all_equal", 0.0) for r in records], color="grey")
+    bottom.plot(steps, [r.metric("frac_groups_all_equal") for r in records], color="grey")
     bottom.set_ylabel("groups all equal")
     bottom.set_xlabel("step")
     bottom.set_ylim(-0.05, 1.05)

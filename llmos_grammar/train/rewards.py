@@ -7,22 +7,24 @@ reason in a RewardLog for the step's log line.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import SupportsIndex, TypedDict
 
 from llmos_grammar.errors import LlmosError
 from llmos_grammar.eval.outcomes import action_outcome
 from llmos_grammar.eval.scorers import Scorer
 from llmos_grammar.eval.tasks import Task
+from llmos_grammar.runtime.events import Result
 from llmos_grammar.train.rollout import RESULT_KEY
 
-if TYPE_CHECKING:
-    from llmos_grammar.runtime import Result
-
 TASK_KEY = "task_index"  # the dataset column naming each row's task
+# TRL calls a reward function with the completions and every dataset and rollout column
+# by keyword (prompts=, completion_ids=, task_index=, llmos_result=, ...); None: no reward.
+RewardFunction = Callable[..., list[float | None]]
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,24 @@ def _stopped(scorer: Scorer, task: Task, result: Result, log: RewardLog) -> floa
     return 1.0 if result.ok else 0.0
 
 
-Handler = Callable[[Scorer, Task, "Result", "RewardLog"], float]
+Handler = Callable[[Scorer, Task, Result, "RewardLog"], float]
 TERMS: dict[str, Handler] = {"correct": _correct, "ran": _ran, "stopped": _stopped}
 SHAPING = tuple(name for name in TERMS if name != "correct")
+
+
+class RewardFailure(TypedDict):
+    """A reward term that failed on a row: the term, the task's text and why."""
+
+    term: str
+    task: str
+    reason: str
+
+
+class RewardTally(TypedDict):
+    """What the reward terms saw over a step (a part of its log line)."""
+
+    outcomes: dict[str, int]
+    reward_failures: list[RewardFailure]
 
 
 @dataclass
@@ -63,17 +80,17 @@ class RewardLog:
     """What the reward terms saw since the last `take()`: outcomes and failures."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
-    failures: list[dict[str, str]] = field(default_factory=list)
+    failures: list[RewardFailure] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail(self, term: str, task: str, reason: str) -> None:
         with self.lock:
-            self.failures.append({"term": term, "task": task, "reason": reason})
+            self.failures.append(RewardFailure(term=term, task=task, reason=reason))
 
-    def take(self) -> dict[str, Any]:
+    def take(self) -> RewardTally:
         """The outcomes and failures recorded so far, and a fresh start."""
         with self.lock:
-            taken = {"outcomes": dict(self.outcomes), "reward_failures": list(self.failures)}
+            taken = RewardTally(outcomes=dict(self.outcomes), reward_failures=list(self.failures))
             self.outcomes.clear()
             self.failures.clear()
         return taken
@@ -81,7 +98,7 @@ class RewardLog:
 
 def reward_functions(
     terms: Sequence[RewardTerm], scorer: Scorer, tasks: Sequence[Task], log: RewardLog
-) -> list[Callable[..., list[float]]]:
+) -> list[RewardFunction]:
     """One TRL reward function per term, over the rollouts' Results and the task column."""
     for term in terms:
         if term.name not in TERMS:
@@ -93,10 +110,10 @@ def reward_functions(
 
 def _reward_function(
     name: str, handler: Handler, scorer: Scorer, tasks: Sequence[Task], log: RewardLog
-) -> Callable[..., list[float]]:
-    def reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
-        results = kwargs.get(RESULT_KEY) or [None] * len(completions)
-        indices = kwargs.get(TASK_KEY) or [None] * len(completions)
+) -> RewardFunction:
+    def reward(completions: Sequence[object], **columns: object) -> list[float | None]:
+        results = _column(columns, RESULT_KEY, len(completions))
+        indices = _column(columns, TASK_KEY, len(completions))
         return [
             safe_reward(name, handler, scorer, tasks, index, result, log)
             for index, result in zip(indices, results, strict=True)
@@ -106,21 +123,28 @@ def _reward_function(
     return reward
 
 
+def _column(columns: dict[str, object], key: str, rows: int) -> list[object]:
+    """One value per row of the column `key` (None for each row when TRL passed none)."""
+    values = columns.get(key)
+    return list(values) if isinstance(values, list | tuple) and values else [None] * rows
+
+
 def safe_reward(
     name: str,
     handler: Handler,
     scorer: Scorer,
     tasks: Sequence[Task],
-    index: Any,
-    result: Result | None,
+    index: object,
+    result: object,
     log: RewardLog,
 ) -> float:
     """`handler`'s reward for one row; 0 with a logged reason when anything fails."""
     label = f"#{index}"
     try:
-        if result is None or index is None:
-            raise ValueError(f"the row has no {RESULT_KEY if result is None else TASK_KEY}")
-        task = tasks[int(index)]
+        if not isinstance(result, Result) or not isinstance(index, SupportsIndex):
+            missing = RESULT_KEY if not isinstance(result, Result) else TASK_KEY
+            raise ValueError(f"the row has no {missing}")
+        task = tasks[operator.index(index)]
         label = task.text
         return float(handler(scorer, task, result, log))
     except Exception as exc:  # a reward never crashes a step

@@ -12,18 +12,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from llmos_grammar.errors import LlmosError
 from llmos_grammar.ir import Machine
 
 if TYPE_CHECKING:
+    from llmos_grammar.libtypes.training import PolicyTrainer
+    from llmos_grammar.results import Runner
     from llmos_grammar.runtime import Result, Runtime
+    from llmos_grammar.runtime.host import LogitsProcessor
 
 RESULT_KEY = "llmos_result"  # the extra key that carries each row's Result to the rewards
 SEED_STRIDE = 1_000_003  # seeds of (step, process) pairs never collide for < 1M processes
+Prompt = str | list[dict[str, str]]  # TRL's prompt: text, or a conversation's messages
 
 
-def rollout_rows(results: Sequence[Result], eos_id: int, eos_ids: frozenset[int]) -> dict[str, Any]:
+def rollout_rows(
+    results: Sequence[Result], eos_id: int, eos_ids: frozenset[int]
+) -> dict[str, object]:
     """TRL's rollout dict for finished runs, one row per result, in order.
 
     A completion that does not end with an end-of-sequence id (a budget ran
@@ -70,8 +77,8 @@ class Rollout:
         batch: int = 8,
         temperature: float = 1.0,
         seed: int = 0,
-        runner: Any = None,
-        logits_processors: Sequence[Any] = (),
+        runner: Runner | None = None,
+        logits_processors: Sequence[LogitsProcessor] = (),
     ) -> None:
         self.machine = machine
         self.logits_processors = tuple(logits_processors)
@@ -82,7 +89,7 @@ class Rollout:
         self.runtime: Runtime | None = None
         self.seconds = 0.0  # time spent decoding, summed over calls
 
-    def __call__(self, prompts: Sequence[Any], trainer: Any) -> dict[str, Any]:
+    def __call__(self, prompts: Sequence[Prompt], trainer: PolicyTrainer) -> dict[str, object]:
         import time
 
         from llmos_grammar.train.live import decoding
@@ -92,8 +99,7 @@ class Rollout:
         with decoding(trainer.model):
             results = self.run(runtime, [_text(p) for p in prompts], self._seed(trainer))
         self.seconds += time.perf_counter() - started
-        tokenizer = runtime.lm.tokenizer
-        return rollout_rows(results, int(tokenizer.eos_token_id), runtime.lm.eos_ids)
+        return rollout_rows(results, _eos_id(runtime), runtime.lm.eos_ids)
 
     def run(self, runtime: Runtime, tasks: list[str], seed: int) -> list[Result]:
         """One result per task, in order (each task is its own row)."""
@@ -101,12 +107,12 @@ class Rollout:
         rows = runtime.run_batch(tasks, samples=1, batch=self.batch, sampling=sampling)
         return [row[0] for row in rows]
 
-    def _seed(self, trainer: Any) -> int:
-        step = int(trainer.state.global_step)
-        process = int(trainer.accelerator.process_index)
+    def _seed(self, trainer: PolicyTrainer) -> int:
+        step = trainer.state.global_step
+        process = trainer.accelerator.process_index
         return self.seed + SEED_STRIDE * step + 7919 * process
 
-    def _runtime(self, trainer: Any) -> Runtime:
+    def _runtime(self, trainer: PolicyTrainer) -> Runtime:
         if self.runtime is None:
             from llmos_grammar.runtime import Runtime
             from llmos_grammar.train.live import live_model
@@ -124,8 +130,18 @@ class Rollout:
             self.runtime = None
 
 
-def _text(prompt: Any) -> str:
+def _text(prompt: Prompt) -> str:
     """A task's text: a plain prompt, or the last user message of a conversational one."""
     if isinstance(prompt, str):
         return prompt
-    return str(prompt[-1]["content"])
+    return prompt[-1]["content"]
+
+
+def _eos_id(runtime: Runtime) -> int:
+    """The tokenizer's end-of-sequence id, appended to completions cut short."""
+    eos = runtime.lm.tokenizer.eos_token_id
+    if eos is None:
+        raise LlmosError(
+            f"training: the tokenizer of {runtime.lm.name!r} has no end-of-sequence id"
+        )
+    return int(eos)

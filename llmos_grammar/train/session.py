@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.eval.tasks import TaskSet
 from llmos_grammar.ir import Machine
@@ -14,6 +14,11 @@ from llmos_grammar.models import LoadedModel
 from llmos_grammar.train.adapter import TRAIN_INFO
 from llmos_grammar.train.heldout import Paired, held_out, paired_bootstrap, solved
 from llmos_grammar.train.pipeline import TrainConfig
+
+if TYPE_CHECKING:
+    from llmos_grammar.eval.runner import Evaluation
+    from llmos_grammar.results import Runner
+    from llmos_grammar.train.steplog import StepRecord
 
 LOG_FILE = "train_log.jsonl"
 PLOT_FILE = "rewards.png"
@@ -24,7 +29,7 @@ class TrainOutcome:
     """What a run produced: per-step records, held-out accuracy, where the files are."""
 
     out: Path
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[StepRecord] = field(default_factory=list)
     held_out: Paired | None = None
     seconds: float = 0.0
     interrupted: bool = False
@@ -48,7 +53,7 @@ def run_training(
     *,
     eval_set: TaskSet | None = None,
     progress: bool = True,
-    runner: Any = None,
+    runner: Runner | None = None,
 ) -> TrainOutcome:
     """Train a LoRA adapter on `tasks` with GRPO and save it in `out`."""
     from accelerate import PartialState
@@ -68,7 +73,9 @@ def run_training(
     outcome = TrainOutcome(out, main=main)
     set_seed(config.seed)
     started = time.perf_counter()
-    before = _eval(machine, lm, eval_set, "before", config, progress) if main else None
+    before = None
+    if main and eval_set is not None:
+        before = _eval(machine, lm, eval_set, "before", config, progress)
     tests = any(t.scorer == "tests" for t in tasks.tasks)
     scorer = Scorer(machine, action=python_action(machine) if tests else None)
     log = RewardLog()
@@ -104,17 +111,15 @@ def run_training(
 def _eval(
     machine: Machine,
     lm: LoadedModel,
-    eval_set: TaskSet | None,
+    eval_set: TaskSet,
     label: str,
     config: TrainConfig,
     progress: bool,
-) -> Any:
-    if eval_set is None:
-        return None
+) -> Evaluation:
     return held_out(machine, lm, eval_set, label=label, batch=config.batch, progress=progress)
 
 
-def _save_eval(path: Path, machine: Machine, eval_set: TaskSet, evaluation: Any) -> None:
+def _save_eval(path: Path, machine: Machine, eval_set: TaskSet, evaluation: Evaluation) -> None:
     """The held-out evaluation as llmos-eval's --json document."""
     from llmos_grammar.eval.report import document
 

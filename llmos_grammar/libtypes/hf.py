@@ -1,0 +1,51 @@
+"""A Hugging Face tokenizer as we use it (transformers' tokenizer classes fit it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """transformers' PreTrainedTokenizerBase: the members the runtime, the token table,
+    model loading and training use."""
+
+    @property
+    def eos_token_id(self) -> int | None: ...
+
+    @property
+    def all_special_ids(self) -> list[int]: ...
+
+    @property
+    def all_special_tokens(self) -> list[str]: ...
+
+    @property
+    def added_tokens_decoder(self) -> Mapping[int, object]: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def encode(
+        self, text: str, *, add_special_tokens: bool = True, split_special_tokens: bool = False
+    ) -> list[int]: ...
+
+    def decode(
+        self, token_ids: list[int], skip_special_tokens: bool = False
+    ) -> str | list[str]: ...
+
+    def convert_tokens_to_ids(self, tokens: str) -> int | list[int]: ...
+
+    def convert_ids_to_tokens(self, ids: int) -> str | list[str]: ...
+
+    def apply_chat_template(
+        self,
+        conversation: list[dict[str, str]],
+        *,
+        add_generation_prompt: bool = False,
+        tokenize: bool = True,
+    ) -> object: ...
+
+    def save_pretrained(self, save_directory: str) -> Sequence[str]: ...
