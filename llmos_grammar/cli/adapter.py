@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmos_grammar.ir import Machine
+    from llmos_grammar.models import LoadedModel
 
 
 def add_adapter_argument(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +27,7 @@ def add_wall_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def with_wall(machine: Any, wall_s: float | None) -> Any:
+def with_wall(machine: Machine, wall_s: float | None) -> Machine:
     """`machine` with its wall-clock budget replaced (unchanged when `wall_s` is None)."""
     from dataclasses import replace
 
@@ -32,7 +36,7 @@ def with_wall(machine: Any, wall_s: float | None) -> Any:
     return replace(machine, budgets=replace(machine.budgets, wall_s=wall_s))
 
 
-def load_with_adapter(machine: Any, adapter: str | None) -> Any:
+def load_with_adapter(machine: Machine, adapter: str | None) -> LoadedModel | None:
     """The machine's model with `adapter` merged in; None without an adapter (the spec's)."""
     if adapter is None:
         return None

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmos_grammar.ir import Machine
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +30,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def machine_from_args(args: argparse.Namespace) -> Any:
+def machine_from_args(args: argparse.Namespace) -> Machine:
     """Load `args.spec` and apply --model, --engine, --temperature, --seed, --max-tokens."""
     from llmos_grammar.ir import ModelRef
     from llmos_grammar.spec.loader import load

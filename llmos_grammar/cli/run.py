@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.cli.adapter import add_adapter_argument, load_with_adapter
 from llmos_grammar.cli.exits import EXIT_BUDGET, EXIT_OK, EXIT_REFUSED, EXIT_STOPPED, EXIT_USAGE
 from llmos_grammar.cli.options import add_engine_arguments, machine_from_args
 from llmos_grammar.cli.process import prepare_for_model
 from llmos_grammar.cli.view import JsonView, TextView
+
+if TYPE_CHECKING:
+    from llmos_grammar.ir import ActionPolicy
+    from llmos_grammar.runtime.events import Result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +54,7 @@ def exit_code(stop_reason: str, last_refused: bool = False) -> int:
     return EXIT_BUDGET
 
 
-def result_exit_code(result: Any) -> int:
+def result_exit_code(result: Result) -> int:
     """The exit status of a finished run (see `exit_code`)."""
     actions = result.actions
     return exit_code(result.stop_reason, bool(actions) and actions[-1].result.refused is not None)
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     view = JsonView(sys.stdout) if args.json else TextView(sys.stdout, machine, colour)
     ask = terminal_approver(yes=args.yes)
 
-    def approve(policy: Any, text: str) -> bool:
+    def approve(policy: ActionPolicy, text: str) -> bool:
         view.stop()  # no spinner over the question
         return ask(policy, text)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from llmos_grammar.ir import Machine
 from llmos_grammar.runtime.vote import VoteTable, majority, samples_sampling, voted_text
@@ -22,7 +22,7 @@ def run_samples(args: argparse.Namespace, machine: Machine, n: int) -> Result | 
     """
     from llmos_grammar.actions import terminal_approver
     from llmos_grammar.engines.vllm.args import parse_engine_args
-    from llmos_grammar.runtime import Runtime, event_to_json
+    from llmos_grammar.runtime import DoneEvent, Runtime, event_to_json
 
     out = sys.stdout
     sampling = samples_sampling(machine, n, args.temperature, args.seed)
@@ -34,13 +34,12 @@ def run_samples(args: argparse.Namespace, machine: Machine, n: int) -> Result | 
     with Runtime(
         machine, model, approve=terminal_approver(yes=args.yes), engine_args=engine_args
     ) as runtime:
-        batched: Any = runtime  # the batched runtime's stream_batch (see llmos_grammar.eval)
-        for row_event in batched.stream_batch([args.task], samples=n, batch=n, sampling=sampling):
+        for row_event in runtime.stream_batch([args.task], samples=n, batch=n, sampling=sampling):
             event = row_event.event
             if args.json:
                 where = {"row": row_event.row, "sample": row_event.sample}
                 out.write(json_text({**where, **event_to_json(event)}) + "\n")
-            if event.kind == "done":
+            if isinstance(event, DoneEvent):
                 results[row_event.sample] = event.result
                 if not args.json:
                     _show_sample(out, row_event.sample, event.result, machine)
@@ -53,7 +52,7 @@ def run_samples(args: argparse.Namespace, machine: Machine, n: int) -> Result | 
     return results.get(table.winning_row)
 
 
-def _show_sample(out: TextIO, sample: int, result: Any, machine: Machine) -> None:
+def _show_sample(out: TextIO, sample: int, result: Result, machine: Machine) -> None:
     answer = visible(" ".join(voted_text(result, machine).split())) or "(no answer)"
     actions = len(result.actions)
     out.write(
@@ -81,7 +80,7 @@ def format_votes(table: VoteTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def vote_json(table: VoteTable) -> dict[str, Any]:
+def vote_json(table: VoteTable) -> dict[str, object]:
     return {
         "kind": "vote",
         "answer": table.answer,

@@ -8,7 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any
+from dataclasses import asdict, dataclass
 
 from llmos_grammar.sandbox.probe import Capabilities
 
@@ -45,7 +45,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     doctor.add_argument("--runs", type=int, default=10, help="trivial actions timed (0 = skip)")
 
 
-def report(caps: Capabilities, runs: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Layer:
+    """An isolation layer: whether it works here, and what provides it."""
+
+    works: bool
+    how: str
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median start-to-end time of a trivial action, sandboxed and as a bare subprocess."""
+
+    ok: bool
+    sandboxed_p50_ms: float
+    bare_subprocess_p50_ms: float
+
+
+@dataclass(frozen=True)
+class Doctor:
+    """What `llmos sandbox doctor` found (its --json document is this, field by field)."""
+
+    layers: dict[str, Layer]
+    bwrap: str | None
+    setpriv: str | None
+    unshare: str | None
+    cgroups: dict[str, str | None]
+    landlock_available_unused: bool
+    notes: tuple[str, ...]
+    trivial_action: Timing | None = None
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        if self.trivial_action is None:
+            del data["trivial_action"]
+        return data
+
+
+def report(caps: Capabilities, runs: int) -> Doctor:
     """Layers (enforced or not, with what provides them), notes, and a start-up timing."""
     from llmos_grammar.actions import run_action
     from llmos_grammar.ir import ActionPolicy
@@ -53,13 +90,28 @@ def report(caps: Capabilities, runs: int) -> dict[str, Any]:
 
     policy = ActionPolicy(name="doctor", handler="python")
     plan = make_plan(policy, caps)
-    layers = {name: {"works": name in plan.enforced, "how": how} for name, how in LAYERS.items()}
-    data: dict[str, Any] = {
-        "layers": layers,
-        "bwrap": caps.bwrap,
-        "setpriv": caps.setpriv,
-        "unshare": caps.unshare,
-        "cgroups": {
+    timing = None
+    if runs > 0:
+        sandboxed, bare = [], []
+        ok = True
+        for _ in range(runs):
+            start = time.perf_counter()
+            ok = run_action(policy, "pass\n", caps=caps).ok
+            sandboxed.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], check=False)
+            bare.append(time.perf_counter() - start)
+        timing = Timing(
+            ok,
+            round(statistics.median(sandboxed) * 1000, 2),
+            round(statistics.median(bare) * 1000, 2),
+        )
+    return Doctor(
+        layers={name: Layer(name in plan.enforced, how) for name, how in LAYERS.items()},
+        bwrap=caps.bwrap,
+        setpriv=caps.setpriv,
+        unshare=caps.unshare,
+        cgroups={
             name: (f"v{base.version} {base.path}" if base else None)
             for name, base in (
                 ("pids", caps.pids_cgroup),
@@ -67,55 +119,43 @@ def report(caps: Capabilities, runs: int) -> dict[str, Any]:
                 ("cpu", caps.cpu_cgroup),
             )
         },
-        "landlock_available_unused": caps.landlock,
-        "notes": list(caps.notes),
-    }
-    if runs > 0:
-        sandboxed, bare = [], []
-        for _ in range(runs):
-            start = time.perf_counter()
-            result = run_action(policy, "pass\n", caps=caps)
-            sandboxed.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "pass"], check=False)
-            bare.append(time.perf_counter() - start)
-        data["trivial_action"] = {
-            "ok": result.ok,
-            "sandboxed_p50_ms": round(statistics.median(sandboxed) * 1000, 2),
-            "bare_subprocess_p50_ms": round(statistics.median(bare) * 1000, 2),
-        }
-    return data
+        landlock_available_unused=caps.landlock,
+        notes=caps.notes,
+        trivial_action=timing,
+    )
 
 
-def _print_text(data: dict[str, Any]) -> None:
+def _print_text(doctor: Doctor) -> None:
     print("llmos sandbox doctor\n")
-    for name, layer in data["layers"].items():
-        mark = "yes" if layer["works"] else "NO "
-        print(f"  {mark}  {name:<14} {layer['how']}")
+    for name, layer in doctor.layers.items():
+        mark = "yes" if layer.works else "NO "
+        print(f"  {mark}  {name:<14} {layer.how}")
     print()
-    for tool in ("bwrap", "setpriv", "unshare"):
-        print(f"  {tool}: {data[tool] or 'unavailable'}")
-    for name, where in data["cgroups"].items():
+    for tool, path in (
+        ("bwrap", doctor.bwrap),
+        ("setpriv", doctor.setpriv),
+        ("unshare", doctor.unshare),
+    ):
+        print(f"  {tool}: {path or 'unavailable'}")
+    for name, where in doctor.cgroups.items():
         print(f"  cgroup {name}: {where or 'unavailable'}")
-    for note in data["notes"]:
+    for note in doctor.notes:
         print(f"  note: {note}")
-    timing = data.get("trivial_action")
+    timing = doctor.trivial_action
     if timing:
-        verdict = "ok" if timing["ok"] else "FAILED"
-        print(
-            f"\n  trivial python action ({verdict}): {timing['sandboxed_p50_ms']} ms p50 sandboxed,"
-        )
-        print(f"  {timing['bare_subprocess_p50_ms']} ms p50 bare subprocess")
+        verdict = "ok" if timing.ok else "FAILED"
+        print(f"\n  trivial python action ({verdict}): {timing.sandboxed_p50_ms} ms p50 sandboxed,")
+        print(f"  {timing.bare_subprocess_p50_ms} ms p50 bare subprocess")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the doctor's report; exit 0 when a trivial action runs, 1 otherwise."""
     from llmos_grammar.sandbox import probe
 
-    data = report(probe(), args.runs)
+    doctor = report(probe(), args.runs)
     if args.json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps(doctor.to_json(), indent=2))
     else:
-        _print_text(data)
-    timing = data.get("trivial_action")
-    return 0 if timing is None or timing["ok"] else 1
+        _print_text(doctor)
+    timing = doctor.trivial_action
+    return 0 if timing is None or timing.ok else 1

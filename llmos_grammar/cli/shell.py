@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.cli.exits import EXIT_OK
 from llmos_grammar.cli.options import machine_from_args
@@ -15,6 +16,10 @@ from llmos_grammar.cli.view import TextView
 from llmos_grammar.engines.select import ENGINES
 from llmos_grammar.errors import LlmosError
 from llmos_grammar.visible import visible
+
+if TYPE_CHECKING:
+    from llmos_grammar.ir import ActionPolicy
+    from llmos_grammar.runtime.session import Session
 
 PROMPT = "llmos> "
 HELP = """\
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     view = TextView(sys.stdout, machine, colour)
     ask = terminal_approver(yes=getattr(args, "yes", False))
 
-    def approve(policy: Any, text: str) -> bool:
+    def approve(policy: ActionPolicy, text: str) -> bool:
         view.stop()
         return ask(policy, text)
 
@@ -76,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
 class Shell:
     """The read-answer loop over a Session."""
 
-    def __init__(self, session: Any, view: TextView, reader: LineReader, notify: Any) -> None:
+    def __init__(
+        self, session: Session, view: TextView, reader: LineReader, notify: Callable[[str], None]
+    ) -> None:
         self.session = session
         self.view = view
         self.reader = reader

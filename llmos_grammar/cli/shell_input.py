@@ -12,7 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 MAX_INPUT_BYTES = 32 * 1024  # a longer paste is refused, not sent
 HISTORY_LINES = 1000
@@ -29,7 +29,7 @@ class LineReader:
 
     def __init__(self, history: Path | None) -> None:
         self.history = history
-        self.readline: Any = None
+        self.readline: ModuleType | None = None
         try:
             import readline
         except ImportError:  # no readline on this platform: plain lines

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmos_grammar.runtime.session import Session
 
 FIELDS = ("timeout_s", "cpu_s", "memory_mb", "output_bytes", "processes", "network", "workdir")
 
 
-def describe(session: Any) -> str:
+def describe(session: Session) -> str:
     """Lines that show every limit in force for the session's next turn."""
     machine = session.machine
     budgets = session.rt.budgets
