@@ -14,7 +14,7 @@ exec'ing the next, all in the one process that finally becomes the sandbox:
     [setpriv --reuid 65534 ... --pdeathsig KILL  /bin/sh -c STEPS parent PID]
                                              uid drop without bwrap (it clears the
                                              signal, so it is armed and checked again)
-    prlimit --cpu=... --as=... --                 rlimits, last
+    prlimit --cpu=... --as=... --            rlimits, last
     the program (bwrap ..., unshare ..., or the code's interpreter)
 
 The parent-death signal survives each exec (none is set-uid) and `unshare`;
@@ -23,11 +23,14 @@ runtime that died during start leaves nothing running. Where setpriv or
 prlimit is missing, one `python -I -S` step does the uid drop, the signal,
 the check and the rlimits instead (slower by an interpreter start).
 
-Chosen by measurement (2-core AMD EPYC, loaded; fastest of 30 starts each):
-dash 0.8 ms, setpriv 1.6 ms, prlimit ~1 ms, unshare with two mounts 4.2 ms,
-against 12 ms for `python -I -S -c pass` and 19-24 ms once it imports ctypes
-(needed for prctl, unshare and mount on Python 3.11). A fork of the runtime
-costs its page tables: see docs/sandbox.md for the figures before and after.
+Chosen by measurement (2 loaded cores, `chrt -f`, p50 of 40, over an exec of
+/bin/true): dash 0.5 ms, setpriv, prlimit and unshare 0.8 ms each, a mount
+0.7 ms plus its fork; about 4 ms for the whole chain, against 12 ms for
+`python -I -S -c pass` and 19-24 ms once it imports ctypes (needed for prctl,
+unshare and mount on Python 3.11), so one interpreter as the helper would
+cost 3-5 times as much. A cold python action: 21 -> 25 ms from a small
+runtime, 104 -> 26 ms from one holding 2 GB of touched memory (its fork
+copied the page tables: 80 ms), `benchmarks/bench_spawn.py`.
 """
 
 from __future__ import annotations
