@@ -14,6 +14,11 @@ would be decoding, simulated by `--gap-ms` of idle time); a persistent session.
 sqlite, files, http: the handler's function called in the runtime process (how
 they ran before the worker: the baseline), then the sandboxed worker cold, cold
 without bwrap, and warm (a standby worker, after the same idle gap).
+
+Beside the wall times, "cpu ms" is the CPU time the sandboxed child itself used
+(what the sandbox measured: wait4 and the cgroup): on a loaded machine the wall
+clock mostly measures waiting for a core, the child's CPU time what a start
+costs (imports, for the worker).
 """
 
 from __future__ import annotations
@@ -130,10 +135,10 @@ def _worker_variants(
     }
 
 
-def _timed(fn: Callable[[], object]) -> float:
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
     start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1000
+    result = fn()
+    return (time.perf_counter() - start) * 1000, result
 
 
 def main() -> int:
@@ -154,32 +159,41 @@ def main() -> int:
         for _ in range(2):  # first use starts the standbys and the session
             for name in actions:
                 runner.run(name, "pass\n" if name in ("py", "session") else fixtures[name][1])
-        times = _measure(variants, args.runs, args.gap_ms)
+        times, cpu = _measure(variants, args.runs, args.gap_ms)
         runner.close()
-    _report(times, caps)
+    _report(times, cpu, caps)
     return 0
 
 
-def _measure(variants: Variants, runs: int, gap_ms: float) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in variants}
+Times = dict[str, list[float]]
+
+
+def _measure(variants: Variants, runs: int, gap_ms: float) -> tuple[Times, Times]:
+    """Wall milliseconds per variant, and the child's CPU milliseconds where it reports one."""
+    times: Times = {name: [] for name in variants}
+    cpu: Times = {name: [] for name in variants}
     for _ in range(runs):
         for name, fn in variants.items():
             if name.endswith(WARM):
                 time.sleep(gap_ms / 1000)
-            times[name].append(_timed(fn))
-    return times
+            wall, result = _timed(fn)
+            times[name].append(wall)
+            if isinstance(result, ActionResult) and result.cpu_s > 0:
+                cpu[name].append(result.cpu_s * 1000)
+    return times, cpu
 
 
-def _report(times: dict[str, list[float]], caps: Capabilities) -> None:
+def _report(times: Times, cpu: Times, caps: Capabilities) -> None:
     plan = make_plan(POLICY, caps)
     print(f"layers (all): {', '.join(plan.enforced)}")
     print(f"not enforced (all): {', '.join(plan.unenforced) or 'none'}")
     degraded = make_plan(POLICY, without_bwrap(caps)).unenforced
     print(f"not enforced (no bwrap): {', '.join(degraded) or 'none'}")
-    print(f"\n{'variant':<30} {'p50 ms':>8} {'p90 ms':>8}")
+    print(f"\n{'variant':<30} {'p50 ms':>8} {'p90 ms':>8} {'cpu ms':>8}")
     for name, values in times.items():
         p90 = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
-        print(f"{name:<30} {statistics.median(values):8.2f} {p90:8.2f}")
+        used = f"{statistics.median(cpu[name]):8.1f}" if cpu[name] else f"{'-':>8}"
+        print(f"{name:<30} {statistics.median(values):8.2f} {p90:8.2f} {used}")
     if "bare subprocess.run" in times:
         base = statistics.median(times["bare subprocess.run"])
         cold = statistics.median(times["python cold, all layers"])

@@ -41,8 +41,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from llmos_grammar.action_policy import ActionPolicy
 from llmos_grammar.actions.beneath import open_beneath
-from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.results import ActionResult
 
 COMMANDS = ("list", "read", "write", "append")

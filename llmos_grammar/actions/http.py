@@ -37,9 +37,9 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from llmos_grammar.action_policy import ActionPolicy
 from llmos_grammar.actions.urls import BadUrl, Target, parse_url, permitted
 from llmos_grammar.actions.urls import allowed as allowed
-from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.results import ActionResult
 
 MAX_REDIRECTS = 5

@@ -22,8 +22,8 @@ import sqlite3
 import time
 import urllib.parse
 
+from llmos_grammar.action_policy import ActionPolicy
 from llmos_grammar.actions.sqlite_guard import Guard, harden
-from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.results import ActionResult
 
 MIB = 1024 * 1024

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.action_policy import ActionPolicy
 from llmos_grammar.results import ActionResult
 
 TARGETS: dict[str, str] = {
