@@ -147,10 +147,22 @@ def test_run_argv_reports_signal(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_cpu_limit_is_reported_in_every_mode(mode: str) -> None:
-    ap = dataclasses.replace(PY, cpu_s=1, timeout_s=10)
+    # the wall clock has room: on two busy cores 1 s of CPU takes 10 s and more
+    ap = dataclasses.replace(PY, cpu_s=1, timeout_s=120)
     result = run_action(ap, "while True:\n    pass\n", caps=MODES[mode])
     assert result.limit_hit == "cpu" and result.signal == 9, result
+    assert result.cpu_s >= ap.cpu_s and not result.timed_out, result
     assert "unshare" not in result.stderr
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_program_that_kills_itself_is_no_cpu_limit(mode: str) -> None:
+    code = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\nprint('pid 1')\n"
+    ap = dataclasses.replace(PY, cpu_s=1, timeout_s=120)
+    result = run_action(ap, code, caps=MODES[mode])
+    # as pid 1 of its namespace a program cannot kill itself; elsewhere SIGKILL ends it
+    assert result.signal == 9 or result.stdout == "pid 1\n", result
+    assert result.limit_hit is None and result.cpu_s < 1, result
 
 
 def test_other_sandboxes_of_the_same_uid_do_not_eat_the_process_limit() -> None:

@@ -159,9 +159,15 @@ def _user_processes(uid: int) -> int:
     return count
 
 
+def cpu_rlimit(policy: ActionPolicy) -> int:
+    """RLIMIT_CPU in whole seconds (`cpu_s` rounded up): soft = hard, so the kernel ends a
+    process with SIGKILL there (a pid 1 would ignore SIGXCPU)."""
+    return max(1, int(policy.cpu_s + 0.999))
+
+
 def _rlimits(policy: ActionPolicy, nproc_base: int = 0) -> tuple[tuple[str, int, int], ...]:
     """(prlimit name, soft, hard) of each rlimit the child gets."""
-    cpu = max(1, int(policy.cpu_s + 0.999))  # soft = hard: SIGKILL (a pid-1 ignores SIGXCPU)
+    cpu = cpu_rlimit(policy)
     mem = policy.memory_mb * 1024 * 1024
     fsize = policy.file_size_mb * 1024 * 1024
     nproc = nproc_base + policy.processes
