@@ -7,7 +7,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmos_grammar.runtime import Runtime, Session
+    from llmos_grammar.spec import load, load_policy
 
 __version__ = "0.1.0"
 __all__ = ["Runtime", "Session", "load", "load_policy", "__version__"]
@@ -20,7 +24,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # Heavy modules (torch, transformers) load only when the runtime is asked for.
     if name in _LAZY:
         import importlib

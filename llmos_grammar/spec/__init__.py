@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmos_grammar.spec.compile import compile_policy, compile_spec
+    from llmos_grammar.spec.loader import load, load_policy
 
 __all__ = ["compile_policy", "compile_spec", "load", "load_policy"]
 
@@ -17,7 +21,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # Importing one module of the stage (say yamldoc) must not compile grammars.
     if name in _LAZY:
         import importlib

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import get_args
 
 from llmos_grammar import __version__
 from llmos_grammar.errors import Location
@@ -33,6 +33,18 @@ from llmos_grammar.ir import (
     Transition,
 )
 from llmos_grammar.paths import shipped
+from llmos_grammar.spec.yamldata import (
+    YamlMap,
+    YamlValue,
+    choice,
+    from_data,
+    items,
+    mapping,
+    maybe_int,
+    maybe_text,
+    text,
+    texts,
+)
 from llmos_grammar.spec.yamldoc import Doc, Key
 
 ANY_TEXT = r"(?s:.*)"
@@ -46,27 +58,28 @@ def build_policy(doc: Doc) -> Policy:
     """A Policy whose relative paths are resolved against the policy's folder."""
     base = Path(doc.file).resolve().parent
     actions = {
-        name: _action_policy(name, raw, base, doc.loc(("actions", name), key=True))
-        for name, raw in doc.data.get("actions", {}).items()
+        name: _action_policy(name, mapping(raw), base, doc.loc(("actions", name), key=True))
+        for name, raw in mapping(doc.top.get("actions")).items()
     }
     return Policy(path=doc.file, actions=actions)
 
 
-def _action_policy(name: str, raw: dict[str, Any], base: Path, where: Location) -> ActionPolicy:
-    values = dict(raw)
+def _action_policy(name: str, raw: YamlMap, base: Path, where: Location) -> ActionPolicy:
+    values: dict[str, object] = dict(raw)
     values.pop("description", None)
     for key in PATH_FIELDS:
-        if key in values:
-            values[key] = str((base / values[key]).resolve())
+        if key in raw:
+            values[key] = str((base / text(raw[key])).resolve())
     for key in PATH_LIST_FIELDS:
-        if key in values:
-            values[key] = [str((base / p).resolve()) for p in values[key]]
-    if values.get("workdir", "temporary") != "temporary":
-        values["workdir"] = str((base / values["workdir"]).resolve())
+        if key in raw:
+            values[key] = [str((base / p).resolve()) for p in texts(raw[key])]
+    workdir = text(raw.get("workdir"), "temporary")
+    if workdir != "temporary":
+        values["workdir"] = str((base / workdir).resolve())
     for key in TUPLE_FIELDS:
         if key in values:
-            values[key] = tuple(values[key])
-    return ActionPolicy(name=name, location=where, **values)
+            values[key] = tuple(items(values[key]))
+    return from_data(ActionPolicy, values, name=name, location=where)
 
 
 def grammar_dirs(spec_file: str) -> list[str]:
@@ -75,7 +88,7 @@ def grammar_dirs(spec_file: str) -> list[str]:
 
 
 def constraint_source(
-    doc: Doc, path: Key, raw: dict[str, Any], policy: Policy | None = None
+    doc: Doc, path: Key, raw: YamlMap, policy: Policy | None = None
 ) -> GrammarSource | None:
     """The GrammarSource a state declares, or None; file errors raise GrammarError, and so
     does a `derive: policy` with nothing to derive from."""
@@ -85,9 +98,9 @@ def constraint_source(
         from llmos_grammar.spec.derive import derive_source
 
         where = doc.loc((*path, "derive"))
-        return derive_source(str(path[-1]), doc.data["states"], policy, where)
+        return derive_source(str(path[-1]), mapping(doc.top.get("states")), policy, where)
     if "grammar" in raw:
-        return grammar.load_source(raw["grammar"], base_dirs=grammar_dirs(doc.file))
+        return grammar.load_source(text(raw["grammar"]), base_dirs=grammar_dirs(doc.file))
     if "json_schema" in raw and isinstance(raw["json_schema"], str):
         return grammar.load_source(
             raw["json_schema"], "json_schema", base_dirs=grammar_dirs(doc.file)
@@ -96,9 +109,9 @@ def constraint_source(
     for kind in ("lark", "regex", "json_schema"):
         if kind in raw:
             value = raw[kind]
-            text = value if isinstance(value, str) else json.dumps(value)
+            body = value if isinstance(value, str) else json.dumps(value)
             where, offset = inline_location(doc, (*path, kind))
-            return GrammarSource(kind=kind, text=text, location=where, column_offset=offset)
+            return GrammarSource(kind=kind, text=body, location=where, column_offset=offset)
     return None
 
 
@@ -120,7 +133,7 @@ def inline_location(doc: Doc, path: Key) -> tuple[Location, int]:
     return Location(doc.file, node.start_mark.line + 1, column + 1), column
 
 
-def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource | None) -> State:
+def build_state(doc: Doc, name: str, raw: YamlMap, source: GrammarSource | None) -> State:
     """One state; `source` is its constraint, from constraint_source()."""
     kind = raw["type"]
     if source is not None:
@@ -129,92 +142,95 @@ def build_state(doc: Doc, name: str, raw: dict[str, Any], source: GrammarSource 
         return TextState(
             name=name,
             triggers=transitions(raw.get("on", {})),
-            on_eos=raw.get("eos"),
+            on_eos=maybe_text(raw.get("eos")),
             constraint=source,
-            max_tokens=raw.get("max_tokens"),
+            max_tokens=maybe_int(raw.get("max_tokens")),
             sampling=_state_sampling(raw),
             backend=_backend(doc, raw),
         )
     if kind == "grammar":
         if source is None:  # any text up to the close delimiter
             source = GrammarSource(kind="regex", text=ANY_TEXT, location=doc.loc(("states", name)))
-        source = exclude_close(source, raw["close"])
+        close = text(raw["close"])
         return GrammarState(
             name=name,
-            constraint=source,
-            close=raw["close"],
-            next=raw["next"],
-            max_tokens=raw.get("max_tokens"),
-            open=raw.get("open", ""),
+            constraint=exclude_close(source, close),
+            close=close,
+            next=text(raw["next"]),
+            max_tokens=maybe_int(raw.get("max_tokens")),
+            open=text(raw.get("open")),
             sampling=_state_sampling(raw),
             backend=_backend(doc, raw),
         )
     if kind == "action":
         return ActionState(
             name=name,
-            action=raw["action"],
-            input=raw["input"],
-            output=raw.get("output", "{stdout}{stderr}"),
-            next=raw["next"],
-            on_error=raw.get("on_error"),
-            error_output=raw.get("error_output"),
+            action=text(raw["action"]),
+            input=text(raw["input"]),
+            output=text(raw.get("output"), "{stdout}{stderr}"),
+            next=text(raw["next"]),
+            on_error=maybe_text(raw.get("on_error")),
+            error_output=maybe_text(raw.get("error_output")),
         )
     return FinalState(name=name)
 
 
-def transitions(on: dict[str, str] | list[dict[str, Any]]) -> tuple[Transition, ...]:
+def transitions(on: YamlValue) -> tuple[Transition, ...]:
     """The triggers of `on`: a mapping trigger -> state, or a list of {when, to} entries whose
     `when` is one trigger or several spellings of it, put longest first (see TextState)."""
     if isinstance(on, dict):
-        return tuple(Transition(t, s, ("on", t)) for t, s in on.items())
+        return tuple(Transition(t, text(s), ("on", t)) for t, s in on.items())
     found: list[Transition] = []
-    for i, entry in enumerate(on):
-        when = entry["when"]
+    for i, item in enumerate(items(on)):
+        entry = mapping(item)
+        when, target = entry.get("when"), text(entry.get("to"))
         if isinstance(when, str):
-            found.append(Transition(when, entry["to"], ("on", i, "when")))
+            found.append(Transition(when, target, ("on", i, "when")))
             continue
-        spellings = [Transition(w, entry["to"], ("on", i, "when", j)) for j, w in enumerate(when)]
+        spellings = [Transition(w, target, ("on", i, "when", j)) for j, w in enumerate(texts(when))]
         found += sorted(spellings, key=lambda t: -len(t.trigger))
     return tuple(found)
 
 
-def _backend(doc: Doc, raw: dict[str, Any]) -> BackendChoice:
+def _backend(doc: Doc, raw: YamlMap) -> BackendChoice:
     """The state's `backend`, else the spec's, else auto."""
-    return raw.get("backend", doc.data.get("backend", "auto"))
+    return choice(raw.get("backend", doc.top.get("backend")), get_args(BackendChoice), "auto")
 
 
-def _json_whitespace(doc: Doc, raw: dict[str, Any]) -> str:
+def _json_whitespace(doc: Doc, raw: YamlMap) -> str:
     """The state's `json_whitespace`, else the spec's, else compact."""
-    return str(raw.get("json_whitespace", doc.data.get("json_whitespace", "compact")))
+    return str(raw.get("json_whitespace", doc.top.get("json_whitespace", "compact")))
 
 
-def _state_sampling(raw: dict[str, Any]) -> Sampling | None:
-    return Sampling(**raw["sampling"]) if "sampling" in raw else None
+def _state_sampling(raw: YamlMap) -> Sampling | None:
+    return from_data(Sampling, mapping(raw["sampling"])) if "sampling" in raw else None
 
 
 def build_machine(doc: Doc, states: dict[str, State], policy: Policy, policy_text: str) -> Machine:
-    data = doc.data
+    data = doc.top
     model = data.get("model", {})
-    model_ref = ModelRef(name=model) if isinstance(model, str) else ModelRef(**model)
+    model_ref = (
+        ModelRef(name=model) if isinstance(model, str) else from_data(ModelRef, mapping(model))
+    )
     tests = tuple(
-        GrammarTest(state, tuple(t.get("accept", ())), tuple(t.get("reject", ())))
-        for state, t in data.get("tests", {}).items()
+        GrammarTest(state, texts(mapping(t).get("accept")), texts(mapping(t).get("reject")))
+        for state, t in mapping(data.get("tests")).items()
     )
     return Machine(
-        name=data.get("name", Path(doc.file).parent.name or Path(doc.file).stem),
+        name=text(data.get("name"), Path(doc.file).parent.name or Path(doc.file).stem),
         path=doc.file,
-        start=data["start"],
+        start=text(data["start"]),
         states=states,
         policy=policy,
         model=model_ref,
-        prompt=Prompt(**data.get("prompt", {})),
-        sampling=Sampling(**data.get("sampling", {})),
-        budgets=Budgets(**data.get("limits", {})),
-        engine=data.get("engine", "auto"),
-        samples=Samples(**data.get("samples", {})),
-        session=SessionLimits(**data.get("session", {})),
+        prompt=from_data(Prompt, mapping(data.get("prompt"))),
+        sampling=from_data(Sampling, mapping(data.get("sampling"))),
+        budgets=from_data(Budgets, mapping(data.get("limits"))),
+        engine=text(data.get("engine"), "auto"),
+        samples=from_data(Samples, mapping(data.get("samples"))),
+        session=from_data(SessionLimits, mapping(data.get("session"))),
         tests=tests,
-        description=data.get("description", ""),
+        description=text(data.get("description")),
         cache_key=cache_key(doc.text, policy_text, states),
     )
 

@@ -20,6 +20,7 @@ from llmos_grammar.spec.checks.policy import action_problems
 from llmos_grammar.spec.checks.prompt import prompt_problems
 from llmos_grammar.spec.checks.whitespace import whitespace_error
 from llmos_grammar.spec.schemas import crumb
+from llmos_grammar.spec.yamldata import YamlMap, mapping
 from llmos_grammar.spec.yamldoc import Doc, Key
 
 NO_POLICY = Policy(path="", actions={})
@@ -56,8 +57,8 @@ def compile_policy(doc: Doc) -> tuple[Policy | None, list[Diagnostic]]:
 
 
 def _spec_policy(doc: Doc, out: list[Diagnostic]) -> tuple[Policy | None, str]:
-    raw = doc.data.get("policy")
-    path = Path(doc.file).resolve().parent / raw if raw else default_policy()
+    raw = doc.top.get("policy")
+    path = Path(doc.file).resolve().parent / raw if isinstance(raw, str) else default_policy()
     try:
         policy_doc = yamldoc.load(path)
     except LlmosError as exc:
@@ -77,10 +78,11 @@ def _states(
     JSON whitespace policy is wrong)."""
     states: dict[str, State] = {}
     broken: set[str] = set()
-    spec_space = whitespace_error(doc, (), doc.data)
+    spec_space = whitespace_error(doc, (), doc.top)
     out.extend([spec_space] if spec_space is not None else [])
-    for name, raw in doc.data["states"].items():
+    for name, value in mapping(doc.top.get("states")).items():
         path: Key = ("states", name)
+        raw = mapping(value)
         given = [k for k in build.CONSTRAINT_KEYS if k in raw]
         problem = _constraint_problem(doc, path, raw, given)
         own_space = whitespace_error(doc, path, raw)
@@ -103,7 +105,7 @@ def _states(
     return states, broken
 
 
-def _constraint_problem(doc: Doc, path: Key, raw: dict, given: list[str]) -> Diagnostic | None:
+def _constraint_problem(doc: Doc, path: Key, raw: YamlMap, given: list[str]) -> Diagnostic | None:
     if len(given) > 1:
         return Diagnostic(
             "error",

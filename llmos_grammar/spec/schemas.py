@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.errors import Diagnostic
+from llmos_grammar.spec.yamldata import mapping
 from llmos_grammar.spec.yamldoc import Doc, Key
+
+if TYPE_CHECKING:
+    from llmos_grammar.libtypes.jsonschema import SchemaError, Validator
 
 STATE_DEFS = {
     "text": "text_state",
@@ -20,31 +25,31 @@ STATE_DEFS = {
 
 
 @cache
-def schema(name: str) -> dict[str, Any]:
+def schema(name: str) -> Mapping[str, object]:
     """The JSON Schema `name` ("spec" or "policy") shipped with the package."""
     text = resources.files("llmos_grammar.spec.schema").joinpath(f"{name}.schema.json").read_text()
-    result: dict[str, Any] = json.loads(text)
-    return result
+    return mapping(json.loads(text))
 
 
 @cache
-def _validator(name: str, definition: str | None = None) -> Any:
+def _validator(name: str, definition: str | None = None) -> Validator:
     import jsonschema
 
     root = schema(name)
-    target: dict[str, Any] = root
+    target = root
     if definition is not None:
         target = {"$ref": f"#/$defs/{definition}", "$defs": root["$defs"]}
     elif name == "spec":
         # States are validated one by one against the definition their `type` names,
         # so that an error speaks of that state type instead of every alternative.
-        target = json.loads(json.dumps(root))
-        target["$defs"]["state"] = {
+        state = {
             "type": "object",
             "required": ["type"],
             "properties": {"type": {"enum": sorted(STATE_DEFS)}},
         }
-    return jsonschema.Draft202012Validator(target)
+        target = {**root, "$defs": {**mapping(root["$defs"]), "state": state}}
+    validator: Validator = jsonschema.Draft202012Validator(target)
+    return validator
 
 
 def validate(doc: Doc, name: str) -> list[Diagnostic]:
@@ -61,13 +66,13 @@ def validate(doc: Doc, name: str) -> list[Diagnostic]:
     return diagnostics
 
 
-def _errors(doc: Doc, validator: Any, data: Any, base: Key) -> list[Diagnostic]:
+def _errors(doc: Doc, validator: Validator, data: object, base: Key) -> list[Diagnostic]:
     found = [e for error in validator.iter_errors(data) for e in _specific(error)]
     found.sort(key=lambda e: list(map(str, e.absolute_path)))
     return [_diagnostic(doc, error, base) for error in found]
 
 
-def _specific(error: Any) -> list[Any]:
+def _specific(error: SchemaError) -> list[SchemaError]:
     """A oneOf/anyOf error as the errors of the alternatives whose type the value has (e.g. the
     list form of `on:`), so that the message names the key at fault; itself otherwise."""
     if error.validator not in ("oneOf", "anyOf"):
@@ -78,13 +83,13 @@ def _specific(error: Any) -> list[Any]:
     return [e for sub in deeper for e in _specific(sub)]
 
 
-def _diagnostic(doc: Doc, error: Any, base: Key) -> Diagnostic:
+def _diagnostic(doc: Doc, error: SchemaError, base: Key) -> Diagnostic:
     path: Key = (*base, *error.absolute_path)
     hint = ""
     key_location = False
     message = error.message
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(mapping(error.schema.get("properties")))
         extras = (
             [k for k in error.instance if k not in allowed]
             if isinstance(error.instance, dict)
@@ -100,7 +105,7 @@ def _diagnostic(doc: Doc, error: Any, base: Key) -> Diagnostic:
     elif error.validator == "required":
         hint = "add the missing key"
     elif error.validator == "enum":
-        options = [str(v) for v in error.validator_value]
+        options = [str(v) for v in _values(error.validator_value)]
         close = difflib.get_close_matches(str(error.instance), options, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(options)}"
     elif error.validator == "type":
@@ -115,13 +120,15 @@ def _diagnostic(doc: Doc, error: Any, base: Key) -> Diagnostic:
     )
 
 
-def _types(value: Any) -> str:
-    if isinstance(value, list):
-        return " or ".join(value)
-    return str(value)
+def _values(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else [value]
 
 
-def _short(value: Any) -> str:
+def _types(value: object) -> str:
+    return " or ".join(str(v) for v in _values(value))
+
+
+def _short(value: object) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
 

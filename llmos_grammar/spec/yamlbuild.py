@@ -11,13 +11,13 @@ keys: what JSON Schema and the checker expect.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import yaml
 
 from llmos_grammar.errors import Location, SpecError
+from llmos_grammar.spec.yamldata import YamlValue
 from llmos_grammar.spec.yamlscalars import (
     Mark,
     construct,
@@ -44,7 +44,7 @@ class _Frame:
 
     node: yaml.Node
     path: Key
-    data: Any  # dict[str, Any] | list[Any]
+    data: dict[str, YamlValue] | list[YamlValue]
     anchor: str | None
     first_count: int
     first_chars: int
@@ -55,7 +55,7 @@ class _Frame:
 @dataclass(frozen=True)
 class _Anchor:
     node: yaml.Node
-    data: Any  # lists and mappings; scalars are built from `node` at each use
+    data: dict[str, YamlValue] | list[YamlValue] | None  # None: a scalar, built at each use
     height: int
     size: int  # values
     chars: int  # characters of text
@@ -66,7 +66,7 @@ class Builder:
     """Feed it the events of one YAML stream; it fills `data` and the location tables."""
 
     file: str
-    data: Any = None
+    data: YamlValue = None
     locations: dict[Key, Location] = field(default_factory=dict)
     key_locations: dict[Key, Location] = field(default_factory=dict)
     nodes: dict[Key, yaml.Node] = field(default_factory=dict)
@@ -78,9 +78,16 @@ class Builder:
     documents: int = 0
 
     def feed(self, event: yaml.Event) -> None:
-        handler = _HANDLERS.get(type(event))
-        if handler is not None:
-            handler(self, event)
+        if isinstance(event, yaml.ScalarEvent):
+            self._scalar(event)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            self._start(event)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            self._end(event)
+        elif isinstance(event, yaml.AliasEvent):
+            self._alias(event)
+        elif isinstance(event, yaml.DocumentStartEvent):
+            self._document(event)
 
     def error(self, message: str, mark: Mark) -> SpecError:
         return SpecError(message, mark_location(self.file, mark))
@@ -121,6 +128,7 @@ class Builder:
             self._key(anchor.node, mark)
             return
         self.aliased = True
+        data: YamlValue
         if isinstance(anchor.node, yaml.ScalarNode):
             data = construct(anchor.node, self.file)
         else:
@@ -142,7 +150,7 @@ class Builder:
         path = self._child_path()
         self._count(1, 0, mark)
         self._record(path, node, mark)
-        data: Any = {} if is_map else []
+        data: dict[str, YamlValue] | list[YamlValue] = {} if is_map else []
         self.stack.append(_Frame(node, path, data, event.anchor, self.count, self.chars))
 
     def _end(self, event: yaml.CollectionEndEvent) -> None:
@@ -183,7 +191,7 @@ class Builder:
         top.key = key
 
     def _value(
-        self, data: Any, node: yaml.Node, height: int, size: int, chars: int, mark: Mark
+        self, data: YamlValue, node: yaml.Node, height: int, size: int, chars: int, mark: Mark
     ) -> None:
         self._check_depth(height, mark)
         self._count(size, chars, mark)
@@ -194,7 +202,7 @@ class Builder:
         self.locations[path] = mark_location(self.file, mark)
         self.nodes[path] = node
 
-    def _attach(self, data: Any, height: int) -> None:
+    def _attach(self, data: YamlValue, height: int) -> None:
         if not self.stack:
             self.data = data
             return
@@ -233,14 +241,3 @@ class Builder:
 def _mark(event: yaml.Event) -> yaml.Mark:
     """The event's start mark for a node (nodes are typed with the Python parser's Mark)."""
     return cast(yaml.Mark, start_of(event))
-
-
-_HANDLERS: dict[type, Callable[[Builder, Any], None]] = {
-    yaml.DocumentStartEvent: Builder._document,
-    yaml.ScalarEvent: Builder._scalar,
-    yaml.AliasEvent: Builder._alias,
-    yaml.MappingStartEvent: Builder._start,
-    yaml.SequenceStartEvent: Builder._start,
-    yaml.MappingEndEvent: Builder._end,
-    yaml.SequenceEndEvent: Builder._end,
-}

@@ -8,12 +8,12 @@ import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from llmos_grammar.errors import Location, SpecError, byte_location
 from llmos_grammar.spec.yamlbuild import MAX_DEPTH, MAX_NODES, Builder, Key
+from llmos_grammar.spec.yamldata import YamlMap, YamlValue, mapping
 from llmos_grammar.spec.yamlscalars import mark_location
 
 __all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "Doc", "Key", "load", "parse", "read_text"]
@@ -31,7 +31,7 @@ class Doc:
 
     file: str
     text: str
-    data: Any
+    data: YamlValue
     locations: dict[Key, Location] = field(default_factory=dict)
     key_locations: dict[Key, Location] = field(default_factory=dict)
     nodes: dict[Key, yaml.Node] = field(default_factory=dict)
@@ -47,6 +47,11 @@ class Doc:
                 return self.locations[probe]
             probe = probe[:-1]
         return self.locations.get((), Location(self.file, 1, 1))
+
+    @property
+    def top(self) -> YamlMap:
+        """The document's top mapping (empty when the document is not a mapping)."""
+        return mapping(self.data)
 
     @cached_property
     def lines(self) -> list[str]:

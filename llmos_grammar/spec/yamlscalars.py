@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 import yaml
 from yaml.constructor import SafeConstructor
 
 from llmos_grammar.errors import Location, SpecError
+from llmos_grammar.spec.yamldata import Scalar
 
 MAX_NUMBER_CHARS = 100  # longer numbers are refused: PyYAML converts them in quadratic time
 
@@ -19,7 +20,7 @@ _IMPLICIT = frozenset({INT, FLOAT, BOOL, NULL})  # dates, `<<` and `=` stay text
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = SafeConstructor()
-_BUILD: dict[str, Callable[[yaml.ScalarNode], Any]] = {
+_BUILD: dict[str, Callable[[yaml.ScalarNode], Scalar]] = {
     STR: _CONSTRUCTOR.construct_yaml_str,
     INT: _CONSTRUCTOR.construct_yaml_int,
     FLOAT: _CONSTRUCTOR.construct_yaml_float,
@@ -79,7 +80,7 @@ def key_text(node: yaml.ScalarNode, file: str, mark: Mark) -> str:
     return str(node.value)
 
 
-def construct(node: yaml.ScalarNode, file: str) -> Any:
+def construct(node: yaml.ScalarNode, file: str) -> Scalar:
     """The value of a scalar whose tag came from scalar_tag()."""
     if node.tag == STR:
         _check_text(node.value, file, node.start_mark)

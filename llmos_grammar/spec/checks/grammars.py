@@ -19,9 +19,7 @@ def constraints(states: dict[str, State]) -> list[tuple[str, GrammarSource]]:
     ]
 
 
-def grammar_problems(
-    doc: Doc, states: dict[str, State], broken: set[str]
-) -> list[Diagnostic]:
+def grammar_problems(doc: Doc, states: dict[str, State], broken: set[str]) -> list[Diagnostic]:
     """Diagnostics of each constraint; adds the states whose grammar fails to `broken`."""
     from llmos_grammar import grammar
 

@@ -6,7 +6,7 @@ import difflib
 import string
 from collections.abc import Callable, Iterable, Mapping
 
-from llmos_grammar.errors import Diagnostic
+from llmos_grammar.errors import Diagnostic, Severity
 from llmos_grammar.ir import (
     ActionState,
     FinalState,
@@ -87,9 +87,11 @@ class Analysis:
     ) -> None:
         self._add("warning", message, path, code, hint, key)
 
-    def _add(self, severity: str, message: str, path: Key, code: str, hint: str, key: bool) -> None:
+    def _add(
+        self, severity: Severity, message: str, path: Key, code: str, hint: str, key: bool
+    ) -> None:
         where = self.doc.loc(path, key=key)
-        self.found.append(Diagnostic(severity, message, where, crumb(path), code, hint))  # type: ignore[arg-type]
+        self.found.append(Diagnostic(severity, message, where, crumb(path), code, hint))
 
     def _unknown_state(self, name: str, path: Key) -> None:
         self.error(f"unknown state {name!r}", path, "unknown-state", suggest(name, self.states))

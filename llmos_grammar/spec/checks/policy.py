@@ -7,9 +7,10 @@ import importlib.util
 from pathlib import Path
 
 from llmos_grammar.actions.registry import HANDLERS
-from llmos_grammar.errors import Diagnostic
+from llmos_grammar.errors import Diagnostic, Severity
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.spec.schemas import crumb
+from llmos_grammar.spec.yamldata import mapping
 from llmos_grammar.spec.yamldoc import Doc, Key
 
 
@@ -17,10 +18,10 @@ def action_problems(doc: Doc, path: Key, action: ActionPolicy) -> list[Diagnosti
     """Problems of one compiled action entry that the schema cannot see."""
     found: list[Diagnostic] = []
 
-    def add(severity: str, message: str, key: str, code: str, hint: str = "") -> None:
+    def add(severity: Severity, message: str, key: str, code: str, hint: str = "") -> None:
         at = (*path, key)
         where = doc.loc(at) if at in doc.locations else doc.loc(path, key=True)
-        found.append(Diagnostic(severity, message, where, crumb(at), code, hint))  # type: ignore[arg-type]
+        found.append(Diagnostic(severity, message, where, crumb(at), code, hint))
 
     handler = action.handler
     if handler not in HANDLERS:
@@ -65,12 +66,12 @@ def action_problems(doc: Doc, path: Key, action: ActionPolicy) -> list[Diagnosti
         for folder in getattr(action, key):
             if not Path(folder).exists():
                 add("warning", f"folder {folder} does not exist", key, "missing-folder")
-    raw = doc.data.get("actions", {}).get(path[-1], {}) if path else {}
+    raw = mapping(mapping(doc.top.get("actions")).get(str(path[-1]))) if path else {}
     for key, only in HANDLER_KEYS.items():
         if key in raw and handler != only:
             add("warning", f"`{key}` only applies to the {only} handler", key, "ignored")
     if handler in HANDLERS:
-        for key in raw.get("options", {}) or {}:
+        for key in mapping(raw.get("options")):
             message, hint = _option_hint(str(key))
             add("error", message, "options", "builtin-options", hint)
     return found

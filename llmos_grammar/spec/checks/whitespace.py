@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from llmos_grammar.errors import Diagnostic
 from llmos_grammar.spec.schemas import crumb
+from llmos_grammar.spec.yamldata import YamlMap
 from llmos_grammar.spec.yamldoc import Doc, Key
 
 KEY = "json_whitespace"
 
 
-def whitespace_error(doc: Doc, owner: Key, raw: dict[str, Any]) -> Diagnostic | None:
+def whitespace_error(doc: Doc, owner: Key, raw: YamlMap) -> Diagnostic | None:
     """An error at the `json_whitespace` key of `raw` (the spec, or the state at `owner`) when
     its value is not a JSON whitespace policy; None when it is, or when there is no key."""
     from llmos_grammar.grammar.jsonspace_check import whitespace_problem

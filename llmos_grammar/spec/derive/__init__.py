@@ -10,11 +10,11 @@ prefixes (http).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from llmos_grammar.errors import GrammarError, Location
 from llmos_grammar.ir import ActionPolicy, GrammarSource, Policy
 from llmos_grammar.spec.derive import files, http, shell, sqlite
+from llmos_grammar.spec.yamldata import YamlValue
 
 Deriver = Callable[[ActionPolicy, Location], GrammarSource]
 DERIVERS: dict[str, Deriver] = {
@@ -25,7 +25,7 @@ DERIVERS: dict[str, Deriver] = {
 }
 
 
-def consumer(name: str, states: Mapping[str, Any]) -> str | None:
+def consumer(name: str, states: Mapping[str, YamlValue]) -> str | None:
     """The action of the (first) action state whose `input` is the state `name`."""
     for raw in states.values():
         if isinstance(raw, dict) and raw.get("type") == "action" and raw.get("input") == name:
@@ -34,7 +34,7 @@ def consumer(name: str, states: Mapping[str, Any]) -> str | None:
 
 
 def derive_source(
-    name: str, states: Mapping[str, Any], policy: Policy | None, where: Location
+    name: str, states: Mapping[str, YamlValue], policy: Policy | None, where: Location
 ) -> GrammarSource:
     """The grammar of state `name` derived from its consumer's policy entry; GrammarError at
     `where` when there is no consumer, no such action, or nothing to derive from."""
