@@ -35,7 +35,6 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
 
 from llmos_grammar.action_policy import ActionPolicy
 from llmos_grammar.actions.urls import BadUrl, Target, parse_url, permitted
@@ -190,7 +189,9 @@ class Exchange:
                 conn.close()
         return Reply(error=f"more than {MAX_REDIRECTS} redirects")
 
-    def _send(self, request: Request) -> tuple[http.client.HTTPConnection, Any]:
+    def _send(
+        self, request: Request
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         target = self.target = request.target
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
@@ -257,7 +258,7 @@ def describe(exc: BaseException, target: Target) -> str:
 def run_http(text: str, policy: ActionPolicy) -> ActionResult:
     """Make the request; the body (capped) is stdout, the status line is stderr on failure."""
     start = time.monotonic()
-    limits = {
+    limits: dict[str, object] = {
         "urls": list(policy.urls),
         "methods": list(policy.methods),
         "timeout_s": policy.timeout_s,
@@ -278,7 +279,7 @@ def _result(
     policy: ActionPolicy,
     fields: tuple[str, ...],
     start: float,
-    limits: dict[str, Any],
+    limits: dict[str, object],
 ) -> ActionResult:
     duration = round(time.monotonic() - start, 6)
     if reply.refused is not None:
@@ -332,7 +333,7 @@ def select_fields(body: str, fields: tuple[str, ...], truncated: bool) -> tuple[
         return body, truncated
     lines = []
     for path in fields:
-        value: Any = document
+        value: object = document
         for key in path.split("."):
             value = value.get(key) if isinstance(value, dict) else None
         if value is not None:

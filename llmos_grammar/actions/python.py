@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import struct
 import time
-from typing import Any
 
 from llmos_grammar.actions.interpreter import interpreter_argv, program_argv, site_paths
 from llmos_grammar.actions.registry import standby_key
@@ -130,23 +129,21 @@ class PythonSession:
         been ended by the memory cap (`oom_killed`), which is then the limit hit."""
         assert self.child is not None
         streams = self.child.streams
-        result = ActionResult(
+        return ActionResult(
             stdout=bytes(streams.out).decode("utf-8", errors="replace"),
             stderr=bytes(streams.err).decode("utf-8", errors="replace"),
             exit_code=0 if ok else 1,
             limit_hit="memory" if oom_killed else None,
             truncated=streams.truncated,
             unenforced=self.plan.unenforced,
+            peak_memory_mb=self._peak_memory_mb(),
+            limits=limits_of(self.policy, self.plan),
         )
-        return dataclasses.replace(result, **self._measures())
 
-    def _measures(self) -> dict[str, Any]:
-        assert self.child is not None
-        group = self.child.cgroup
-        out: dict[str, Any] = {"limits": limits_of(self.policy, self.plan)}
-        if group is not None:
-            out["peak_memory_mb"] = round(group.peak_memory_mb() or 0.0, 3)
-        return out
+    def _peak_memory_mb(self) -> float:
+        """The session's peak memory from its cgroup (0 without one)."""
+        group = self.child.cgroup if self.child is not None else None
+        return round(group.peak_memory_mb() or 0.0, 3) if group is not None else 0.0
 
     def close(self) -> None:
         """End the interpreter and everything it started."""

@@ -13,9 +13,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 from llmos_grammar.ir import ActionPolicy
+
+if TYPE_CHECKING:
+    from llmos_grammar.results import ActionResult
 
 HandlerName = Literal["python", "shell", "sqlite", "files", "http"]
 BUILTIN: tuple[HandlerName, ...] = get_args(HandlerName)
@@ -39,22 +42,23 @@ class Handler:
     standby_argv: str | None = None
     sandbox_policy: str | None = None
 
-    def function(self) -> Callable[..., Any]:
-        return _resolve(self.run)
+    def function(self) -> Callable[..., ActionResult]:
+        """The handler's function (its arguments: see the class docstring)."""
+        return cast("Callable[..., ActionResult]", _resolve(self.run))
 
     def standby(self, policy: ActionPolicy) -> tuple[str, list[str]] | None:
         """(pool key, argv) of this action's warm standby, or None when it keeps none."""
         if self.standby_argv is None or (self.name == "python" and policy.persistent):
             return None
-        argv: list[str] = _resolve(self.standby_argv)(policy)
-        return standby_key(policy), argv
+        argv = cast("Callable[[ActionPolicy], list[str]]", _resolve(self.standby_argv))
+        return standby_key(policy), argv(policy)
 
     def standby_policy(self, policy: ActionPolicy) -> ActionPolicy:
         """The policy this action's (standby) sandbox runs under."""
         if self.sandbox_policy is None:
             return policy
-        inner: ActionPolicy = _resolve(self.sandbox_policy)(policy)
-        return inner
+        inner = cast("Callable[[ActionPolicy], ActionPolicy]", _resolve(self.sandbox_policy))
+        return inner(policy)
 
 
 def standby_key(policy: ActionPolicy) -> str:
@@ -62,10 +66,11 @@ def standby_key(policy: ActionPolicy) -> str:
     return f"{policy.handler}:{policy.name}"
 
 
-def _resolve(target: str) -> Callable[..., Any]:
+def _resolve(target: str) -> object:
+    """The object that "module:function" names (each caller says which function type)."""
     module, _, name = target.partition(":")
-    function: Callable[..., Any] = getattr(importlib.import_module(module), name)
-    return function
+    found: object = getattr(importlib.import_module(module), name)
+    return found
 
 
 _PKG = "llmos_grammar.actions"
@@ -88,4 +93,4 @@ HANDLERS: dict[HandlerName, Handler] = {
 
 def handler(name: str) -> Handler | None:
     """The built-in handler `name`; None for a plugin ("module:function")."""
-    return HANDLERS.get(name)  # type: ignore[call-overload]
+    return next((entry for key, entry in HANDLERS.items() if key == name), None)

@@ -15,7 +15,6 @@ import importlib
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from llmos_grammar.action_policy import ActionPolicy
 from llmos_grammar.results import ActionResult
@@ -44,23 +43,27 @@ def policy_from_json(raw: str) -> ActionPolicy:
     """The policy `policy_to_json` wrote; lists become the tuples ActionPolicy holds."""
     data = json.loads(raw)
     names = {f.name for f in dataclasses.fields(ActionPolicy)} - set(_PRIVATE)
-    values: dict[str, Any] = {  # JSON: any of ActionPolicy's field types
+    values: dict[str, object] = {
         key: tuple(value) if isinstance(value, list) and key != "options" else value
         for key, value in data.items()
         if key in names
     }
-    return ActionPolicy(**values)
+    build: Callable[..., ActionPolicy] = ActionPolicy  # the values are what policy_to_json wrote
+    return build(**values)
 
 
 def capped(result: ActionResult, cap: int) -> ActionResult:
     """`result` with stdout, stderr and rows each at most `cap` bytes of UTF-8."""
-    changes: dict[str, object] = {}
-    for name in TEXT_FIELDS:
-        data = getattr(result, name).encode("utf-8", errors="surrogateescape")
-        if len(data) > cap:
-            changes[name] = data[:cap].decode("utf-8", errors="ignore")
-            changes["truncated"] = True
-    return dataclasses.replace(result, **changes) if changes else result  # type: ignore[arg-type]
+    texts = (result.stdout, result.stderr, result.rows)  # TEXT_FIELDS
+    stdout, stderr, rows = (_cap(text, cap) for text in texts)
+    if (stdout, stderr, rows) == texts:
+        return result
+    return dataclasses.replace(result, stdout=stdout, stderr=stderr, rows=rows, truncated=True)
+
+
+def _cap(text: str, cap: int) -> str:
+    data = text.encode("utf-8", errors="surrogateescape")
+    return text if len(data) <= cap else data[:cap].decode("utf-8", errors="ignore")
 
 
 def _function(name: str) -> Callable[[str, ActionPolicy], ActionResult]:
