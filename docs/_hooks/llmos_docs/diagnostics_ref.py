@@ -46,7 +46,8 @@ def check(code: str) -> Checked:
 
 
 def _example(checked: Checked, reported_by: str) -> str:
-    out = [f"### `{checked.code}`\n", f"Reported by `{reported_by}`.\n"]
+    where = f"`{reported_by}`" if reported_by.endswith(".py") else reported_by
+    out = [f"### `{checked.code}`\n", f"Reported by {where}.\n"]
     for name, text in checked.files.items():
         out.append(f'```yaml title="{name}"\n{text.rstrip()}\n```\n')
     out.append(f"```text\n$ llmos-check -q {next(iter(checked.files))}\n{checked.output.rstrip()}")
