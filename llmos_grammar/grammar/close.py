@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.errors import Diagnostic, GrammarError, Location
 from llmos_grammar.grammar.backend import allowed, compile_matcher, consume, matcher
@@ -18,6 +18,9 @@ from llmos_grammar.grammar.larktext import (
 )
 from llmos_grammar.grammar.translate import bare
 from llmos_grammar.ir import GrammarSource
+
+if TYPE_CHECKING:
+    from llguidance import LLMatcher
 
 # Method. (1) Language probe: walk the grammar's states breadth-first from the start and from
 # prefixes made of the grammar's own string literals, branching on a few representative allowed
@@ -113,12 +116,12 @@ def _seed_prefixes(source: GrammarSource) -> list[bytes]:
 
 
 def _probe(
-    start: Any, seeds: list[bytes], needles: list[bytes], hints: bytes, limit: int
+    start: LLMatcher, seeds: list[bytes], needles: list[bytes], hints: bytes, limit: int
 ) -> tuple[bytes | None, bytes | None]:
     """Breadth-first walk over grammar states: (a complete string holding a needle, a prefix
     ending in a needle that could not be completed), each None when not found."""
     partial: bytes | None = None
-    queue: list[tuple[bytes, Any, int]] = []
+    queue: list[tuple[bytes, LLMatcher, int]] = []
     for seed in seeds:
         state = start.deep_copy()
         if consume(state, seed):
@@ -144,13 +147,13 @@ def _probe(
     return None, partial
 
 
-def _complete(state: Any, hints: bytes = b"") -> bytes | None:
+def _complete(state: LLMatcher, hints: bytes = b"") -> bytes | None:
     """Bytes that bring `state` to an accepting one, or None: iterative deepening, trying
     closing characters, then `hints` (first bytes of the grammar's literals), then a few others."""
     alphabet = bytes(dict.fromkeys(COMPLETION_BYTES + hints))
     budget = [0]
 
-    def walk(state: Any, depth: int) -> bytes | None:
+    def walk(state: LLMatcher, depth: int) -> bytes | None:
         if state.is_accepting():
             return b""
         if depth <= 0:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import difflib
 import functools
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.grammar import jsonspace
 from llmos_grammar.grammar.backend import allowed, byte_tokenizer
 from llmos_grammar.grammar.translate import lark_regex
+
+if TYPE_CHECKING:
+    from llguidance import LLMatcher
 
 EVERY_BYTE = bytes(range(256))
 BLANKS = b" \t\n\r"
@@ -44,7 +47,7 @@ def whitespace_problem(value: str) -> tuple[str, str] | None:
     )
 
 
-def _witness(matcher: Any) -> str:
+def _witness(matcher: LLMatcher) -> str:
     """A short string the probe accepts, led by bytes other than JSON whitespace."""
     out = bytearray()
     while not matcher.is_accepting() and len(out) < MAX_WITNESS:

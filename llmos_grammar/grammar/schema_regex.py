@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 from llmos_grammar.errors import BackendError
 from llmos_grammar.grammar import jsonspace
@@ -67,7 +66,7 @@ def schema_regex(text: str, whitespace: str = jsonspace.COMPACT) -> str:
     return jsonspace.place(regex, whitespace)
 
 
-def small_ranges(schema: Any) -> Any:
+def small_ranges(schema: object) -> object:
     """`schema` with each bounded integer of at most MAX_RANGE values written as an `enum`
     (outlines-core drops `minimum`/`maximum`; the enum is the same set of values)."""
     if isinstance(schema, list):
@@ -82,7 +81,7 @@ def small_ranges(schema: Any) -> Any:
     return out
 
 
-def _integer_range(schema: dict[str, Any]) -> list[int] | None:
+def _integer_range(schema: dict[str, object]) -> list[int] | None:
     """The values of an integer schema bounded on both sides by at most MAX_RANGE values."""
     if schema.get("type") != "integer" or not set(schema) <= {*RANGE_KEYS, "type", *NOTES}:
         return None
@@ -93,22 +92,22 @@ def _integer_range(schema: dict[str, Any]) -> list[int] | None:
     return list(range(low, high + 1))
 
 
-def _bound(schema: dict[str, Any], inclusive: str, exclusive: str, step: int) -> int | None:
+def _bound(schema: dict[str, object], inclusive: str, exclusive: str, step: int) -> int | None:
     import math
 
     found = []
-    if isinstance(schema.get(inclusive), int | float):
-        value = schema[inclusive]
+    value = schema.get(inclusive)
+    if isinstance(value, int | float):
         found.append(math.ceil(value) if step > 0 else math.floor(value))
-    if isinstance(schema.get(exclusive), int | float):
-        value = schema[exclusive]
+    value = schema.get(exclusive)
+    if isinstance(value, int | float):
         found.append((math.floor(value) + 1) if step > 0 else (math.ceil(value) - 1))
     if not found:
         return None
     return max(found) if step > 0 else min(found)
 
 
-def _inexact(schema: Any, where: str) -> Iterator[tuple[str, str]]:
+def _inexact(schema: object, where: str) -> Iterator[tuple[str, str]]:
     """(JSON pointer, problem) for each construct outlines-core would enforce differently."""
     if not isinstance(schema, dict):
         return
@@ -120,10 +119,12 @@ def _inexact(schema: Any, where: str) -> Iterator[tuple[str, str]]:
     if "$ref" in schema and not str(schema["$ref"]).startswith("#"):
         yield where, f"the remote reference {schema['$ref']!r}"
     for key in SCHEMA_MAPS:
-        for name, sub in (schema.get(key) or {}).items():
+        subs = schema.get(key)
+        for name, sub in (subs if isinstance(subs, dict) else {}).items():
             yield from _inexact(sub, f"{where}/{key}/{name}")
     for key in SCHEMA_LISTS:
-        for i, sub in enumerate(schema.get(key) or []):
+        subs = schema.get(key)
+        for i, sub in enumerate(subs if isinstance(subs, list) else []):
             yield from _inexact(sub, f"{where}/{key}/{i}")
     for key in SCHEMA_VALUES:
         yield from _inexact(schema.get(key), f"{where}/{key}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from typing import Any
 
 from llmos_grammar.errors import BackendError, GrammarError, Location
 from llmos_grammar.grammar import jsonspace
@@ -59,7 +58,7 @@ def lark_regex(regex: str) -> str:
     return str(llg.regex_to_lark(regex, ""))
 
 
-def json_schema(source: GrammarSource) -> dict[str, Any]:
+def json_schema(source: GrammarSource) -> dict[str, object]:
     """The schema of a JSON-schema source with its whitespace policy as `x-guidance` options
     (replacing the schema's own whitespace options, if any)."""
     try:
@@ -68,7 +67,8 @@ def json_schema(source: GrammarSource) -> dict[str, Any]:
         raise GrammarError(f"JSON schema is not JSON: {exc.msg}", source.location) from None
     if not isinstance(schema, dict):
         raise GrammarError("a JSON schema constraint must be a JSON object", source.location)
-    options = dict(schema.get("x-guidance") or {})
+    own = schema.get("x-guidance")
+    options = dict(own) if isinstance(own, dict) else {}
     for key in ("whitespace_flexible", "whitespace_pattern"):
         options.pop(key, None)
     options.update(jsonspace.llguidance_options(source.json_whitespace))

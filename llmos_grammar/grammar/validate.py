@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from llmos_grammar.errors import Diagnostic, GrammarError, Location
+from llmos_grammar.errors import Diagnostic, GrammarError, Location, Severity
 from llmos_grammar.grammar.larktext import definitions
 from llmos_grammar.grammar.source import INCLUDE_MARK
 from llmos_grammar.grammar.translate import lark_text
@@ -44,7 +44,7 @@ def validate(source: GrammarSource) -> list[Diagnostic]:
         is_error, messages = llg.LLMatcher.validate_grammar_with_warnings(grammar)
     except (ValueError, RuntimeError) as exc:  # API-level refusal of the grammar text
         return [Diagnostic("error", f"grammar rejected: {exc}", source.location, code="grammar")]
-    severity = "error" if is_error else "warning"
+    severity: Severity = "error" if is_error else "warning"
     return [_diagnostic(source, severity, message) for message in messages]
 
 
@@ -83,7 +83,7 @@ def _json_key_location(source: GrammarSource, keys: list[str]) -> Location:
     return _text_location(source, line, column)
 
 
-def _diagnostic(source: GrammarSource, severity: str, message: str) -> Diagnostic:
+def _diagnostic(source: GrammarSource, severity: Severity, message: str) -> Diagnostic:
     """A Diagnostic for one llguidance message, located in the file the problem is in."""
     lines = message.split("\n")
     first = lines[0] + "".join(" " + x for x in lines[1:] if x.startswith("error: "))
@@ -108,7 +108,7 @@ def _diagnostic(source: GrammarSource, severity: str, message: str) -> Diagnosti
             first = f"llguidance does not support a construct here: {first}"
             hint = "rewrite it in llguidance's Lark dialect" + verdict
     code = "grammar" if severity == "error" else "grammar-warning"
-    return Diagnostic(severity, first, where, code=code, hint=hint)  # type: ignore[arg-type]
+    return Diagnostic(severity, first, where, code=code, hint=hint)
 
 
 def _lark_verdict(source: GrammarSource) -> str:
