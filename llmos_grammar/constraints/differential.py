@@ -6,10 +6,10 @@ import functools
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from llmos_grammar.constraints.backend import BackendName, Compiled
 from llmos_grammar.constraints.llguidance_backend import CompiledConstraint as LLGuidanceCompiled
+from llmos_grammar.constraints.llguidance_backend import LLGuidanceConstraint
 from llmos_grammar.constraints.outlines_backend import OutlinesCompiled
 from llmos_grammar.constraints.registry import byte_compiled
 from llmos_grammar.grammar.translate import bare
@@ -75,7 +75,11 @@ def divergence(source: GrammarSource, close: str | None) -> Divergence | None:
 
 
 def _compare(
-    outlines: OutlinesCompiled, finals: set[int], state: int, theirs: Any, prefix: bytes
+    outlines: OutlinesCompiled,
+    finals: set[int],
+    state: int,
+    theirs: LLGuidanceConstraint,
+    prefix: bytes,
 ) -> Divergence | None:
     mine = {t for t in outlines.transitions.get(state, {}) if t < 256}
     bits = theirs.matcher.compute_bitmask()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from llmos_grammar.constraints.backend import BackendName, Matcher
 from llmos_grammar.constraints.outlines_build import Bounds, bounded_index
@@ -12,13 +12,18 @@ from llmos_grammar.constraints.tokens import TokenTable
 from llmos_grammar.grammar.translate import outlines_regex
 from llmos_grammar.ir import GrammarSource
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from llmos_grammar.libtypes.outlines import Guide, Vocabulary
+
 TOKEN_BOUNDS = Bounds(seconds=60.0)
 MAX_FORCED = 64  # tokens followed when computing a forced continuation
 MAX_FORCED_FANOUT = 512  # states allowing more tokens than this force nothing
 MAX_ROLLBACK = 64
 
 
-def vocabulary(table: TokenTable) -> Any:
+def vocabulary(table: TokenTable) -> Vocabulary:
     """The outlines-core Vocabulary of `table` (built once per table): every non-special
     token with its bytes; the table's EOS is the Vocabulary's EOS."""
     if "outlines_vocabulary" not in table.derived:
@@ -29,15 +34,16 @@ def vocabulary(table: TokenTable) -> Any:
             if data and i not in table.special and i != table.eos:
                 tokens.setdefault(data, []).append(i)
         table.derived["outlines_vocabulary"] = outlines_core.Vocabulary(table.eos, tokens)
-    return table.derived["outlines_vocabulary"]
+    return cast("Vocabulary", table.derived["outlines_vocabulary"])  # stored just above
 
 
 def mask_words(table: TokenTable) -> int:
     """Width in int32 words of the mask outlines-core writes for `table`'s Vocabulary."""
-    if "outlines_words" not in table.derived:
+    words = table.derived.get("outlines_words")
+    if not isinstance(words, int):
         ids = [i for i, d in enumerate(table.token_bytes) if d and i not in table.special]
-        table.derived["outlines_words"] = (max([*ids, table.eos]) + 1 + 31) // 32
-    return int(table.derived["outlines_words"])
+        words = table.derived["outlines_words"] = (max([*ids, table.eos]) + 1 + 31) // 32
+    return words
 
 
 class OutlinesCompiled:
@@ -75,12 +81,12 @@ class OutlinesMatcher:
 
     backend: BackendName = "outlines"
 
-    def __init__(self, compiled: OutlinesCompiled, guide: Any) -> None:
+    def __init__(self, compiled: OutlinesCompiled, guide: Guide) -> None:
         self.compiled = compiled
         self.name = compiled.name
         self.guide = guide
         self._error = ""
-        self._scratch: Any = None
+        self._scratch: Tensor | None = None
 
     def fill_mask(self, bitmask: Any, row: int = 0) -> None:
         target = bitmask[row]
@@ -121,9 +127,10 @@ class OutlinesMatcher:
             if token is None:
                 break
             out.append(token)
-            state = index.get_next_state(state, token)
-            if state is None:
+            following = index.get_next_state(state, token)
+            if following is None:
                 break
+            state = following
         return out
 
     def rollback(self, n: int) -> None:
@@ -142,7 +149,7 @@ class OutlinesMatcher:
         return self._error
 
 
-def _forced_token(allowed: list[int], table: TokenTable) -> int | None:
+def _forced_token(allowed: list[int] | None, table: TokenTable) -> int | None:
     """The token every allowed token starts with, when there is one (and few are allowed)."""
     if not allowed or len(allowed) > MAX_FORCED_FANOUT:
         return None

@@ -18,12 +18,15 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.errors import BackendError, GrammarError
 from llmos_grammar.paths import cache_root
 
-_LOADED: dict[str, Any] = {}
+if TYPE_CHECKING:
+    from llmos_grammar.libtypes.outlines import Index, Vocabulary
+
+_LOADED: dict[str, Index] = {}
 _MAX_LOADED = 32
 
 
@@ -48,7 +51,7 @@ def cache_key(regex: str, vocab_digest: str, bounds: Bounds) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def bounded_index(regex: str, vocabulary: Any, vocab_digest: str, bounds: Bounds) -> Any:
+def bounded_index(regex: str, vocabulary: Vocabulary, vocab_digest: str, bounds: Bounds) -> Index:
     """The outlines-core Index of `regex`: from memory, from disk, or built in a child process.
     BackendError when the build passes `bounds`, GrammarError when the regex is invalid."""
     key = cache_key(regex, vocab_digest, bounds)
@@ -61,14 +64,16 @@ def bounded_index(regex: str, vocabulary: Any, vocab_digest: str, bounds: Bounds
     if not done.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         _build_bounded(regex, vocabulary, bounds, done, limit)
-    index = pickle.loads(done.read_bytes())
+    index: Index = pickle.loads(done.read_bytes())
     if len(_LOADED) >= _MAX_LOADED:
         _LOADED.pop(next(iter(_LOADED)))
     _LOADED[key] = index
     return index
 
 
-def _build_bounded(regex: str, vocabulary: Any, bounds: Bounds, done: Path, limit: Path) -> None:
+def _build_bounded(
+    regex: str, vocabulary: Vocabulary, bounds: Bounds, done: Path, limit: Path
+) -> None:
     ctx = multiprocessing.get_context("fork")
     reader, writer = ctx.Pipe(duplex=False)
     temp = done.with_suffix(f".{os.getpid()}.tmp")
@@ -95,7 +100,7 @@ def _remember(limit: Path, message: str) -> None:
     raise BackendError(message)
 
 
-def _child(regex: str, vocabulary: Any, bounds: Bounds, temp: str, out: Connection) -> None:
+def _child(regex: str, vocabulary: Vocabulary, bounds: Bounds, temp: str, out: Connection) -> None:
     """Build, count states, pickle to `temp`; report (verdict, message) on `out`."""
     import outlines_core
 

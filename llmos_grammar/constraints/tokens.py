@@ -5,19 +5,26 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+from llmos_grammar.errors import ModelError
+
+if TYPE_CHECKING:
+    from llguidance import LLTokenizer
+
+    from llmos_grammar.libtypes.hf import Tokenizer
 
 
 @dataclass
 class TokenTable:
     """Token id -> bytes, plus the llguidance tokenizer built from the same vocabulary."""
 
-    llg: Any  # llguidance.LLTokenizer
+    llg: LLTokenizer
     token_bytes: list[bytes]
     special: frozenset[int]
     vocab_size: int  # logits width; ids at or beyond len(token_bytes) are padding
     # per-table products of backends (e.g. the outlines Vocabulary), built on first use
-    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    derived: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def decode(self, tokens: list[int]) -> bytes:
         """The bytes of `tokens` (special tokens render as their text)."""
@@ -39,10 +46,18 @@ class TokenTable:
         return str(self.derived["digest"])
 
 
-def build_table(tokenizer: Any, vocab_size: int, eos: int | list[int] | None = None) -> TokenTable:
+def build_table(
+    tokenizer: Tokenizer, vocab_size: int, eos: int | list[int] | None = None
+) -> TokenTable:
     """Build the table once per tokenizer (~0.5 s for a 49k vocabulary)."""
     import llguidance.hf
+    from transformers import PreTrainedTokenizerFast
 
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
+        raise ModelError(
+            f"constrained decoding needs a fast (tokenizer.json) Hugging Face tokenizer; "
+            f"this model's is a {type(tokenizer).__name__}"
+        )
     n_tok = len(tokenizer)
     llg_tok = llguidance.hf.from_tokenizer(tokenizer, n_vocab=max(vocab_size, n_tok), eos_token=eos)
     special = frozenset(int(i) for i in getattr(tokenizer, "all_special_ids", []))
