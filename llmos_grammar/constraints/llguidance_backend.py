@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmos_grammar.constraints.backend import BackendName, Matcher, MatcherError
 from llmos_grammar.constraints.tokens import TokenTable
@@ -12,13 +12,16 @@ from llmos_grammar.errors import GrammarError
 from llmos_grammar.grammar.translate import lark_text
 from llmos_grammar.ir import GrammarSource
 
+if TYPE_CHECKING:
+    from llguidance import LLExecutor, LLMatcher
+
 
 class LLGuidanceConstraint:
     """One llguidance matcher instance (the Matcher interface)."""
 
     backend: BackendName = "llguidance"
 
-    def __init__(self, matcher: Any, name: str) -> None:
+    def __init__(self, matcher: LLMatcher, name: str) -> None:
         self.matcher = matcher
         self.name = name
 
@@ -77,7 +80,7 @@ class CompiledConstraint:
 
 
 @functools.cache
-def executor() -> Any:
+def executor() -> LLExecutor:
     """One llguidance thread pool for parallel mask computation."""
     import llguidance as llg
 
