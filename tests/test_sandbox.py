@@ -79,15 +79,21 @@ def test_scrub_env_keeps_only_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.skipif(CAPS.bwrap is None, reason="bwrap is not usable here")
 def test_bwrap_argv_hides_homes_and_binds_allowed_paths(tmp_path: object) -> None:
     ap = dataclasses.replace(PY, read=(str(tmp_path),), write=(str(tmp_path),))
-    argv = bwrap_argv(ap, make_plan(ap, CAPS), None, lambda _: 3)
+    passed: list[int] = []
+    argv = bwrap_argv(ap, make_plan(ap, CAPS), None, lambda _: 3, passed.append)
+    for fd in passed:
+        os.close(fd)
     pairs = list(zip(argv, argv[1:], strict=False))
+    triples = list(zip(argv, argv[1:], argv[2:], strict=False))
     for hidden in HIDDEN:
         if os.path.isdir(hidden):
             assert ("--tmpfs", hidden) in pairs
-    assert argv.index("--bind") > argv.index("/tmp")
-    assert (
-        ("--bind", str(tmp_path)) in pairs and "--unshare-net" in argv and "--unshare-pid" in argv
-    )
+    assert argv.index("--bind-fd") > argv.index("/tmp")
+    # folders bound by a descriptor opened without following links, read-only and read-write
+    assert len(passed) == 2
+    assert ("--ro-bind-fd", str(passed[0]), str(tmp_path)) in triples
+    assert ("--bind-fd", str(passed[1]), str(tmp_path)) in triples
+    assert "--unshare-net" in argv and "--unshare-pid" in argv
 
 
 @pytest.mark.skipif(CAPS.bwrap is None, reason="bwrap is not usable here")

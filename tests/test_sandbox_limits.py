@@ -94,7 +94,7 @@ def _pairs(argv: list[str]) -> list[tuple[str, str]]:
 
 
 def test_bwrap_argv_with_prelude_binds_capped_tmpfs_and_keeps_its_ipc_namespace() -> None:
-    argv = bwrap_argv(PY, make_plan(PY, ROOT_BWRAP), None, lambda _: 3)
+    argv = bwrap_argv(PY, make_plan(PY, ROOT_BWRAP), None, lambda _: 3, lambda _: None)
     assert "--unshare-ipc" not in argv  # a new one would start with the kernel's defaults
     triples = list(zip(argv, argv[1:], argv[2:], strict=False))
     assert ("--bind", STAGE_TMP, "/tmp") in triples and ("--bind", STAGE_SHM, "/dev/shm") in triples
@@ -103,7 +103,7 @@ def test_bwrap_argv_with_prelude_binds_capped_tmpfs_and_keeps_its_ipc_namespace(
 
 def test_bwrap_argv_without_prelude_sizes_dev_shm() -> None:
     caps = Capabilities(bwrap="/usr/bin/bwrap")
-    argv = bwrap_argv(PY, make_plan(PY, caps), None, lambda _: 3)
+    argv = bwrap_argv(PY, make_plan(PY, caps), None, lambda _: 3, lambda _: None)
     assert "--unshare-ipc" in argv and STAGE_TMP not in argv
     at = argv.index("/dev/shm")
     assert argv[at - 5 : at + 1] == [
@@ -117,7 +117,7 @@ def test_bwrap_argv_without_prelude_sizes_dev_shm() -> None:
 
 
 def test_bwrap_argv_replaces_sys_with_cpu_and_numa_only() -> None:
-    argv = bwrap_argv(PY, make_plan(PY, ROOT_BWRAP), None, lambda _: 3)
+    argv = bwrap_argv(PY, make_plan(PY, ROOT_BWRAP), None, lambda _: 3, lambda _: None)
     pairs = _pairs(argv)
     assert ("--tmpfs", "/sys") in pairs and ("--remount-ro", "/sys") in pairs
     bound = {b for a, b in pairs if a == "--ro-bind" and b.startswith("/sys")}

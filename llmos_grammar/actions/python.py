@@ -20,9 +20,10 @@ from llmos_grammar.actions.interpreter import interpreter_argv, program_argv, si
 from llmos_grammar.actions.registry import standby_key
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.results import ActionResult
+from llmos_grammar.sandbox.binds import BindRefused
 from llmos_grammar.sandbox.plan import limits_of, make_plan
 from llmos_grammar.sandbox.probe import Capabilities, probe
-from llmos_grammar.sandbox.runner import Child, refusal, run_argv, run_child
+from llmos_grammar.sandbox.runner import Child, bind_refusal, refusal, run_argv, run_child
 from llmos_grammar.sandbox.standby import StandbyPool
 
 
@@ -99,7 +100,10 @@ class PythonSession:
         if refused is not None:
             return refused
         if self.child is None:
-            self.child = self._start()
+            try:
+                self.child = self._start()
+            except BindRefused as exc:
+                return bind_refusal(self.policy, self.plan, exc)
         start, cpu0, oom0 = time.monotonic(), self._cpu(), self._oom_kills()
         payload = text.encode()
         streams = self.child.exchange(

@@ -64,7 +64,7 @@ ENVELOPE_SLACK = 64 * 1024  # JSON keys, flags and the limits next to the capped
 
 def package_folder() -> str:
     """The `llmos_grammar` folder the worker imports from (bound read-only into the sandbox)."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # bound by descriptor
 
 
 def worker_argv(policy: ActionPolicy) -> list[str]:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from llmos_grammar.ir import ActionPolicy
+from llmos_grammar.sandbox.binds import open_nofollow
 from llmos_grammar.sandbox.etc import etc_argv
 from llmos_grammar.sandbox.prelude import STAGE_SHM, STAGE_TMP, ensure_stage, make_prelude
 from llmos_grammar.sandbox.probe import NOBODY, UNSHARE_ARGS, Capabilities
@@ -148,12 +149,13 @@ def scrub_env(
 
 
 def _user_processes(uid: int) -> int:
-    """How many processes `uid` runs now (RLIMIT_NPROC counts them all)."""
+    """How many tasks `uid` runs now: RLIMIT_NPROC counts every thread, not only processes."""
     count = 0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                count += os.stat(f"/proc/{entry}").st_uid == uid
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
             except OSError:
                 continue
     return count
@@ -234,12 +236,19 @@ def _dev_shm_argv(policy: ActionPolicy, plan: Plan) -> list[str]:
 
 
 def bwrap_argv(
-    policy: ActionPolicy, plan: Plan, host_workdir: str | None, data_fd: Callable[[bytes], int]
+    policy: ActionPolicy,
+    plan: Plan,
+    host_workdir: str | None,
+    data_fd: Callable[[bytes], int],
+    pass_fd: Callable[[int], None],
 ) -> list[str]:
     """bubblewrap arguments: read-only root, minimal /etc and /sys, hidden homes, sized
     (and, as root, inode-capped) tmpfs for /tmp and /dev/shm, new namespaces, death
     with the parent. `data_fd(content)` passes the child a
-    file descriptor to read `content` from (the generated /etc files).
+    file descriptor to read `content` from (the generated /etc files); `pass_fd(fd)`
+    hands bwrap an open descriptor (the policy's folders and files, bound by
+    descriptor: see `open_nofollow`). Raises `BindRefused` when one of them is now
+    reached through a symbolic link.
 
     With setpriv, PID 1 of the namespace is `sh`, which stays uid 0, runs the
     program (setpriv, then the code as uid 65534) and waits for it. bwrap drops
@@ -268,11 +277,14 @@ def bwrap_argv(
         elif os.path.isdir(hidden):
             argv += ["--tmpfs", hidden]
     argv += _dev_shm_argv(policy, plan)
-    binds = [("--ro-bind", p) for p in _visible_again()]
-    binds += [("--ro-bind", p) for p in policy.read if os.path.exists(p)]
-    binds += [("--bind", p) for p in policy.write if os.path.exists(p)]
-    for option, path in binds:
-        argv += _open_parents(path) + [option, path, path]
+    for path in _visible_again():
+        argv += _open_parents(path) + ["--ro-bind", path, path]
+    binds = [("--ro-bind-fd", p) for p in policy.read if os.path.lexists(p)]
+    binds += [("--bind-fd", p) for p in policy.write if os.path.lexists(p)]
+    for option, path in binds:  # by descriptor: a link swapped in for the folder is refused
+        fd = open_nofollow(path)
+        pass_fd(fd)
+        argv += _open_parents(path) + [option, str(fd), path]
     if host_workdir is None:
         argv += ["--perms", "0777", "--dir", INSIDE_WORKDIR]
         workdir = INSIDE_WORKDIR

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import select
@@ -16,6 +17,7 @@ from uuid import uuid4
 
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.results import ActionResult
+from llmos_grammar.sandbox.binds import BindRefused
 from llmos_grammar.sandbox.cgroup import Cgroup
 from llmos_grammar.sandbox.lifeline import GUARD_PROCESS, popen
 from llmos_grammar.sandbox.outcome import describe
@@ -120,7 +122,14 @@ class Child:
         full = list(argv)
         if plan.bwrap:
             info_w = self._pipe("info", passed)
-            full = bwrap_argv(policy, plan, bind, lambda data: self._data(data, passed)) + full
+            try:
+                data = functools.partial(self._data, passed=passed)
+                full = bwrap_argv(policy, plan, bind, data, passed.append) + full
+            except BaseException:  # a policy path is now a link: nothing starts
+                for fd in (*passed, *self._fds.values()):
+                    os.close(fd)
+                self._stack.close()
+                raise
             full[1:1] = ["--info-fd", str(info_w)]
         elif plan.unshare:
             full = unshare_argv(policy, plan) + full
@@ -279,7 +288,16 @@ def run_argv(
     refused = refusal(policy, plan)
     if refused is not None:
         return refused
-    return run_child(Child(argv, policy, plan), stdin)
+    try:
+        child = Child(argv, policy, plan)
+    except BindRefused as exc:
+        return bind_refusal(policy, plan, exc)
+    return run_child(child, stdin)
+
+
+def bind_refusal(policy: ActionPolicy, plan: Plan, exc: BindRefused) -> ActionResult:
+    """The refused result of an action whose policy folder or file became a link."""
+    return ActionResult(exit_code=None, refused=str(exc), limits=limits_of(policy, plan))
 
 
 def run_child(child: Child, stdin: bytes, warm: bool = False) -> ActionResult:
