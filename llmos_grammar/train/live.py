@@ -36,7 +36,14 @@ def live_model(model: Module | None, tokenizer: object, name: str = "policy") ->
             f"training: the trainer's processing_class is a {type(tokenizer).__name__}, "
             "not a text tokenizer; give the trainer the model's tokenizer"
         )
-    return wrap(base_module(model), tokenizer, name=name)
+    from transformers import PreTrainedModel
+
+    base = base_module(model)
+    if not isinstance(base, PreTrainedModel):
+        raise LlmosError(
+            f"training: the policy is a {type(base).__name__}, not a transformers model"
+        )
+    return wrap(base, tokenizer, name=name)
 
 
 @contextmanager

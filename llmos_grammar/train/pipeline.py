@@ -100,12 +100,16 @@ def build_trainer(
     """A GRPOTrainer over `lm`'s model with LoRA, decoding through `rollout`."""
     import os
 
-    from transformers import PrinterCallback
+    from transformers import PreTrainedTokenizerBase, PrinterCallback
     from trl import GRPOTrainer
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     if config.batch % config.group:
         raise LlmosError(f"--batch ({config.batch}) must be a multiple of --group ({config.group})")
+    if not isinstance(lm.tokenizer, PreTrainedTokenizerBase):
+        raise LlmosError(
+            f"training needs a Hugging Face tokenizer, not {type(lm.tokenizer).__name__}"
+        )
     trainer = GRPOTrainer(
         model=lm.model,
         reward_funcs=list(reward_funcs),
