@@ -31,7 +31,7 @@ DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 class LoadedModel:
     """A causal LM with its tokenizer, device and end-of-sequence ids."""
 
-    model: Any  # the engine's own: a torch module, a LlamaCppModel, a VLLMServer (engines narrow it)
+    model: Any  # the engine's own: torch module, LlamaCppModel, VLLMServer (engines narrow it)
     tokenizer: Tokenizer
     device: torch.device
     vocab_size: int  # width of the model's logits (may exceed the tokenizer's)
