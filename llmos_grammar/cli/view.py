@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from llmos_grammar.visible import PLAIN, REVERSE, json_text, visible
+
+if TYPE_CHECKING:
+    from llmos_grammar.ir import Machine
+    from llmos_grammar.runtime.events import Event, Result, TransitionEvent
 
 STATE_COLOURS = {"grammar": "\033[36m", "action": "\033[33m", "text": "", "final": ""}
 DIM, RESET, BOLD = "\033[2m", "\033[0m", "\033[1m"
@@ -17,7 +21,7 @@ class JsonView:
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
-    def show(self, event: Any) -> None:
+    def show(self, event: Event) -> None:
         from llmos_grammar.runtime import event_to_json
 
         self.out.write(json_text(event_to_json(event)) + "\n")
@@ -30,7 +34,7 @@ class JsonView:
 class TextView:
     """Model text as it streams, state changes, a spinner during actions, a summary."""
 
-    def __init__(self, out: TextIO, machine: Any, colour: bool) -> None:
+    def __init__(self, out: TextIO, machine: Machine, colour: bool) -> None:
         self.out = out
         self.machine = machine
         self.colour = colour
@@ -47,26 +51,25 @@ class TextView:
         kind = getattr(self.machine.states.get(state), "type", "text")
         return STATE_COLOURS.get(kind, "")
 
-    def show(self, event: Any) -> None:
-        kind = event.kind
-        if kind == "token":
+    def show(self, event: Event) -> None:
+        if event.kind == "token":
             style = DIM if event.forced else self._state_style(event.state)
             self.out.write(self._paint(event.text, style))
-        elif kind == "transition":
+        elif event.kind == "transition":
             self._transition(event)
-        elif kind == "action_started":
+        elif event.kind == "action_started":
             self.out.flush()
             label = f"running {visible(event.action)}"
             self.spinner = Spinner(self.out, label) if self.colour else None
-        elif kind == "action_finished":
+        elif event.kind == "action_finished":
             self.stop()
-        elif kind == "injected":
+        elif event.kind == "injected":
             self.out.write(self._paint(event.text, "\033[32m"))
-        elif kind == "done":
+        elif event.kind == "done":
             self._summary(event.result)
         self.out.flush()
 
-    def _transition(self, event: Any) -> None:
+    def _transition(self, event: TransitionEvent) -> None:
         source = self.machine.states.get(event.source)
         by_trigger = getattr(source, "type", "") == "text" and event.trigger != "eos"
         if by_trigger:
@@ -75,7 +78,7 @@ class TextView:
             label = f"{event.target} ← {event.trigger!r}" if by_trigger else event.target
             self.out.write(self._paint(f"⟨{label}⟩", DIM))
 
-    def _summary(self, result: Any) -> None:
+    def _summary(self, result: Result) -> None:
         s = result.stats
         line = (
             f"\n\n{result.stop_reason}: {result.message}\n"
