@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.sandbox.binds import open_nofollow
+from llmos_grammar.sandbox.cgroup import CgroupBase
 from llmos_grammar.sandbox.etc import etc_argv
 from llmos_grammar.sandbox.prelude import STAGE_SHM, STAGE_TMP, ensure_stage, make_prelude
 from llmos_grammar.sandbox.probe import NOBODY, UNSHARE_ARGS, Capabilities
@@ -27,7 +28,7 @@ class Plan:
     bwrap: str | None
     setpriv: str | None
     unshare: str | None  # used only when bwrap is not
-    cgroup_bases: tuple[object, ...]
+    cgroup_bases: tuple[CgroupBase, ...]
     plain_uid_drop: bool
     enforced: tuple[str, ...]
     unenforced: tuple[str, ...]

@@ -35,9 +35,9 @@ class Capabilities:
     notes: tuple[str, ...] = ()
 
 
-def _try(argv: list[str], **kw: object) -> tuple[bool, str]:
+def _try(argv: list[str], cwd: str | None = None) -> tuple[bool, str]:
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=10, check=False, **kw)  # type: ignore[call-overload]
+        done = subprocess.run(argv, capture_output=True, timeout=10, check=False, cwd=cwd)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, str(exc)
     return done.returncode == 0, (done.stderr or b"").decode(errors="replace").strip()

@@ -112,7 +112,7 @@ class Child:
         bind, cwd, inside = self._stack.enter_context(workspace(policy, plan))
         self.cgroup: Cgroup | None = None
         if plan.cgroup_bases:
-            self.cgroup = Cgroup(list(plan.cgroup_bases))  # type: ignore[arg-type]
+            self.cgroup = Cgroup(list(plan.cgroup_bases))
             self._stack.callback(self.cgroup.remove)
             self.cgroup.set_limits(policy.processes, policy.memory_mb)
         self.streams = Streams()
