@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,15 @@ class LoadedModel:
     name: str
     table_future: Future[TokenTable] | None = None  # started while the weights load
     _table: TokenTable | None = None
-    engine: str = "transformers"  # which engine runs `model`: "transformers" or "llamacpp"
+    engine: str = "transformers"  # the registered engine (engines/registry.py) that runs `model`
+    closer: Callable[[], None] | None = None  # frees native weights or stops a server
+
+    def close(self) -> None:
+        """Free what the engine's loader holds beyond Python objects (once; later calls do
+        nothing). Torch weights need none: they go with the last reference."""
+        closer, self.closer = self.closer, None
+        if closer is not None:
+            closer()
 
     def token_table(self) -> TokenTable:
         """The constraints' TokenTable for this tokenizer (built once)."""

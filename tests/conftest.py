@@ -47,4 +47,8 @@ def transformers_for_model_tests(
         return
     if Path(str(request.node.fspath)).name == LLAMACPP_TESTS:
         return
-    monkeypatch.setattr("llmos_grammar.engines.select.llamacpp_available", lambda: False)
+    from dataclasses import replace
+
+    from llmos_grammar.engines import ENGINES
+
+    monkeypatch.setitem(ENGINES, "llamacpp", replace(ENGINES["llamacpp"], auto=None))

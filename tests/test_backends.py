@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from llmos_grammar.constraints import (
+    MaskBuffer,
+    Matcher,
     TokenTable,
     build_table,
     compile_constraint,
@@ -17,6 +19,7 @@ from llmos_grammar.constraints import (
     outlines_build,
     plan,
 )
+from llmos_grammar.constraints.llguidance_backend import LLGuidanceConstraint
 from llmos_grammar.constraints.outlines_build import Bounds
 from llmos_grammar.errors import BackendError, Location
 from llmos_grammar.ir import BackendChoice, GrammarSource
@@ -58,6 +61,13 @@ def ids(text: str) -> list[int]:
     return list(tokenizer().encode(text, add_special_tokens=False))
 
 
+def allowed(matcher: Matcher, table: TokenTable) -> list[int]:
+    """The ids the matcher's mask allows next (through the decoding's mask path)."""
+    mask = MaskBuffer(table.vocab_size).fill([matcher])[0]
+    assert isinstance(mask, torch.Tensor), mask
+    return [int(i) for i in mask.nonzero().flatten()]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     ("source", "good", "bad"),
@@ -74,7 +84,7 @@ def test_body_then_close(
     assert compiled.backend == how.backend == backend
     ok = compiled.new()
     assert ok.consume(ids(good + "[/END]"))
-    assert ok.is_accepting() and ok.is_stopped()
+    assert ok.is_accepting() and allowed(ok, table) == [table.eos]  # nothing but the end
     rejected = compiled.new()
     assert not rejected.consume(ids(bad + "[/END]"))
     assert rejected.error
@@ -93,12 +103,23 @@ def test_masks_agree_row_by_row(table: TokenTable) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_close_is_forced_and_rollback_undoes(table: TokenTable, backend: BackendChoice) -> None:
+def test_close_is_forced(table: TokenTable, backend: BackendChoice) -> None:
     compiled, _ = compile_constraint(src("regex", r"(ab|cd)=[0-9]"), table, "[/X]", "s", backend)
     m = compiled.new()
     assert m.consume(ids("ab=7"))
     assert tokenizer().decode(m.forced()) == "[/X]"
     assert not m.is_accepting()
+    assert m.consume(m.forced()) and m.is_accepting()
+
+
+def test_llguidance_rollback_undoes(table: TokenTable) -> None:
+    # the differential check walks Outlines' index with one llguidance matcher, rolling back
+    compiled, _ = compile_constraint(
+        src("regex", r"(ab|cd)=[0-9]"), table, "[/X]", "s", "llguidance"
+    )
+    m = compiled.new()
+    assert isinstance(m, LLGuidanceConstraint)
+    assert m.consume(ids("ab=7"))
     m.rollback(1)
     assert m.consume(ids("8"))
     assert m.consume(m.forced()) and m.is_accepting()

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from llmos_grammar.constraints import CompiledConstraint, MaskBuffer, build_table
+from llmos_grammar.constraints import CompiledConstraint, MaskBuffer, apply_mask, build_table
 from llmos_grammar.errors import GrammarError, Location
 from llmos_grammar.ir import GrammarSource
 from tests.test_runtime_helpers import tokenizer
@@ -42,7 +42,8 @@ def test_body_then_close(table, source: GrammarSource, good: str, bad: str) -> N
     compiled = CompiledConstraint(source, table, "[/END]", "s")
     ok = compiled.new()
     assert ok.consume(ids(good + "[/END]"))
-    assert ok.is_accepting() and ok.is_stopped()
+    only_the_end = MaskBuffer(table.vocab_size).fill([ok])[0]
+    assert ok.is_accepting() and only_the_end.nonzero().flatten().tolist() == [table.eos]
     rejected = compiled.new()
     assert not rejected.consume(ids(bad + "[/END]"))
     assert rejected.error
@@ -58,13 +59,14 @@ def test_close_is_forced_once_started(table) -> None:  # type: ignore[no-untyped
 
 def test_mask_allows_exactly_the_grammar(table) -> None:  # type: ignore[no-untyped-def]
     m = CompiledConstraint(src("regex", "(yes|no)"), table, None, "s").new()
-    mask = MaskBuffer(table.vocab_size)
-    allowed = mask.allowed(m)
+    bits = MaskBuffer(table.vocab_size).fill([m])[0]
+    assert isinstance(bits, torch.Tensor) and bits.dtype == torch.bool
+    allowed = bits.nonzero().flatten()
     texts = {tokenizer().decode([int(i)]) for i in allowed if int(i) < len(tokenizer())}
     assert {"yes", "no", "y", "n"} <= texts
     assert all("yes".startswith(t) or "no".startswith(t) for t in texts)
-    logits = torch.zeros(table.vocab_size)
-    masked = mask.apply(logits, allowed)
+    logits = torch.zeros(table.vocab_size + 8)  # logits wider than the mask
+    masked = apply_mask(logits, bits)
     assert int(torch.isfinite(masked).sum()) == len(allowed)
     assert torch.isinf(masked[len(tokenizer()) :]).all()  # padding ids never allowed
 

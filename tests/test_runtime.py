@@ -195,14 +195,12 @@ def test_grammar_rejecting_a_token_raises_decode_error() -> None:
     assert "rejected" in str(info.value)
 
 
-def test_matcher_error_during_masking_raises_decode_error() -> None:
+def test_matcher_error_during_masking_raises_decode_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmos_grammar.constraints import BACKENDS
     from llmos_grammar.constraints.backend import MatcherError
 
     class Broken:
         backend = "broken"
-
-        def fill_mask(self, bits: object, row: int = 0) -> None:
-            raise MatcherError("parser exploded")
 
         def forced(self) -> list[int]:
             return []
@@ -210,6 +208,12 @@ def test_matcher_error_during_masking_raises_decode_error() -> None:
     class BrokenCompiled:
         def new(self) -> Broken:
             return Broken()
+
+    class BrokenBackend:  # its matchers are in their error state when asked for a mask
+        def fill_masks(self, rows: list[tuple[Broken, int]], bits: object) -> dict[int, Exception]:
+            return {row: MatcherError("parser exploded") for _, row in rows}
+
+    monkeypatch.setitem(BACKENDS, "broken", BrokenBackend())  # type: ignore[arg-type]
 
     rt = Runtime(
         calc_machine(), tiny_model(), runner=FakeRunner(), logits_processors=[Script(["[", "CO"])]

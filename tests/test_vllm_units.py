@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from llmos_grammar.engines import EngineCounters, SegmentEngine, SegmentOutput, SegmentParams
+from llmos_grammar.engines import (
+    ENGINES,
+    EngineCounters,
+    SegmentEngine,
+    SegmentOutput,
+    SegmentParams,
+)
 from llmos_grammar.engines.vllm.args import (
     parse_engine_args,
     server_command,
@@ -70,14 +76,15 @@ def test_server_command_maps_options_to_flags() -> None:
 
 # ---- one request and its answer -------------------------------------------------------------
 
-PARAMS = SegmentParams(max_tokens=9, stop=("[CODE]",), stop_ids=(2,), grammar="start: x")
+X = GrammarSource("lark", 'start: "x"\n', Location("<t>", 1, 1))
+PARAMS = SegmentParams(max_tokens=9, stop=("[CODE]",), stop_ids=(2,), constraint=X, close="]")
 
 
 def test_completion_body_sends_ids_and_asks_for_ids() -> None:
     body = completion_body("llmos", [1, 5, 7], PARAMS)
     assert body["prompt"] == [1, 5, 7] and body["return_token_ids"] is True
     assert body["stop"] == ["[CODE]"] and body["stop_token_ids"] == [2]
-    assert body["structured_outputs"] == {"grammar": "start: x"}
+    assert body["structured_outputs"] == {"grammar": lark_for_vllm(X, "]")}  # Lark, close last
     assert "seed" not in body and "top_k" not in body
     seeded = completion_body("m", [], SegmentParams(max_tokens=1, top_k=5, seed=3))
     assert seeded["seed"] == 3 and seeded["top_k"] == 5 and "structured_outputs" not in seeded
@@ -188,6 +195,8 @@ class ScriptedSegments:
     at a stop id, at a stop string in the segment's text, at max_tokens, and with EOS once
     the text ends with a grammar's close delimiter."""
 
+    capabilities = ENGINES["vllm"].capabilities
+
     def __init__(self, pieces: Sequence[str], closes: Sequence[str] = ("[/CODE]",)) -> None:
         tok = tokenizer()
         self.queue = [t for p in pieces for t in tok.encode(p, add_special_tokens=False)]
@@ -219,6 +228,12 @@ class ScriptedSegments:
     def close_row(self, row: int) -> None:
         pass
 
+    def context_window(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
     def generate(self, row: int, params: SegmentParams) -> Future[SegmentOutput]:
         self.requests.append(params)
         out: list[int] = []
@@ -229,7 +244,7 @@ class ScriptedSegments:
             if out[-1] in params.stop_ids or any(s in text for s in params.stop):
                 end = "stop"
                 break
-            if params.grammar and text.endswith(self.closes):
+            if params.constraint is not None and text.endswith(self.closes):
                 out.append(self.eos)
                 end = "stop"
                 break

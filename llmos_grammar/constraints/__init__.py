@@ -12,7 +12,7 @@ from llmos_grammar.constraints.backend import (
 )
 from llmos_grammar.constraints.choose import Enforcement, compile_constraint, plan
 from llmos_grammar.constraints.llguidance_backend import CompiledConstraint
-from llmos_grammar.constraints.mask import MaskBuffer
+from llmos_grammar.constraints.mask import MaskBuffer, apply_mask
 from llmos_grammar.constraints.registry import BACKENDS, byte_compiled, fill_masks
 from llmos_grammar.constraints.tokens import TokenTable, build_table, byte_table
 
@@ -27,6 +27,7 @@ __all__ = [
     "Matcher",
     "MatcherError",
     "TokenTable",
+    "apply_mask",
     "build_table",
     "byte_compiled",
     "byte_table",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from llmos_grammar.constraints.tokens import TokenTable
     from llmos_grammar.ir import GrammarSource
 
@@ -17,14 +19,11 @@ class MatcherError(Exception):
 
 
 class Matcher(Protocol):
-    """One visit of a constrained state: mask, consume, forced tokens, rollback, acceptance."""
+    """One visit of a constrained state: consume, forced tokens, acceptance. Its allowed
+    tokens come from its backend's `fill_masks`, many matchers at once."""
 
     name: str
     backend: BackendName
-
-    def fill_mask(self, bitmask: Any, row: int = 0) -> None:
-        """Write the allowed tokens into row `row` of an int32 torch bitmask (batch, words);
-        bit i of word w allows token 32 * w + i. Raises MatcherError in the error state."""
 
     def consume(self, tokens: list[int]) -> bool:
         """Advance over `tokens`; False (with `error` set) when the grammar rejects one."""
@@ -32,14 +31,8 @@ class Matcher(Protocol):
     def forced(self) -> list[int]:
         """Tokens the grammar forces next (possibly none); the matcher does not move."""
 
-    def rollback(self, n: int) -> None:
-        """Undo the last `n` consumed tokens."""
-
     def is_accepting(self) -> bool:
         """Whether the text so far is a complete string of the grammar."""
-
-    def is_stopped(self) -> bool:
-        """Whether nothing but the end of sequence may follow."""
 
     @property
     def error(self) -> str:
@@ -67,5 +60,12 @@ class Backend(Protocol):
         Raises BackendError when the backend cannot express `source` or passes its bounds,
         GrammarError when the grammar does not compile."""
 
-    def fill_masks(self, rows: Sequence[tuple[Matcher, int]], bitmask: Any) -> None:
-        """Fill `bitmask[row]` for each (matcher, row) pair; all matchers are this backend's."""
+    def fill_masks(
+        self, rows: Sequence[tuple[Matcher, int]], bitmask: Tensor
+    ) -> dict[int, MatcherError]:
+        """Fill `bitmask[row]` for each (matcher, row) pair; all matchers are this backend's.
+
+        `bitmask` is a contiguous int32 CPU tensor (rows, words): bit i of word w allows
+        token 32 * w + i. Returns the rows whose matcher is in its error state, with the
+        error (their mask rows say nothing); a batch goes on with the other rows.
+        """

@@ -14,6 +14,7 @@ from llmos_grammar.ir import GrammarSource
 
 if TYPE_CHECKING:
     from llguidance import LLExecutor, LLMatcher
+    from torch import Tensor
 
 
 class LLGuidanceConstraint:
@@ -25,13 +26,6 @@ class LLGuidanceConstraint:
         self.matcher = matcher
         self.name = name
 
-    def fill_mask(self, bitmask: Any, row: int = 0) -> None:
-        target = bitmask[row]
-        self.matcher.unsafe_compute_mask_ptr(
-            target.data_ptr(), target.numel() * target.element_size()
-        )
-        self.raise_if_error()
-
     def consume(self, tokens: list[int]) -> bool:
         ok = bool(self.matcher.consume_tokens(tokens))
         return ok and not self.matcher.is_error()
@@ -40,22 +34,16 @@ class LLGuidanceConstraint:
         return list(self.matcher.compute_ff_tokens())
 
     def rollback(self, n: int) -> None:
+        """Undo the last `n` consumed tokens (the differential check walks a tree with it)."""
         if n and not self.matcher.rollback(n):
             raise MatcherError(f"cannot roll back {n} token(s): {self.matcher.get_error()}")
 
     def is_accepting(self) -> bool:
         return bool(self.matcher.is_accepting())
 
-    def is_stopped(self) -> bool:
-        return bool(self.matcher.is_stopped())
-
     @property
     def error(self) -> str:
         return str(self.matcher.get_error()) if self.matcher.is_error() else ""
-
-    def raise_if_error(self) -> None:
-        if self.matcher.is_error():
-            raise MatcherError(str(self.matcher.get_error()))
 
 
 class CompiledConstraint:
@@ -81,7 +69,7 @@ class CompiledConstraint:
 
 @functools.cache
 def executor() -> LLExecutor:
-    """One llguidance thread pool for parallel mask computation."""
+    """The process's one llguidance thread pool for parallel mask computation."""
     import llguidance as llg
 
     return llg.LLExecutor()
@@ -97,13 +85,26 @@ class LLGuidanceBackend:
     ) -> CompiledConstraint:
         return CompiledConstraint(source, table, close, name)
 
-    def fill_masks(self, rows: Sequence[tuple[Matcher, int]], bitmask: Any) -> None:
-        from llguidance.torch import fill_next_token_bitmask_par
+    def fill_masks(
+        self, rows: Sequence[tuple[Matcher, int]], bitmask: Tensor
+    ) -> dict[int, MatcherError]:
+        """Every row's mask in one call of the executor (in parallel, without the GIL).
 
+        The call is llguidance.torch's `fill_next_token_bitmask_par` without importing
+        that module (it compiles a torch kernel at import)."""
         pairs = [(_own(m), row) for m, row in rows]
-        fill_next_token_bitmask_par(executor(), [(m.matcher, row) for m, row in pairs], bitmask)
-        for m, _ in pairs:
-            m.raise_if_error()
+        batch, words = bitmask.shape
+        if bitmask.dtype != _int32() or not bitmask.is_contiguous() or bitmask.is_cuda:
+            raise TypeError("a mask is a contiguous int32 CPU tensor")
+        native = [(m.matcher, row) for m, row in pairs]
+        executor().unsafe_compute_mask_ptr(native, bitmask.data_ptr(), words * 4, batch)
+        return {row: MatcherError(m.error) for m, row in pairs if m.matcher.is_error()}
+
+
+def _int32() -> Any:
+    import torch
+
+    return torch.int32
 
 
 def _own(matcher: Matcher) -> LLGuidanceConstraint:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
-from llmos_grammar.constraints.backend import BackendName, Matcher
+from llmos_grammar.constraints.backend import BackendName, Matcher, MatcherError
 from llmos_grammar.constraints.outlines_build import Bounds, bounded_index
 from llmos_grammar.constraints.tokens import TokenTable
 from llmos_grammar.grammar.translate import outlines_regex
@@ -88,7 +88,8 @@ class OutlinesMatcher:
         self._error = ""
         self._scratch: Tensor | None = None
 
-    def fill_mask(self, bitmask: Any, row: int = 0) -> None:
+    def fill_mask(self, bitmask: Tensor, row: int = 0) -> None:
+        """Write the allowed tokens into `bitmask[row]` (see `Backend.fill_masks`)."""
         target = bitmask[row]
         words = self.compiled.words
         if target.numel() == words:
@@ -133,16 +134,8 @@ class OutlinesMatcher:
             state = following
         return out
 
-    def rollback(self, n: int) -> None:
-        if n:
-            self.guide.rollback_state(n)
-
     def is_accepting(self) -> bool:
         return bool(self.guide.is_finished())
-
-    def is_stopped(self) -> bool:
-        eos = self.compiled.table.eos
-        return self.is_accepting() and all(t == eos for t in self.guide.get_tokens())
 
     @property
     def error(self) -> str:
@@ -173,6 +166,13 @@ class OutlinesBackend:
     ) -> OutlinesCompiled:
         return OutlinesCompiled(source, table, close, name)
 
-    def fill_masks(self, rows: Sequence[tuple[Matcher, int]], bitmask: Any) -> None:
+    def fill_masks(
+        self, rows: Sequence[tuple[Matcher, int]], bitmask: Tensor
+    ) -> dict[int, MatcherError]:
+        """Each row's mask in turn (a Guide has no error state: a rejected token is refused
+        when it is consumed)."""
         for matcher, row in rows:
+            if not isinstance(matcher, OutlinesMatcher):
+                raise TypeError(f"not an Outlines matcher: {type(matcher).__name__}")
             matcher.fill_mask(bitmask, row)
+        return {}

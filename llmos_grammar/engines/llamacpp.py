@@ -23,18 +23,20 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmos_grammar.engines import (
-    EngineCounters,
-    first_shares,
-    refeed_last,
-    shared_prefix,
-)
+from llmos_grammar.engines.base import Capabilities, EngineCounters
 from llmos_grammar.engines.prefix_store import PrefixStore
+from llmos_grammar.engines.registry import ENGINES
+from llmos_grammar.engines.rows import first_shares, refeed_last, shared_prefix
 from llmos_grammar.errors import ModelError
+from llmos_grammar.ir import ModelRef
+
+if TYPE_CHECKING:
+    from llmos_grammar.models import LoadedModel
 
 N_BATCH = 512  # tokens per llama_decode call; longer feeds are split
 N_SEQ_MAX = 63  # rows one engine holds at once (plus the shared prefix's sequence)
@@ -83,9 +85,10 @@ class LlamaCppModel:
         # crash in ggml_backend_amx_mul_mat on the default model's Q4_1 tensors.
         params.use_extra_bufts = not _cpu_has_amx()
         self.path = path
-        self.handle = lc.llama_model_load_from_file(path.encode(), params)
+        self._native = _Weights(lc.llama_model_load_from_file(path.encode(), params))
         if not self.handle:
             raise ModelError(f"llama.cpp cannot load {path}")
+        self._free_native = weakref.finalize(self, self._native.free)
         vocab = lc.llama_model_get_vocab(self.handle)
         self.n_vocab = int(lc.llama_vocab_n_tokens(vocab))
         self.n_ctx_train = int(lc.llama_model_n_ctx_train(self.handle))
@@ -94,41 +97,54 @@ class LlamaCppModel:
         )
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         self.threads = threads or cores or os.cpu_count() or 1
-        self._spare: Any = None  # a context made ahead of the first engine (prepare_context)
+        self.engines: weakref.WeakSet[LlamaCppEngine] = weakref.WeakSet()  # open contexts
 
     def prepare_context(self) -> None:
         """Create the first engine's context now: while a loading thread does this (C code,
         no GIL held), Python goes on loading the tokenizer."""
-        if self._spare is None:
-            self._spare = _new_context(self, N_CTX, N_SEQ_MAX)
+        if self._native.spare is None:
+            self._native.spare = _new_context(self, N_CTX, N_SEQ_MAX)
 
     def take_context(self, n_ctx: int, rows: int) -> Any:
         """A context of `n_ctx` cells for `rows` rows: the prepared one when it fits."""
         import llama_cpp as lc
 
-        spare, self._spare = self._spare, None
+        spare, self._native.spare = self._native.spare, None
         if spare is not None and (n_ctx, rows) == (N_CTX, N_SEQ_MAX):
             return spare
         if spare is not None:
             lc.llama_free(spare)
         return _new_context(self, n_ctx, rows)
 
+    @property
+    def handle(self) -> Any:
+        """The native model (None once closed)."""
+        return self._native.handle
+
     def close(self) -> None:
+        """Close every engine's context over these weights, then free the weights (weights
+        never closed are freed when the model is garbage-collected)."""
+        for engine in list(self.engines):
+            engine.close()
+        self._free_native()
+
+
+@dataclass
+class _Weights:
+    """The native pointers of a model: freed once, by `close` or by the garbage collector."""
+
+    handle: Any
+    spare: Any = None  # a context made ahead of the first engine (prepare_context)
+
+    def free(self) -> None:
         import llama_cpp as lc
 
-        if self._spare is not None:
-            lc.llama_free(self._spare)
-            self._spare = None
+        if self.spare is not None:
+            lc.llama_free(self.spare)
+            self.spare = None
         if self.handle:
             lc.llama_model_free(self.handle)
             self.handle = None
-
-    def __del__(self) -> None:
-        # not contextlib.suppress: at interpreter shutdown the module globals may be gone
-        try:  # noqa: SIM105
-            self.close()
-        except Exception:
-            pass
 
 
 def _new_context(model: LlamaCppModel, n_ctx: int, rows: int) -> Any:
@@ -173,15 +189,25 @@ class _Row:
 
 
 class LlamaCppEngine:
-    """Rows of one llama.cpp model in one context (see the module docstring)."""
+    """Rows of one llama.cpp model in one context (see the module docstring).
+
+    `close()` (or the model's) frees the context; one never closed is freed when
+    the engine is garbage-collected.
+    """
+
+    capabilities: Capabilities = ENGINES["llamacpp"].capabilities
 
     def __init__(self, model: LlamaCppModel, *, n_ctx: int = N_CTX, rows: int = N_SEQ_MAX):
         import llama_cpp as lc
 
+        if not model.handle:
+            raise ModelError(f"the llama.cpp model {model.path} is closed")
         self.model = model
         self.ctx = model.take_context(n_ctx, rows)
         self.memory = lc.llama_get_memory(self.ctx)
         self.batch = lc.llama_batch_init(N_BATCH, 0, 1)
+        self._free_native = weakref.finalize(self, _free_context, self.ctx, self.batch)
+        model.engines.add(self)
         self.n_ctx = n_ctx
         self.counters = EngineCounters()
         self._rows: dict[int, _Row] = {}
@@ -203,6 +229,8 @@ class LlamaCppEngine:
 
     # ---- rows -----------------------------------------------------------------
     def open_row(self) -> int:
+        if not self.ctx:
+            raise RuntimeError("the llama.cpp engine is closed")
         if not self._free:
             raise ModelError(f"the llama.cpp engine holds at most {self._prefix_seq} rows at once")
         handle = self._next
@@ -354,23 +382,25 @@ class LlamaCppEngine:
         self.counters.tokens_fed += len(items)
 
     # ---- lifetime ---------------------------------------------------------------
+    def context_window(self) -> int:
+        """The context's cells (shared by every row)."""
+        return self.n_ctx
+
     def close(self) -> None:
-        import llama_cpp as lc
-
-        if self.ctx:
-            lc.llama_batch_free(self.batch)
-            lc.llama_free(self.ctx)
-            self.ctx = None
-
-    def __del__(self) -> None:
-        # not contextlib.suppress: at interpreter shutdown the module globals may be gone
-        try:  # noqa: SIM105
-            self.close()
-        except Exception:
-            pass
+        """Free the context and its batch now (the weights stay: they are the model's)."""
+        self._free_native()
+        self.ctx = None
+        self._rows.clear()
 
 
-__all__ = ["LlamaCppEngine", "LlamaCppModel", "load_llamacpp", "prefix_store"]
+def _free_context(ctx: Any, batch: Any) -> None:
+    import llama_cpp as lc
+
+    lc.llama_batch_free(batch)
+    lc.llama_free(ctx)
+
+
+__all__ = ["LlamaCppEngine", "LlamaCppModel", "load_llamacpp", "prefix_store", "start_engine"]
 
 
 def prefix_store(model: LlamaCppModel) -> PrefixStore | None:
@@ -381,8 +411,9 @@ def prefix_store(model: LlamaCppModel) -> PrefixStore | None:
     return PrefixStore.for_model(model.path, lc.__version__, model.threads, N_BATCH)
 
 
-def load_llamacpp(ref: Any) -> Any:
-    """A LoadedModel whose `model` is the GGUF in llama.cpp; tokenizer and token table are ours."""
+def load_llamacpp(ref: ModelRef, engine_args: Mapping[str, str] | None = None) -> LoadedModel:
+    """A LoadedModel whose `model` is the GGUF in llama.cpp; tokenizer and token table are ours.
+    Closing the LoadedModel closes the weights and every engine's context over them."""
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
@@ -417,4 +448,16 @@ def load_llamacpp(ref: Any) -> Any:
         ref.name,
         table_future=table,
         engine="llamacpp",
+        closer=native.close,
     )
+
+
+def start_engine(lm: LoadedModel, prefix: Sequence[int]) -> LlamaCppEngine:
+    """The registry's starter: one context, its rows sharing `prefix` (the spec's prompt
+    before the task: computed once, or read from the prefix store when an earlier process
+    computed it)."""
+    if not isinstance(lm.model, LlamaCppModel):
+        raise TypeError(f"the llamacpp engine runs a LlamaCppModel, not {type(lm.model).__name__}")
+    engine = LlamaCppEngine(lm.model)
+    engine.pin_prefix(prefix, prefix_store(lm.model))
+    return engine

@@ -1,21 +1,25 @@
-"""Which engine runs a model: `auto`, `transformers`, `llamacpp` or `vllm`, and loading for it."""
+"""Which engine runs a model (`auto` or a registered name), and loading the model for it."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING
 
+from llmos_grammar.engines import registry
+from llmos_grammar.engines.registry import EngineEntry, engine_entry
 from llmos_grammar.errors import ModelError
 from llmos_grammar.ir import ModelRef
 
-EngineName = Literal["auto", "transformers", "llamacpp", "vllm"]
-ENGINES: tuple[EngineName, ...] = get_args(EngineName)
+if TYPE_CHECKING:
+    from llmos_grammar.models import LoadedModel
+
+# what --engine takes: auto, or an engine registered when the command line is built
+ENGINES: tuple[str, ...] = ("auto", *registry.ENGINES)
 
 
 def llamacpp_available() -> bool:
     """Whether `llama_cpp` (the llama-cpp-python package) can be imported."""
-    return importlib.util.find_spec("llama_cpp") is not None
+    return registry.ENGINES["llamacpp"].missing() is None
 
 
 def choose(
@@ -25,44 +29,43 @@ def choose(
     adapter: bool = False,
     engine_args: Mapping[str, str] | None = None,
 ) -> str:
-    """The engine for `ref`: `auto` is llamacpp for a GGUF model when llama_cpp imports,
-    and transformers otherwise or with a (torch) LoRA adapter. `vllm` only when asked
-    for; engine arguments are vLLM's, so other engines refuse them."""
+    """The engine for `ref`: `auto` takes the first registered engine whose `auto` fits the
+    model (a GGUF file, or any) and that can run here; with a (torch) LoRA adapter, only
+    engines that run adapters. Engine arguments go only to engines that take them."""
+    entry = _auto(ref, adapter) if requested == "auto" else engine_entry(requested)
+    if adapter and not entry.capabilities.adapters:
+        engines = _with("adapters")
+        raise ModelError(f"LoRA adapters run on the {engines} engine (--engine {engines})")
+    if engine_args and not entry.capabilities.takes_args:
+        names = ", ".join(sorted(engine_args))
+        raise ModelError(f"engine arguments ({names}) are for --engine {_with('takes_args')} only")
+    missing = entry.missing()
+    if missing is not None:
+        raise ModelError(missing)
+    return entry.name
+
+
+def _auto(ref: ModelRef, adapter: bool) -> EngineEntry:
     from llmos_grammar.models import resolve
 
-    if requested not in ENGINES:
-        raise ModelError(f"unknown engine {requested!r}; use one of: {', '.join(ENGINES)}")
-    if requested == "vllm":
-        if adapter:
-            raise ModelError("LoRA adapters run on the transformers engine (--engine transformers)")
-        return "vllm"
-    if engine_args:
-        names = ", ".join(sorted(engine_args))
-        raise ModelError(f"engine arguments ({names}) are for --engine vllm only")
-    if requested == "llamacpp":
-        if adapter:
-            raise ModelError("LoRA adapters run on the transformers engine (--engine transformers)")
-        if not llamacpp_available():
-            raise ModelError(
-                "the llamacpp engine needs llama-cpp-python: pip install llama-cpp-python"
-            )
-        return "llamacpp"
-    if requested == "transformers" or adapter:
-        return "transformers"
-    _, gguf = resolve(ref)
-    return "llamacpp" if gguf is not None and llamacpp_available() else "transformers"
+    gguf = resolve(ref)[1] is not None
+    for entry in registry.ENGINES.values():
+        fits = entry.auto == "any" or (entry.auto == "gguf" and gguf)
+        if fits and (entry.capabilities.adapters or not adapter) and entry.missing() is None:
+            return entry
+    raise ModelError(
+        f"no engine can run {ref.name!r} here; install one of: {', '.join(registry.ENGINES)}"
+    )
 
 
-def load_for(engine: str, ref: ModelRef, engine_args: Mapping[str, str] | None = None) -> Any:
+def _with(capability: str) -> str:
+    """The registered engines that have `capability` (for messages)."""
+    names = [n for n, e in registry.ENGINES.items() if getattr(e.capabilities, capability)]
+    return " or ".join(names) or "no"
+
+
+def load_for(
+    engine: str, ref: ModelRef, engine_args: Mapping[str, str] | None = None
+) -> LoadedModel:
     """The LoadedModel of `ref` for a chosen engine."""
-    if engine == "vllm":
-        from llmos_grammar.engines.vllm import load_vllm
-
-        return load_vllm(ref, engine_args or {})
-    if engine == "llamacpp":
-        from llmos_grammar.engines.llamacpp import load_llamacpp
-
-        return load_llamacpp(ref)
-    from llmos_grammar.models import load_model
-
-    return load_model(ref)
+    return engine_entry(engine).loader()(ref, engine_args or {})

@@ -19,19 +19,17 @@ step writes its new columns in place instead of copying the whole cache.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmos_grammar.engines import (
-    EngineCounters,
-    first_shares,
-    refeed_last,
-    shared_prefix,
-)
+from llmos_grammar.engines.base import Capabilities, EngineCounters
 from llmos_grammar.engines.onednn import use_onednn_linears
+from llmos_grammar.engines.registry import ENGINES
+from llmos_grammar.engines.rows import first_shares, refeed_last, shared_prefix
 from llmos_grammar.errors import ModelError
-from llmos_grammar.models import LoadedModel
+from llmos_grammar.ir import ModelRef
+from llmos_grammar.models import LoadedModel, load_model
 
 MIN_SHARED = 16  # shortest shared prefix worth pinning instead of recomputing
 CHUNK = 512  # tokens per forward pass; longer feeds are split
@@ -59,6 +57,8 @@ class _Pack:
 class TransformersEngine:
     """Rows of one causal LM packed into one KV cache (see the module docstring)."""
 
+    capabilities: Capabilities = ENGINES["transformers"].capabilities
+
     def __init__(self, lm: LoadedModel, *, compact_min: int = 64) -> None:
         import torch
 
@@ -82,6 +82,8 @@ class TransformersEngine:
     def open_row(self) -> int:
         import torch
 
+        if self.cache is None:
+            raise RuntimeError("the transformers engine is closed")
         handle = self._next
         self._next += 1
         if self._free:
@@ -119,6 +121,18 @@ class TransformersEngine:
         self.live[r.slot] = False
         self._free.append(r.slot)
         self._trim_tail()
+
+    def context_window(self) -> int | None:
+        """The model's positions (`max_position_embeddings` of its config)."""
+        positions = getattr(self.lm.model.config, "max_position_embeddings", None)
+        return positions if isinstance(positions, int) and positions > 0 else None
+
+    def close(self) -> None:
+        """Drop the KV cache and every row (the weights belong to the LoadedModel)."""
+        self._rows.clear()
+        self.cache = None
+        self.live = self.live[:0, :0]
+        self.pinned = self.pinned[:0]
 
     @property
     def width(self) -> int:
@@ -290,4 +304,15 @@ def _cache_keyword(model: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
-__all__ = ["TransformersEngine"]
+def load_transformers(ref: ModelRef, engine_args: Mapping[str, str]) -> LoadedModel:
+    """The registry's loader: the model and tokenizer in torch (no engine arguments)."""
+    return load_model(ref)
+
+
+def start_engine(lm: LoadedModel, prefix: Sequence[int]) -> TransformersEngine:
+    """The registry's starter. The first prompt long enough is pinned as it comes, so the
+    prompt every row starts with (`prefix`) needs no computing ahead."""
+    return TransformersEngine(lm)
+
+
+__all__ = ["TransformersEngine", "load_transformers", "start_engine"]

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
-from llmos_grammar.engines import AnyEngine, SegmentEngine
+from llmos_grammar.engines import Engine, LogitsEngine, SegmentEngine, gives_logits, gives_segments
 from llmos_grammar.ir import Sampling
 from llmos_grammar.runtime.events import Event
 from llmos_grammar.runtime.host import RunHost
@@ -67,7 +67,10 @@ class Batch:
         self.waiting = deque(jobs)
         self.size = size
         self.sampling = sampling
-        self.engine: AnyEngine = rt.new_engine()
+        self.engine: Engine = rt.new_engine()
+        logits = self.engine.capabilities.output == "logits"
+        self.logits: LogitsEngine | None = gives_logits(self.engine) if logits else None
+        self.segments: SegmentEngine | None = None if logits else gives_segments(self.engine)
         self.slots: dict[int, _Slot] = {}
 
     def events(self) -> Generator[RowEvent, None, None]:
@@ -111,10 +114,10 @@ class Batch:
                     yield from self._advance(slot, future.result())
 
     def _forward(self, steps: list[_Slot]) -> Iterator[RowEvent]:
-        if isinstance(self.engine, SegmentEngine):
-            raise TypeError("a segment engine gives no logits: its rows ask for segments")
+        if self.logits is None:
+            raise TypeError("an engine that gives segments gives no logits: rows ask for segments")
         requests = [s.step for s in steps if s.step is not None]
-        replies = step_rows(self.engine, self.rt.masks, self.rt.mask_worker, requests)
+        replies = step_rows(self.logits, self.rt.masks, self.rt.mask_worker, requests)
         for slot, reply in zip(steps, replies, strict=True):
             slot.step = None
             yield from self._advance(slot, reply)
@@ -140,9 +143,9 @@ class Batch:
                 slot.is_action = True
                 return
             if isinstance(item, Generate):
-                if not isinstance(self.engine, SegmentEngine):
-                    raise TypeError("a segment was asked of a token-level engine")
-                slot.action = self.engine.generate(item.row, item.params)
+                if self.segments is None:
+                    raise TypeError("a segment was asked of an engine that gives logits")
+                slot.action = self.segments.generate(item.row, item.params)
                 slot.is_action = False
                 return
             yield RowEvent(row, slot.job.task_index, slot.job.sample, item)
@@ -154,6 +157,7 @@ class Batch:
             if slot.action is not None and not slot.is_action:
                 slot.action.cancel()  # a segment not yet sent is not sent
             slot.gen.close()
+            slot.run.seq.close()  # the engine outlives the batch: give the row back
         self.slots.clear()
         if not finished and running:
             self.rt.abort_actions(running)

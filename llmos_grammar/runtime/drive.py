@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from llmos_grammar.engines import Engine
+from llmos_grammar.engines import Engine, gives_logits
 from llmos_grammar.runtime.events import Event
 from llmos_grammar.runtime.loop import Run
 from llmos_grammar.runtime.requests import ActionCall, Generate, Step
@@ -44,6 +44,7 @@ def drive(run: Run, engine: Engine) -> Iterator[Event]:
     (and a persistent interpreter with them); the KeyboardInterrupt goes on.
     """
     rt = run.rt
+    logits = gives_logits(engine)  # a Session refuses engines that give segments up front
     gen = run.events()
     reply: Any = None
     error: BaseException | None = None
@@ -56,7 +57,7 @@ def drive(run: Run, engine: Engine) -> Iterator[Event]:
             reply, error = None, None
             if isinstance(item, Step):
                 with deferred_interrupt():
-                    reply = step_rows(engine, rt.masks, rt.mask_worker, [item])[0]
+                    reply = step_rows(logits, rt.masks, rt.mask_worker, [item])[0]
             elif isinstance(item, ActionCall):
                 try:
                     reply = rt.call_action(item.action, item.text)
@@ -65,8 +66,8 @@ def drive(run: Run, engine: Engine) -> Iterator[Event]:
                     raise
                 except Exception as exc:  # handed to the run, as a batch does
                     error = exc
-            elif isinstance(item, Generate):  # Session refuses segment engines up front
-                raise TypeError("drive() steps token-level engines only")
+            elif isinstance(item, Generate):
+                raise TypeError("drive() steps engines that give logits only")
             else:
                 yield item
     finally:

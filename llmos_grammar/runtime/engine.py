@@ -7,8 +7,8 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from llmos_grammar.constraints import Compiled, Enforcement, compile_constraint
-from llmos_grammar.engines import AnyEngine
+from llmos_grammar.constraints import Compiled, Enforcement, MaskBuffer, compile_constraint
+from llmos_grammar.engines import Engine, engine_entry
 from llmos_grammar.ir import (
     ActionPolicy,
     Budgets,
@@ -23,7 +23,6 @@ from llmos_grammar.results import ActionResult
 from llmos_grammar.runtime.batch import Batch, Job, RowEvent
 from llmos_grammar.runtime.events import DoneEvent, Event, Result
 from llmos_grammar.runtime.host import LogitsProcessor
-from llmos_grammar.runtime.masks import BatchMasks
 
 ACTION_THREADS = 16
 
@@ -58,6 +57,7 @@ class Runtime:
         engine_args: Mapping[str, str] | None = None,
     ) -> None:
         self.machine = machine
+        self._owns_model = not isinstance(model, LoadedModel)
         if isinstance(model, LoadedModel):
             self.lm = model
         else:
@@ -67,9 +67,13 @@ class Runtime:
             ref = ModelRef(name=ref) if isinstance(ref, str) else ref
             name = choose(engine or machine.engine, ref, engine_args=engine_args)
             self.lm = load_for(name, ref, engine_args)
-        if logits_processors and self.lm.engine == "vllm":
-            raise ValueError("logits processors need a token-level engine, not vllm")
-        self._engine: AnyEngine | None = None
+        self.capabilities = engine_entry(self.lm.engine).capabilities
+        if logits_processors and self.capabilities.output != "logits":
+            self._close_model()
+            raise ValueError(
+                f"logits processors need an engine that gives logits, not {self.lm.engine}"
+            )
+        self._engine: Engine | None = None
         self.sampling = sampling or machine.sampling
         self.budgets = budgets or machine.budgets
         self.logits_processors: Sequence[LogitsProcessor] = tuple(logits_processors)
@@ -80,7 +84,7 @@ class Runtime:
         self._action_locks: dict[str, threading.Lock] = {}
         self._actions: ThreadPoolExecutor | None = None
         self.table = self.lm.token_table()
-        self.masks = BatchMasks(self.table.vocab_size)
+        self.masks = MaskBuffer(self.table.vocab_size)
         self.mask_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-mask")
         self.constraints: dict[str, Compiled] = {}
         self.enforcement: dict[str, Enforcement] = {}  # which backend enforces each state
@@ -99,10 +103,13 @@ class Runtime:
 
     def run(self, task: str) -> Result:
         """Run to the end and return the Result."""
-        for event in self.stream(task):
+        result: Result | None = None
+        for event in self.stream(task):  # to its end, so that the row is given back
             if isinstance(event, DoneEvent):
-                return event.result
-        raise RuntimeError("the run ended without a result")
+                result = event.result
+        if result is None:
+            raise RuntimeError("the run ended without a result")
+        return result
 
     def stream_batch(
         self,
@@ -140,40 +147,20 @@ class Runtime:
     # ---- what runs need (RunHost) ----------------------------------------------------
     @property
     def engine_name(self) -> str:
-        """The engine this runtime decodes with: "transformers", "llamacpp" or "vllm"."""
+        """The registered engine this runtime decodes with (shown to people)."""
         return self.lm.engine
 
-    def new_engine(self) -> AnyEngine:
-        """The engine for a batch of rows.
+    def new_engine(self) -> Engine:
+        """The runtime's engine, started on first use and kept until `close`: every batch,
+        run and session of this runtime opens its rows there. Its rows start with the
+        spec's prompt before the task, which an engine may compute once for all."""
+        if self._engine is None:
+            from llmos_grammar.engines import start_engine
+            from llmos_grammar.runtime.prompt import task_free_ids
 
-        transformers: a fresh shared cache per batch. llama.cpp: one context for
-        the runtime's life; its rows are independent sequences, so batches share it.
-        vllm: one client of the server for the runtime's life (rows are requests).
-        """
-        if self.lm.engine == "vllm":
-            if self._engine is None:
-                from llmos_grammar.engines.vllm.engine import VLLMEngine
-
-                self._engine = VLLMEngine(self.lm.model)
-            return self._engine
-        if self.lm.engine == "llamacpp":
-            if self._engine is None:
-                self._engine = self._llamacpp_engine()
-            return self._engine
-        from llmos_grammar.engines.transformers import TransformersEngine
-
-        return TransformersEngine(self.lm)
-
-    def _llamacpp_engine(self) -> AnyEngine:
-        """The llama.cpp context, its rows sharing the spec's prompt before the task (computed
-        once, or read from the prefix store when an earlier process computed it)."""
-        from llmos_grammar.engines.llamacpp import LlamaCppEngine, prefix_store
-        from llmos_grammar.runtime.prompt import task_free_ids
-
-        engine = LlamaCppEngine(self.lm.model)
-        pinned = task_free_ids(self.machine.prompt, self.lm.tokenizer)
-        engine.pin_prefix(pinned, prefix_store(self.lm.model))
-        return engine
+            prefix = task_free_ids(self.machine.prompt, self.lm.tokenizer)
+            self._engine = start_engine(self.lm, prefix)
+        return self._engine
 
     def runner(self) -> Any:
         """The action runner (the policy's ActionRunner unless one was given)."""
@@ -233,17 +220,21 @@ class Runtime:
         runner.close()
 
     def close(self) -> None:
-        """End the action runner's sessions (when this runtime created it) and the threads."""
+        """End the threads, close the engine, the model (when this runtime loaded it) and
+        the action runner's sessions (when this runtime created it). Once is enough."""
         if self._actions is not None:
             self._actions.shutdown(wait=True)
             self._actions = None
         self.mask_worker.shutdown(wait=True)
-        if self.lm.engine == "vllm" and self._engine is not None:
-            from llmos_grammar.engines.vllm.engine import VLLMEngine
-
-            if isinstance(self._engine, VLLMEngine):
-                self._engine.close()
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+        self._close_model()
         self._close_runner()
+
+    def _close_model(self) -> None:
+        if self._owns_model:
+            self.lm.close()
 
     def __enter__(self) -> Runtime:
         return self

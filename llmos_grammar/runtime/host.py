@@ -6,12 +6,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
-from llmos_grammar.constraints import Compiled, TokenTable
-from llmos_grammar.engines import AnyEngine
+from llmos_grammar.constraints import Compiled, MaskBuffer, TokenTable
+from llmos_grammar.engines import Engine
 from llmos_grammar.ir import Budgets, Machine, Sampling
 from llmos_grammar.models import LoadedModel
 from llmos_grammar.results import ActionResult
-from llmos_grammar.runtime.masks import BatchMasks
 
 LogitsProcessor = Callable[[str, str, Any], None]  # (state, state text, logits row) -> None
 
@@ -24,11 +23,11 @@ class RunHost(Protocol):
     budgets: Budgets
     sampling: Sampling
     logits_processors: Sequence[LogitsProcessor]
-    masks: BatchMasks
+    masks: MaskBuffer
     mask_worker: ThreadPoolExecutor
 
-    def new_engine(self) -> AnyEngine:
-        """A fresh engine for a batch of rows."""
+    def new_engine(self) -> Engine:
+        """The engine every row of the host opens on."""
         ...
 
     def call_action(self, action: str, text: str) -> ActionResult:

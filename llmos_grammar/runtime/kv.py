@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmos_grammar.engines import AnyEngine, SegmentEngine
+from llmos_grammar.engines import AnyEngine, gives_logits
 from llmos_grammar.models import LoadedModel
 from llmos_grammar.runtime.pieces import Piece, encode_pieces, joined
 
@@ -63,9 +63,7 @@ class KVSequence:
 
     def flush(self) -> Any:
         """Feed every queued token in one forward pass of this row alone; return the logits."""
-        if isinstance(self.engine, SegmentEngine):
-            raise TypeError("a segment engine gives no logits")
-        return self.engine.forward([self.row])[self.row]
+        return gives_logits(self.engine).forward([self.row])[self.row]
 
     def close(self) -> None:
         """Give the row back to the engine."""

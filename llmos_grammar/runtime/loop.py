@@ -13,11 +13,11 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from llmos_grammar.engines import SegmentEngine
+from llmos_grammar.constraints import apply_mask
+from llmos_grammar.engines import gives_logits
 from llmos_grammar.errors import DecodeError
 from llmos_grammar.ir import ActionState, FinalState, GrammarState, TextState
 from llmos_grammar.runtime.events import DoneEvent, Event, Result, Stop, StopReason, TokenEvent
-from llmos_grammar.runtime.masks import apply_mask
 from llmos_grammar.runtime.pieces import joined, trusted
 from llmos_grammar.runtime.prompt import encode, prompt_pieces
 from llmos_grammar.runtime.requests import MatcherError, Reply, Request, Step, StepReply
@@ -120,8 +120,7 @@ class Run(SegmentDecode):
         request = Step(self.seq.row, matcher)
         reply = yield request
         if reply is None:  # driven by hand: step this row alone
-            engine = self.seq.engine
-            assert not isinstance(engine, SegmentEngine)
+            engine = gives_logits(self.seq.engine)
             reply = step_rows(engine, self.rt.masks, self.rt.mask_worker, [request])[0]
         if not isinstance(reply, StepReply):
             raise TypeError(f"a step was answered with {type(reply).__name__}")

@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Generator
 
 from llmos_grammar.engines import SegmentEngine, SegmentOutput, SegmentParams
-from llmos_grammar.engines.vllm.grammar import lark_for_vllm
 from llmos_grammar.errors import DecodeError
 from llmos_grammar.ir import GrammarState, TextState
 from llmos_grammar.runtime import triggers as trig
@@ -27,14 +26,6 @@ from llmos_grammar.runtime.row import Steps
 from llmos_grammar.runtime.token_replay import TokenReplay, Visit
 
 CONSTRAINED_SLACK = 16  # extra tokens a constrained segment may take for grammar-forced text
-
-
-def segment_grammar(state: TextState | GrammarState) -> str | None:
-    """The state's constraint as the Lark text sent with each of its segments."""
-    if state.constraint is None:
-        return None
-    close = state.close if isinstance(state, GrammarState) else None
-    return lark_for_vllm(state.constraint, close)
 
 
 class SegmentDecode(TokenReplay):
@@ -127,7 +118,8 @@ class SegmentDecode(TokenReplay):
             max_tokens=max(1, left),
             stop=stop,
             stop_ids=tuple(sorted(self.rt.lm.eos_ids)),
-            grammar=segment_grammar(state),
+            constraint=state.constraint,
+            close=state.close if isinstance(state, GrammarState) else None,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             top_k=sampling.top_k,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from llmos_grammar.engines import Engine
-from llmos_grammar.runtime.masks import BatchMasks
+from llmos_grammar.constraints import MaskBuffer
+from llmos_grammar.engines import LogitsEngine
 from llmos_grammar.runtime.requests import Step, StepReply
 
 
 def step_rows(
-    engine: Engine, masks: BatchMasks, worker: ThreadPoolExecutor, steps: Sequence[Step]
+    engine: LogitsEngine, masks: MaskBuffer, worker: ThreadPoolExecutor, steps: Sequence[Step]
 ) -> list[StepReply]:
     """Replies in the order of `steps`.
 
@@ -19,7 +19,7 @@ def step_rows(
     `worker` while the model runs the forward pass.
     """
     constrained = [s.matcher for s in steps if s.matcher is not None]
-    pending = worker.submit(masks.compute, constrained) if constrained else None
+    pending = worker.submit(masks.fill, constrained) if constrained else None
     logits = engine.forward([s.row for s in steps])
     allowed = iter(pending.result()) if pending is not None else iter(())
     return [

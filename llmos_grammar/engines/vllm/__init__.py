@@ -8,17 +8,20 @@ where its tensor, pipeline and data parallelism apply unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmos_grammar.errors import ModelError
 from llmos_grammar.ir import ModelRef
 
+if TYPE_CHECKING:
+    from llmos_grammar.models import LoadedModel
 
-def load_vllm(ref: ModelRef, engine_args: Mapping[str, str]) -> Any:
+
+def load_vllm(ref: ModelRef, engine_args: Mapping[str, str]) -> LoadedModel:
     """A LoadedModel whose `model` is a VLLMServer (started unless `url=` names one).
 
     Only the tokenizer loads here: constraints, triggers and healing need it;
-    the weights live in the server.
+    the weights live in the server. Closing the LoadedModel stops a server it started.
     """
     from llmos_grammar.engines.vllm.args import default_dtype, vllm_options
     from llmos_grammar.engines.vllm.server import connect
@@ -32,8 +35,10 @@ def load_vllm(ref: ModelRef, engine_args: Mapping[str, str]) -> Any:
         raise ModelError(f"cannot load the tokenizer of {ref.name!r}: {exc}") from exc
     vocab, eos = _vocab_and_eos(folder, tokenizer)
     server = connect(options, folder, default_dtype(ref.dtype))
-    lm = LoadedModel(server, tokenizer, pick_device("cpu"), vocab, eos, ref.name, engine="vllm")
-    return lm
+    device = pick_device("cpu")
+    return LoadedModel(
+        server, tokenizer, device, vocab, eos, ref.name, engine="vllm", closer=server.close
+    )
 
 
 def _vocab_and_eos(folder: str, tokenizer: Any) -> tuple[int, frozenset[int]]:

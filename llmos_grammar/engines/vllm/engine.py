@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
-from llmos_grammar.engines import EngineCounters, SegmentOutput, SegmentParams
+from llmos_grammar.engines.base import Capabilities, EngineCounters, SegmentOutput, SegmentParams
+from llmos_grammar.engines.registry import ENGINES
 from llmos_grammar.engines.vllm.protocol import completion_body, read_completion
 from llmos_grammar.engines.vllm.server import VLLMServer, http_json
+
+if TYPE_CHECKING:
+    from llmos_grammar.models import LoadedModel
 
 IN_FLIGHT = 64  # requests open at once (rows of all batches of a runtime)
 
@@ -29,6 +34,8 @@ class VLLMEngine:
     Counters: a forward pass per request; tokens fed are prompt tokens beyond
     what the row's previous request held, plus a closed row's kept tail.
     """
+
+    capabilities: Capabilities = ENGINES["vllm"].capabilities
 
     def __init__(self, server: VLLMServer) -> None:
         self.server = server
@@ -101,6 +108,18 @@ class VLLMEngine:
             counters.forward_passes += passes
             counters.tokens_fed += tokens
 
+    def context_window(self) -> int | None:
+        """The server keeps its own limit (`max_model_len`) and refuses a longer row."""
+        return None
+
     def close(self) -> None:
-        """Stop taking requests (open ones finish on their threads)."""
+        """Stop taking requests (open ones finish on their threads); the server stays."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def start_engine(lm: LoadedModel, prefix: Sequence[int]) -> VLLMEngine:
+    """The registry's starter: a client of the model's server (its prefix cache shares the
+    prompt every row starts with, so `prefix` needs nothing here)."""
+    if not isinstance(lm.model, VLLMServer):
+        raise TypeError(f"the vllm engine talks to a VLLMServer, not {type(lm.model).__name__}")
+    return VLLMEngine(lm.model)

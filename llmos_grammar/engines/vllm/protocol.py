@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmos_grammar.engines import SegmentOutput, SegmentParams
+from llmos_grammar.engines.base import SegmentOutput, SegmentParams
+from llmos_grammar.engines.vllm.grammar import lark_for_vllm
 from llmos_grammar.errors import ModelError
 
 
@@ -34,8 +35,9 @@ def completion_body(model: str, ids: Sequence[int], params: SegmentParams) -> di
         body["stop"] = list(params.stop)
     if params.stop_ids:
         body["stop_token_ids"] = list(params.stop_ids)
-    if params.grammar is not None:
-        body["structured_outputs"] = {"grammar": params.grammar}
+    if params.constraint is not None:
+        grammar = lark_for_vllm(params.constraint, params.close)
+        body["structured_outputs"] = {"grammar": grammar}
     return body
 
 
