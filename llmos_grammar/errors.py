@@ -161,6 +161,10 @@ class SessionError(LlmosError):
     """A session cannot take an input (too long), or a saved session cannot be read."""
 
 
+class TraceError(LlmosError):
+    """A trace (JSON lines of events) cannot be read back."""
+
+
 @dataclass
 class Report:
     """All diagnostics collected while checking one or more files."""

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from llmos_grammar.actions import ActionResult
 from llmos_grammar.ir import Sampling
+from llmos_grammar.runtime import RowEvent
 from llmos_grammar.runtime.events import (
     ActionRecord,
     DoneEvent,
     Result,
-    Segment,
+    Span,
     Stats,
+    StopReason,
     TokenEvent,
 )
-
-
-@dataclass(frozen=True)
-class RowEvent:
-    row: int
-    task_index: int
-    sample: int
-    event: Any
 
 
 def calc_result(
@@ -31,7 +23,7 @@ def calc_result(
     answer: str,
     *,
     action: ActionResult | None = None,
-    stop: str = "final",
+    stop: StopReason = "final",
     stdout: str = "",
     tokens: int = 10,
 ) -> Result:
@@ -39,17 +31,17 @@ def calc_result(
     action = action or ActionResult(stdout=stdout)
     injected = f"\n[OUTPUT]\n{action.stdout}[/OUTPUT]\nThe answer is"
     transcript = (
-        Segment("code", "prompt", "<prompt>"),
-        Segment("code", "forced", "[CODE]\n"),
-        Segment("code", "model", code + "[/CODE]"),
-        Segment("run", "injected", injected),
-        Segment("answer", "model", answer),
+        Span("code", "prompt", "<prompt>"),
+        Span("code", "forced", "[CODE]\n"),
+        Span("code", "model", code + "[/CODE]"),
+        Span("run", "injected", injected),
+        Span("answer", "model", answer),
     )
     record = ActionRecord("run", "python", code, action, injected)
     return Result(
         text="".join(s.text for s in transcript[1:]),
         final_state="end" if stop == "final" else "answer",
-        stop_reason=stop,  # type: ignore[arg-type]
+        stop_reason=stop,
         message=f"stopped: {stop}",
         transcript=transcript,
         actions=(record,),
@@ -57,14 +49,14 @@ def calc_result(
     )
 
 
-def text_result(text: str, stop: str = "eos", tokens: int = 5) -> Result:
+def text_result(text: str, stop: StopReason = "eos", tokens: int = 5) -> Result:
     """A run with no action: the model's reply only."""
     return Result(
         text=text,
         final_state="answer",
-        stop_reason=stop,  # type: ignore[arg-type]
+        stop_reason=stop,
         message=f"stopped: {stop}",
-        transcript=(Segment("answer", "prompt", "<prompt>"), Segment("answer", "model", text)),
+        transcript=(Span("answer", "prompt", "<prompt>"), Span("answer", "model", text)),
         actions=(),
         stats=Stats(generated_tokens=tokens, decode_s=1.0),
     )

@@ -161,7 +161,8 @@ def test_a_registered_engine_runs_a_spec_end_to_end(scripted: EngineEntry) -> No
         result = rt.run("What is 6 times 7?")
         assert isinstance(STARTED[0], LogitsEngine)
     assert result.ok, result.message
-    assert result.text == "[CODE]\nprint(6 * 7)\n[/CODE]\n[OUTPUT]\n42\n[/OUTPUT]\nThe answer is 42.\n"
+    code, output = "[CODE]\nprint(6 * 7)\n[/CODE]", "\n[OUTPUT]\n42\n[/OUTPUT]\n"
+    assert result.text == code + output + "The answer is 42.\n"
     assert [a.result.stdout for a in result.actions] == ["42\n"]  # the real python action
     # one engine for the runtime; its row given back; engine and model closed with it
     assert len(STARTED) == 1 and STARTED[0].rows == {}

@@ -14,7 +14,7 @@ from llmos_grammar.runtime import triggers
 from llmos_grammar.runtime.events import TokenEvent, TransitionEvent
 from llmos_grammar.runtime.prompt import prompt_text
 from llmos_grammar.runtime.sampling import make_generator, sample
-from llmos_grammar.trace import TraceWriter, read_trace, transcript
+from llmos_grammar.trace import TraceWriter, read_events, read_trace, transcript
 from tests.test_runtime_helpers import tokenizer
 
 TRIGGERS = ["[CODE]", "[SQL]", "<run>"]
@@ -83,6 +83,12 @@ def test_trace_round_trip(tmp_path: Path) -> None:
     assert records[1]["token_ids"] == [1, 2] and records[2]["target"] == "code"
     assert transcript(records) == "Hi"
     assert all(json.loads(line) for line in path.read_text().splitlines())
+    typed = read_events(path)  # the same trace as the events that were written
+    assert typed.events == (
+        TokenEvent("talk", "Hi", (1, 2)),
+        TransitionEvent("talk", "code", "[CODE]"),
+    )
+    assert typed.header == records[0] and typed.transcript == "Hi"
 
 
 @pytest.mark.parametrize(

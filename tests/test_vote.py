@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmos_grammar.ir import Samples, Sampling
-from llmos_grammar.runtime.events import Segment
+from llmos_grammar.runtime.events import Span
 from llmos_grammar.runtime.vote import (
     final_answer,
     majority,
@@ -109,11 +109,11 @@ def test_state_text_is_the_last_visit(tmp_path: Path) -> None:
     result = replace(
         text_result(""),
         transcript=(
-            Segment("talk", "model", "first [CODE]"),
-            Segment("code", "model", "1+1\n[/CODE]"),
-            Segment("run", "injected", "[OUTPUT]2[/OUTPUT]"),
-            Segment("talk", "model", "so 2"),
-            Segment("talk", "forced", "."),
+            Span("talk", "model", "first [CODE]"),
+            Span("code", "model", "1+1\n[/CODE]"),
+            Span("run", "injected", "[OUTPUT]2[/OUTPUT]"),
+            Span("talk", "model", "so 2"),
+            Span("talk", "forced", "."),
         ),
     )
     assert state_text(result, machine, "talk") == "so 2."

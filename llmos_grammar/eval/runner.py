@@ -20,8 +20,7 @@ from llmos_grammar.runtime.events import DoneEvent
 from llmos_grammar.runtime.vote import VoteTable, majority
 
 if TYPE_CHECKING:
-    from llmos_grammar.runtime.batch import RowEvent
-    from llmos_grammar.runtime.events import Result
+    from llmos_grammar.runtime.events import Result, RowEvent
 
 
 class BatchRuntime(Protocol):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llmos_grammar.runtime.batch import RowEvent
 from llmos_grammar.runtime.engine import Runtime
+from llmos_grammar.runtime.event_json import event_from_json, event_to_json
 from llmos_grammar.runtime.events import (
     ActionFinished,
     ActionRecord,
@@ -12,11 +12,11 @@ from llmos_grammar.runtime.events import (
     Event,
     InjectedEvent,
     Result,
-    Segment,
+    RowEvent,
+    Span,
     Stats,
     TokenEvent,
     TransitionEvent,
-    event_to_json,
 )
 from llmos_grammar.runtime.session import Session
 
@@ -30,10 +30,11 @@ __all__ = [
     "Result",
     "RowEvent",
     "Runtime",
-    "Segment",
+    "Span",
     "Session",
     "Stats",
     "TokenEvent",
     "TransitionEvent",
+    "event_from_json",
     "event_to_json",
 ]

@@ -18,22 +18,12 @@ from typing import Any
 
 from llmos_grammar.engines import Engine, LogitsEngine, SegmentEngine, gives_logits, gives_segments
 from llmos_grammar.ir import Sampling
-from llmos_grammar.runtime.events import Event
+from llmos_grammar.runtime.events import RowEvent
 from llmos_grammar.runtime.host import RunHost
 from llmos_grammar.runtime.loop import Run
 from llmos_grammar.runtime.requests import ActionCall, Generate, Step
 from llmos_grammar.runtime.row import Steps
 from llmos_grammar.runtime.step import step_rows
-
-
-@dataclass(frozen=True)
-class RowEvent:
-    """An event of one (task, sample) of a batch; `row` is its engine row."""
-
-    row: int
-    task_index: int
-    sample: int
-    event: Event
 
 
 @dataclass(frozen=True)

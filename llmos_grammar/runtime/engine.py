@@ -20,8 +20,8 @@ from llmos_grammar.ir import (
 )
 from llmos_grammar.models import LoadedModel
 from llmos_grammar.results import ActionResult
-from llmos_grammar.runtime.batch import Batch, Job, RowEvent
-from llmos_grammar.runtime.events import DoneEvent, Event, Result
+from llmos_grammar.runtime.batch import Batch, Job
+from llmos_grammar.runtime.events import DoneEvent, Event, Result, RowEvent
 from llmos_grammar.runtime.host import LogitsProcessor
 
 ACTION_THREADS = 16

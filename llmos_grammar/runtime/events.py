@@ -1,9 +1,9 @@
-"""Typed events a run yields, and the Result it ends with."""
+"""Typed events a run yields, and the Result it ends with (event_json.py reads them back)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from llmos_grammar.results import ActionResult
 
@@ -81,12 +81,17 @@ class ActionRecord:
     output: str  # the rendered text injected into the context
 
 
+# where transcript text came from: the prompt, the model's sampling, forced (a trigger's
+# rest, a delimiter, grammar-forced tokens), or injected (an action's rendered output)
+Source = Literal["prompt", "model", "forced", "injected"]
+
+
 @dataclass(frozen=True)
-class Segment:
-    """One contiguous piece of the transcript and where it came from."""
+class Span:
+    """One contiguous span of the transcript, its state and where it came from."""
 
     state: str
-    source: Literal["prompt", "model", "forced", "injected"]
+    source: Source
     text: str
 
 
@@ -115,7 +120,7 @@ class Result:
     final_state: str
     stop_reason: StopReason
     message: str
-    transcript: tuple[Segment, ...]
+    transcript: tuple[Span, ...]
     actions: tuple[ActionRecord, ...]
     stats: Stats = field(default_factory=Stats)
     # For training: the ids as finally in the context. `chosen` has one entry per
@@ -143,18 +148,14 @@ class DoneEvent:
     kind: Literal["done"] = "done"
 
 
-Event = Union[  # noqa: UP007 (a runtime alias: `X | Y` of classes is fine, kept explicit)
-    TokenEvent, TransitionEvent, ActionStarted, ActionFinished, InjectedEvent, DoneEvent
-]
+Event = TokenEvent | TransitionEvent | ActionStarted | ActionFinished | InjectedEvent | DoneEvent
 
 
-def event_to_json(event: Event) -> dict[str, Any]:
-    """A JSON-ready dict for any event."""
-    if isinstance(event, DoneEvent):
-        return {"kind": "done", "result": event.result.to_json()}
-    if isinstance(event, ActionFinished):
-        return {**asdict(event), "result": event.result.to_json()}
-    data = asdict(event)
-    if "token_ids" in data:
-        data["token_ids"] = list(data["token_ids"])
-    return data
+@dataclass(frozen=True)
+class RowEvent:
+    """An event of one (task, sample) of a batch; `row` is its engine row."""
+
+    row: int
+    task_index: int
+    sample: int
+    event: Event

@@ -12,7 +12,7 @@ from llmos_grammar.ir import GrammarState, Sampling
 from llmos_grammar.runtime.events import (
     ActionRecord,
     Event,
-    Segment,
+    Span,
     Stats,
     Stop,
     TokenEvent,
@@ -54,7 +54,7 @@ class RowState:
         self.fed0 = seq.forward_tokens
         self.state = rt.machine.start
         self.captures: dict[str, str] = {}
-        self.segments: list[Segment] = []
+        self.segments: list[Span] = []
         self.actions: list[ActionRecord] = []
         self.stats = Stats()
         self.sampling = sampling or rt.sampling
@@ -69,9 +69,9 @@ class RowState:
     def add_text(self, source: Any, text: str) -> None:
         last = self.segments[-1] if self.segments else None
         if last and last.state == self.state and last.source == source:
-            self.segments[-1] = Segment(self.state, source, last.text + text)
+            self.segments[-1] = Span(self.state, source, last.text + text)
         elif text:
-            self.segments.append(Segment(self.state, source, text))
+            self.segments.append(Span(self.state, source, text))
 
     def _stream_text(self, data: bytes) -> str:
         return self.decoder.decode(data)

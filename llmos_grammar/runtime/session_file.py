@@ -9,7 +9,8 @@ from typing import Any
 
 from llmos_grammar.errors import Location, SessionError
 from llmos_grammar.ir import Machine
-from llmos_grammar.runtime.events import DoneEvent, event_to_json
+from llmos_grammar.runtime.event_json import event_to_json
+from llmos_grammar.runtime.events import DoneEvent
 
 
 def write_session(path: str | Path, machine: Machine, turns: Sequence[Any]) -> None:
