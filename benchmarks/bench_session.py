@@ -109,7 +109,7 @@ def main() -> int:
     rows = []
     with Session(machine) as session:
         rt = session.rt
-        engine = rt.new_engine()  # where the re-sent conversations go
+        engine = rt.engine()  # where the re-sent conversations go
         first_logits(rt, resend(session, engine, "warm up"))
         print(f"model {rt.lm.name}, engine {rt.engine_name}", file=sys.stderr)
         for turn, question in enumerate(QUESTIONS[: args.turns], 1):

@@ -287,7 +287,7 @@ def test_a_second_process_reads_the_spec_prompt_from_disk_and_decodes_the_same(
         runner = FakeRunner(ActionResult(stdout="4\n"))
         rt = Runtime(machine, lm(), runner=runner)
         result = rt.run("What is 2 + 2?")
-        runs.append((result.text, rt.new_engine().counters.tokens_fed))
+        runs.append((result.text, rt.engine().counters.tokens_fed))
     (first_text, first_fed), (second_text, second_fed) = runs
     assert second_text == first_text and "4" in first_text
     assert first_fed - second_fed == len(pinned)

@@ -60,7 +60,10 @@ def test_a_trace_reads_back_into_the_run_events(tmp_path: Path) -> None:
     ("record", "message"),
     [
         ({"kind": "tokens"}, "not an event: kind 'tokens'"),
-        ({"kind": "token", "state": "s", "text": 3, "token_ids": []}, "`text` must be a str, not int"),
+        (
+            {"kind": "token", "state": "s", "text": 3, "token_ids": []},
+            "`text` must be a str, not int",
+        ),
         ({"kind": "token", "state": "s", "text": "x", "token_ids": [1, True]}, "integers"),
         ({"kind": "action_finished", "state": "s", "action": "a"}, "`result` must hold objects"),
         ({"kind": "done", "result": {"text": "x"}}, "`final_state` must be a str"),

@@ -85,3 +85,54 @@ def test_the_graph_sees_type_only_and_relative_imports() -> None:
     edges = graph()
     assert "llmos_grammar.errors" in edges["llmos_grammar.ir"]
     assert "llmos_grammar.sandbox" in edges["llmos_grammar.actions.python"]  # package face
+
+
+# What the runtime may import of the engines and the constraints: their interfaces and
+# registries. An engine or a backend is reached through a registry, never by its name.
+INTERFACES = {
+    "llmos_grammar.engines",
+    "llmos_grammar.engines.base",
+    "llmos_grammar.engines.registry",
+    "llmos_grammar.engines.select",
+    "llmos_grammar.constraints",
+    "llmos_grammar.constraints.backend",
+    "llmos_grammar.constraints.mask",
+    "llmos_grammar.constraints.registry",
+    "llmos_grammar.constraints.tokens",
+}
+
+
+def named_imports(module: str, path: Path) -> set[str]:
+    """The llmos_grammar modules `module` imports by name (faces not followed)."""
+    known = modules()
+    found = set()
+    for name in imported_names(module, path):
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        found.add(name)
+    return found
+
+
+def test_the_runtime_imports_no_engine_or_backend_by_name() -> None:
+    wrong = {}
+    for module, path in modules().items():
+        if not module.startswith("llmos_grammar.runtime"):
+            continue
+        reached = {
+            name
+            for name in named_imports(module, path)
+            if name.startswith(("llmos_grammar.engines", "llmos_grammar.constraints"))
+        }
+        if reached - INTERFACES:
+            wrong[module] = sorted(reached - INTERFACES)
+    assert wrong == {}
+
+
+def test_the_import_check_sees_an_engine_imported_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text(
+        "from llmos_grammar.engines import Engine\n"
+        "def f():\n    from llmos_grammar.engines.llamacpp import LlamaCppEngine\n"
+    )
+    names = named_imports("llmos_grammar.runtime.m", path)
+    assert "llmos_grammar.engines.llamacpp" in names and "llmos_grammar.engines" in names

@@ -255,7 +255,7 @@ class ScriptedSegments:
 
 def run_segments(m: Any, engine: ScriptedSegments, runner: FakeRunner) -> tuple[Any, list[Any]]:
     rt = Runtime(m, tiny_model(), runner=runner)
-    rt.new_engine = lambda: engine  # type: ignore[method-assign]
+    rt.engine = lambda: engine  # type: ignore[method-assign]
     assert isinstance(engine, SegmentEngine)
     events = list(rt.stream("task"))
     done = events[-1]

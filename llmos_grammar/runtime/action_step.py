@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from llmos_grammar.errors import SpecError
-from llmos_grammar.ir import ActionState
+from llmos_grammar.ir import ActionState, Budgets
 from llmos_grammar.results import ActionResult
 from llmos_grammar.runtime.events import (
     ActionFinished,
@@ -14,49 +14,57 @@ from llmos_grammar.runtime.events import (
     InjectedEvent,
     Stop,
 )
-from llmos_grammar.runtime.pieces import format_pieces, joined
+from llmos_grammar.runtime.moves import Moves
+from llmos_grammar.runtime.pieces import Pieces, format_pieces, joined
 from llmos_grammar.runtime.requests import ActionCall
-from llmos_grammar.runtime.row import RowState, Steps
+from llmos_grammar.runtime.row import Row, Steps
 
 
-class ActionStep(RowState):
-    """A run's action states; the handler runs wherever the run's driver puts it."""
+class ActionStep:
+    """A row's action states; the handler runs wherever the run's driver puts it."""
 
-    def _action(self, state: ActionState) -> Steps:
-        """Check budgets, call the policy's action, queue its output, move on.
+    def __init__(self, moves: Moves, budgets: Budgets) -> None:
+        self.moves = moves
+        self.budgets = budgets
+
+    def run(self, row: Row, state: ActionState) -> Steps:
+        """Check budgets, ask for the policy's action, queue its output, move on.
 
         The run yields an `ActionCall`: only this row waits for the result, other
         rows of a batch keep decoding meanwhile.
         """
-        budgets = self.rt.budgets
-        if self.stats.actions >= budgets.max_actions:
-            raise Stop("max_actions", f"action budget exhausted: {budgets.max_actions} actions")
-        self._check_wall()
-        text = self.captures.get(state.input, "")
+        if row.stats.actions >= self.budgets.max_actions:
+            limit = self.budgets.max_actions
+            raise Stop("max_actions", f"action budget exhausted: {limit} actions")
+        self.moves.check_wall(row)
+        text = row.captures.get(state.input, "")
         yield ActionStarted(state.name, state.action, text)
         started = time.perf_counter()
         result = yield ActionCall(state.action, text)
-        if result is None:  # driven by hand: run it here
-            result = self.rt.call_action(state.action, text)
         if not isinstance(result, ActionResult):
             raise TypeError(f"an action call was answered with {type(result).__name__}")
-        self.stats.action_s += time.perf_counter() - started
-        self.stats.actions += 1
+        row.stats.action_s += time.perf_counter() - started
+        row.stats.actions += 1
         yield ActionFinished(state.name, state.action, result)
         if result.refused is not None and state.on_error is None:
-            self.actions.append(ActionRecord(state.name, state.action, text, result, ""))
+            row.actions.append(ActionRecord(state.name, state.action, text, result, ""))
             raise Stop("refused", f"action {state.action!r} refused: {result.refused}")
         # A refusal with somewhere to go on error is told to the model like any failure.
-        template = state.output if result.ok else (state.error_output or state.output)
-        target = state.next if result.ok else (state.on_error or state.next)
-        try:
-            # the template's own text may make special tokens; the action's output may not
-            pieces = format_pieces(template, result.template_fields())
-        except (KeyError, IndexError, ValueError) as exc:
-            raise SpecError(f"state {state.name!r}: bad output template: {exc}") from exc
+        pieces = _rendered(state, result)
         rendered = joined(pieces)
-        self.actions.append(ActionRecord(state.name, state.action, text, result, rendered))
-        n = self.queue_text(pieces)  # resumes on the existing cache at the next step
-        self.add_text("injected", rendered)
+        row.actions.append(ActionRecord(state.name, state.action, text, result, rendered))
+        n = self.moves.queue_text(row, pieces)  # resumes on the existing cache at the next step
+        row.add_text("injected", rendered)
         yield InjectedEvent(state.name, rendered, n)
-        yield from self.enter(target, "ok" if result.ok else "error")
+        target = state.next if result.ok else (state.on_error or state.next)
+        yield from self.moves.enter(row, target, "ok" if result.ok else "error")
+
+
+def _rendered(state: ActionState, result: ActionResult) -> Pieces:
+    """The state's output (or error output) template over the result's fields: the
+    template's own text may make special tokens; the action's output may not."""
+    template = state.output if result.ok else (state.error_output or state.output)
+    try:
+        return format_pieces(template, result.template_fields())
+    except (KeyError, IndexError, ValueError) as exc:
+        raise SpecError(f"state {state.name!r}: bad output template: {exc}") from exc

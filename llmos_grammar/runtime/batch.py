@@ -57,7 +57,7 @@ class Batch:
         self.waiting = deque(jobs)
         self.size = size
         self.sampling = sampling
-        self.engine: Engine = rt.new_engine()
+        self.engine: Engine = rt.engine()
         logits = self.engine.capabilities.output == "logits"
         self.logits: LogitsEngine | None = gives_logits(self.engine) if logits else None
         self.segments: SegmentEngine | None = None if logits else gives_segments(self.engine)

@@ -22,7 +22,7 @@ from llmos_grammar.models import LoadedModel
 from llmos_grammar.results import ActionResult
 from llmos_grammar.runtime.batch import Batch, Job
 from llmos_grammar.runtime.events import DoneEvent, Event, Result, RowEvent
-from llmos_grammar.runtime.host import LogitsProcessor
+from llmos_grammar.runtime.token_decode import LogitsProcessor
 
 ACTION_THREADS = 16
 
@@ -150,7 +150,7 @@ class Runtime:
         """The registered engine this runtime decodes with (shown to people)."""
         return self.lm.engine
 
-    def new_engine(self) -> Engine:
+    def engine(self) -> Engine:
         """The runtime's engine, started on first use and kept until `close`: every batch,
         run and session of this runtime opens its rows there. Its rows start with the
         spec's prompt before the task, which an engine may compute once for all."""

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Protocol
 
 from llmos_grammar.constraints import Compiled, MaskBuffer, TokenTable
 from llmos_grammar.engines import Engine
 from llmos_grammar.ir import Budgets, Machine, Sampling
 from llmos_grammar.models import LoadedModel
 from llmos_grammar.results import ActionResult
-
-LogitsProcessor = Callable[[str, str, Any], None]  # (state, state text, logits row) -> None
+from llmos_grammar.runtime.token_decode import LogitsProcessor
 
 
 class RunHost(Protocol):
+    """The runtime as its runs and their drivers see it."""
+
     machine: Machine
     lm: LoadedModel
     table: TokenTable
@@ -26,7 +27,7 @@ class RunHost(Protocol):
     masks: MaskBuffer
     mask_worker: ThreadPoolExecutor
 
-    def new_engine(self) -> Engine:
+    def engine(self) -> Engine:
         """The engine every row of the host opens on."""
         ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmos_grammar.engines import AnyEngine, gives_logits
+from llmos_grammar.engines import Engine, gives_logits, start_engine
 from llmos_grammar.models import LoadedModel
 from llmos_grammar.runtime.pieces import Piece, encode_pieces, joined
 
@@ -13,19 +13,17 @@ from llmos_grammar.runtime.pieces import Piece, encode_pieces, joined
 class KVSequence:
     """One row of an engine: its ids, the part already cached, the next-token logits.
 
-    With no engine given, the sequence has a `TransformersEngine` of its own.
+    With no engine given, the sequence has an engine of its own (the model's).
     Alongside the ids it keeps `chosen`: 1 for each id the model sampled and
     kept, 0 for everything fed without sampling; and `floor`, the shortest the
     sequence has been since `mark_floor` (the prompt, minus any healed token).
     """
 
-    def __init__(self, lm: LoadedModel, engine: AnyEngine | None = None) -> None:
+    def __init__(self, lm: LoadedModel, engine: Engine | None = None) -> None:
         if engine is None:
-            from llmos_grammar.engines.transformers import TransformersEngine
-
-            engine = TransformersEngine(lm)
+            engine = start_engine(lm)
         self.lm = lm
-        self.engine: AnyEngine = engine
+        self.engine: Engine = engine
         self.row = engine.open_row()
         self.chosen: list[int] = []
         self.floor = 0

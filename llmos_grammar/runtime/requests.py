@@ -1,19 +1,21 @@
-"""What a row's run asks of its driver (a forward step, an action) and what it gets back.
+"""What a row's run asks of its driver (a forward step, a segment, an action) and the replies.
 
 A run is a generator of events and requests. The driver answers a `Step`
-with a `StepReply`, a `Generate` (segment engines) with the `SegmentOutput`
-and an `ActionCall` with the `ActionResult`; answering None makes the run do
-the work itself, alone (a run driven by hand).
+with a `StepReply`, a `Generate` with the engine's `SegmentOutput` and an
+`ActionCall` with the `ActionResult`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING
 
-from llmos_grammar.constraints.backend import MatcherError
+from llmos_grammar.constraints import Matcher, MatcherError
 from llmos_grammar.engines import SegmentOutput, SegmentParams
 from llmos_grammar.results import ActionResult
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -21,18 +23,18 @@ class Step:
     """Feed the row's pending ids; reply with its next-token logits and the matcher's mask."""
 
     row: int
-    matcher: Any  # an LLGuidanceConstraint (or anything with fill_mask), or None
+    matcher: Matcher | None
 
 
 @dataclass(frozen=True)
 class StepReply:
-    logits: Any  # float32 (vocab,) for this row; the run clones it before editing
-    allowed: Any = None  # bool (vocab,) tensor, a MatcherError, or None without a matcher
+    logits: Tensor  # float32 (vocab,) for this row; the run clones it before editing
+    allowed: Tensor | MatcherError | None = None  # bool (vocab,); the error; None: no matcher
 
 
 @dataclass(frozen=True)
 class Generate:
-    """Continue the row's ids by one segment (a segment engine); reply with its output."""
+    """Continue the row's ids by one segment (an engine that gives segments)."""
 
     row: int
     params: SegmentParams
@@ -46,7 +48,7 @@ class ActionCall:
     text: str
 
 
-Request = Union[Step, Generate, ActionCall]  # noqa: UP007 (a runtime alias)
-Reply = Union[StepReply, SegmentOutput, ActionResult, None]  # noqa: UP007
+Request = Step | Generate | ActionCall
+Reply = StepReply | SegmentOutput | ActionResult | None  # None: a run's first `send`
 
 __all__ = ["ActionCall", "Generate", "MatcherError", "Reply", "Request", "Step", "StepReply"]

@@ -1,109 +1,93 @@
-"""The state of one run (one row of a batch): its sequence, texts, captures, stats, budgets."""
+"""A row: the data of one run (one row of a batch), and nothing that acts on it.
+
+What acts on a row is handed to its run (loop.py): `Moves` (shared moves:
+queue text, enter a state, budgets), `TokenReplay` (what one token does),
+`ActionStep` (an action state), and `TokenDecode` or `SegmentDecode` (a text or
+grammar state, by what the engine gives).
+"""
 
 from __future__ import annotations
 
 import codecs
 import time
-from collections.abc import Generator, Sequence
-from typing import Any
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from llmos_grammar.engines import AnyEngine
-from llmos_grammar.ir import GrammarState, Sampling
-from llmos_grammar.runtime.events import (
-    ActionRecord,
-    Event,
-    Span,
-    Stats,
-    Stop,
-    TokenEvent,
-    TransitionEvent,
-)
-from llmos_grammar.runtime.host import RunHost
-from llmos_grammar.runtime.kv import KVSequence, heal_append
-from llmos_grammar.runtime.pieces import Piece, Pieces, trusted
+from llmos_grammar.ir import Sampling
+from llmos_grammar.runtime.events import ActionRecord, Event, Source, Span, Stats
+from llmos_grammar.runtime.kv import KVSequence
+from llmos_grammar.runtime.pieces import Pieces
 from llmos_grammar.runtime.requests import Reply, Request
-from llmos_grammar.runtime.sampling import make_generator
+from llmos_grammar.runtime.sampling import row_seed, seeded_generator
+
+if TYPE_CHECKING:
+    import torch
 
 # A run yields events and requests; its driver sends replies back (see requests.py).
 Steps = Generator[Event | Request, Reply, None]
 
 
-class RowState:
-    """Everything one run owns; `Run` adds the decode loop on top."""
+def _utf8() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")
 
-    def __init__(
-        self,
-        rt: RunHost,
-        task: str,
-        *,
-        engine: AnyEngine | None = None,
-        sampling: Sampling | None = None,
-        key: tuple[int, int] = (0, 0),
-        seq: KVSequence | None = None,
-        turn: Pieces | None = None,
-    ) -> None:
-        self.rt = rt
-        self.task = task
-        if seq is None:
-            seq = KVSequence(rt.lm, engine if engine is not None else rt.new_engine())
-        self.seq = seq
-        # A run that continues a sequence (a session's next turn) appends `turn`
-        # instead of the whole prompt; its stats count from where the row stood.
-        self.turn = turn
-        self.passes0 = seq.forward_passes
-        self.fed0 = seq.forward_tokens
-        self.state = rt.machine.start
-        self.captures: dict[str, str] = {}
-        self.segments: list[Span] = []
-        self.actions: list[ActionRecord] = []
-        self.stats = Stats()
-        self.sampling = sampling or rt.sampling
-        self.generator = make_generator(self.sampling, key)
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.t0 = time.perf_counter()
-        self.first_token_at: float | None = None
-        # decoding starts here: the first token's step, or the first segment's request
-        self.decode_from: float | None = None
 
-    # ---- text bookkeeping -------------------------------------------------
-    def add_text(self, source: Any, text: str) -> None:
-        last = self.segments[-1] if self.segments else None
+@dataclass
+class Row:
+    """Everything one run owns: its token sequence, state, captures, transcript, stats."""
+
+    task: str
+    seq: KVSequence
+    state: str  # the state the row is in
+    sampling: Sampling
+    seed: int | None  # this row's seed (from the spec's and the row's key), None: unseeded
+    generator: torch.Generator | None  # seeded from `seed`, for the token-level sampler
+    # A run that continues a sequence (a session's next turn) appends `turn` instead
+    # of the whole prompt; its stats count from where the row stood.
+    turn: Pieces | None = None
+    captures: dict[str, str] = field(default_factory=dict)  # state -> the text it captured
+    transcript: list[Span] = field(default_factory=list)
+    actions: list[ActionRecord] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    decoder: codecs.IncrementalDecoder = field(default_factory=_utf8)  # streamed text
+    t0: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    decode_from: float | None = None  # the first token's step, or the first segment's request
+    passes0: int = 0  # the row's engine counters when the run began
+    fed0: int = 0
+    segments_asked: int = 0  # segment requests made (each gets its own seed)
+
+    def add_text(self, source: Source, text: str) -> None:
+        """Add text to the transcript, joining it to the last span of the same state and source."""
+        last = self.transcript[-1] if self.transcript else None
         if last and last.state == self.state and last.source == source:
-            self.segments[-1] = Span(self.state, source, last.text + text)
+            self.transcript[-1] = Span(self.state, source, last.text + text)
         elif text:
-            self.segments.append(Span(self.state, source, text))
+            self.transcript.append(Span(self.state, source, text))
 
-    def _stream_text(self, data: bytes) -> str:
+    def stream_text(self, data: bytes) -> str:
+        """The text of `data` so far (a UTF-8 character split across tokens waits)."""
         return self.decoder.decode(data)
 
-    def queue_text(self, text: Sequence[Piece]) -> int:
-        """Append `text` (fed at the next step), healing the token boundary before it;
-        only its trusted pieces may make special tokens."""
-        return heal_append(self.seq, self.rt.table, self.rt.lm.tokenizer, text)
 
-    # ---- moves and budgets ----------------------------------------------------
-    def enter(self, target: str, trigger: str, announce: bool = True) -> Steps:
-        if announce:
-            yield TransitionEvent(self.state, target, trigger)
-        self.state = target
-        state = self.rt.machine.states[target]
-        if isinstance(state, GrammarState) and state.open:
-            self.queue_text(trusted(state.open))
-            self.add_text("forced", state.open)
-            yield TokenEvent(target, state.open, (), forced=True)
-
-    def _check_wall(self) -> None:
-        wall = self.rt.budgets.wall_s
-        if time.perf_counter() - self.t0 > wall:
-            raise Stop("wall_s", f"wall-clock budget exhausted: {wall:g} s")
-
-    def _check_budgets(self, state_tokens: int, state_max: int | None) -> None:
-        budgets = self.rt.budgets
-        self._check_wall()
-        if self.stats.generated_tokens >= budgets.max_tokens:
-            raise Stop("max_tokens", f"token budget exhausted: {budgets.max_tokens} tokens")
-        if state_max is not None and state_tokens >= state_max:
-            raise Stop(
-                "state_max_tokens",
-                f"state {self.state!r} used its {state_max} tokens without finishing",
-            )
+def new_row(
+    task: str,
+    seq: KVSequence,
+    start: str,
+    sampling: Sampling,
+    key: tuple[int, int] = (0, 0),
+    turn: Pieces | None = None,
+) -> Row:
+    """A row at state `start` on `seq`; `key` (task index, sample) picks its seed."""
+    seed = row_seed(sampling, key)
+    return Row(
+        task,
+        seq,
+        start,
+        sampling,
+        seed,
+        seeded_generator(seed),
+        turn=turn,
+        passes0=seq.forward_passes,
+        fed0=seq.forward_tokens,
+    )

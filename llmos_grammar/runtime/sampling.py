@@ -3,34 +3,50 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.ir import Sampling
 
-
-def make_generator(sampling: Sampling, key: tuple[int, int] = (0, 0)) -> Any:
-    """A torch generator seeded from the spec (None when unseeded).
-
-    `key` is (task index, sample) in a batch: every pair gets its own seed,
-    derived from the spec's, so results do not depend on batch size or
-    scheduling; (0, 0) uses the spec's seed itself, as a single run does.
-    Seeded even when the run is greedy: a state with its own `sampling` then
-    samples reproducibly.
-    """
+if TYPE_CHECKING:
     import torch
 
+
+def row_seed(sampling: Sampling, key: tuple[int, int] = (0, 0)) -> int | None:
+    """The seed of row `key` (task index, sample) of a batch; None when the spec has none.
+
+    Every pair gets its own seed, derived from the spec's, so results do not
+    depend on batch size or scheduling; (0, 0) uses the spec's seed itself, as
+    a single run does.
+    """
     if sampling.seed is None:
         return None
     seed = int(sampling.seed)
     if key != (0, 0):
         digest = hashlib.sha256(f"{seed}:{key[0]}:{key[1]}".encode()).digest()
         seed = int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    return seed
+
+
+def seeded_generator(seed: int | None) -> torch.Generator | None:
+    """A torch generator seeded with `seed` (None when unseeded). Seeded even when the run
+    is greedy: a state with its own `sampling` then samples reproducibly."""
+    import torch
+
+    if seed is None:
+        return None
     gen = torch.Generator()
     gen.manual_seed(seed)
     return gen
 
 
-def sample(logits: Any, sampling: Sampling, generator: Any = None) -> int:
+def make_generator(sampling: Sampling, key: tuple[int, int] = (0, 0)) -> torch.Generator | None:
+    """The generator of row `key` (see `row_seed`)."""
+    return seeded_generator(row_seed(sampling, key))
+
+
+def sample(
+    logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None = None
+) -> int:
     """Pick one token id from a 1-D logits row that may contain -inf entries."""
     import torch
 

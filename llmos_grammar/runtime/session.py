@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmos_grammar.engines import Engine, SegmentEngine
+from llmos_grammar.engines import Engine
 from llmos_grammar.errors import SessionError
 from llmos_grammar.ir import Machine
 from llmos_grammar.runtime.drive import deferred_interrupt, drive
@@ -69,20 +69,20 @@ class Session:
         self._owns_runtime = runtime is None
         self.rt = runtime if runtime is not None else Runtime(machine, model, **runtime_kw)
         self.machine = self.rt.machine
-        engine = self.rt.new_engine()
-        if isinstance(engine, SegmentEngine):
+        if self.rt.capabilities.output != "logits":
             if self._owns_runtime:
                 self.rt.close()
             raise SessionError(
-                f"a session runs on a token-level engine (transformers or llamacpp), not "
-                f"{self.rt.engine_name}: use --engine transformers or --engine llamacpp"
+                f"a session runs on an engine that gives logits (transformers or llamacpp), "
+                f"not {self.rt.engine_name}: use --engine transformers or --engine llamacpp"
             )
-        self.engine: Engine = engine
+        self.engine: Engine = self.rt.engine()
         self.seq = KVSequence(self.rt.lm, self.engine)
         self.turns: list[Turn] = []
         self.compactions: list[Compaction] = []
         self.notify = notify or (lambda line: None)
-        self.max_context = self.machine.session.max_context or _window(self.rt, self.engine)
+        window = self.engine.context_window() or DEFAULT_WINDOW
+        self.max_context = self.machine.session.max_context or window
         self.reserve = min(self.rt.budgets.max_tokens, self.max_context // 2)
 
     # ---- turns ------------------------------------------------------------------
@@ -230,13 +230,3 @@ def drive_prefill(seq: KVSequence) -> None:
     """Feed the row's pending ids now (an interrupt waits until the pass is done)."""
     with deferred_interrupt():
         seq.flush()
-
-
-def _window(rt: Runtime, engine: Any) -> int:
-    """The model's context window: llama.cpp's context cells, or the config's positions."""
-    cells = getattr(engine, "n_ctx", None)
-    if isinstance(cells, int) and cells > 0:
-        return cells
-    config = getattr(rt.lm.model, "config", None)
-    positions = getattr(config, "max_position_embeddings", None)
-    return int(positions) if isinstance(positions, int) and positions > 0 else DEFAULT_WINDOW

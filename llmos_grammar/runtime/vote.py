@@ -143,11 +143,11 @@ def majority(texts: Sequence[str]) -> VoteTable:
 def final_answer(result: Result) -> str:
     """What the model wrote after the last injected action output; its whole reply when no
     action ran (a conversation may answer without running code)."""
-    segments = list(result.transcript)
-    last = max((i for i, s in enumerate(segments) if s.source == "injected"), default=None)
+    spans = list(result.transcript)
+    last = max((i for i, s in enumerate(spans) if s.source == "injected"), default=None)
     if last is None or not result.actions:
-        return "".join(s.text for s in segments if s.source == "model")
-    return "".join(s.text for s in segments[last + 1 :] if s.source == "model")
+        return "".join(s.text for s in spans if s.source == "model")
+    return "".join(s.text for s in spans[last + 1 :] if s.source == "model")
 
 
 def state_text(result: Result, machine: Machine, name: str) -> str:
