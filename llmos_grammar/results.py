@@ -97,3 +97,8 @@ class Runner(Protocol):
     """What runs a policy's actions by name (actions.ActionRunner, or a stand-in in tests)."""
 
     def run(self, action: str, text: str) -> ActionResult: ...
+
+    def close(self) -> None:
+        """End the runner's sessions and sandboxes (a runtime does when it closes or is
+        interrupted)."""
+        ...

@@ -253,3 +253,51 @@ def test_asking_the_registry_imports_no_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_spec_schema_names_the_engines_and_dtypes_of_the_ir() -> None:
+    import json
+    from typing import get_args
+
+    from llmos_grammar.ir import Dtype, EngineChoice
+
+    path = Path(llmos_grammar.__file__).parent / "spec" / "schema" / "spec.schema.json"
+    schema = json.loads(path.read_text())
+    assert schema["properties"]["engine"]["enum"] == list(get_args(EngineChoice))
+    assert set(get_args(EngineChoice)) == {"auto", "transformers", "llamacpp", "vllm"}
+    assert {"transformers", "llamacpp", "vllm"} <= set(ENGINES)
+    model = schema["$defs"]["model"]["oneOf"][1]["properties"]
+    assert model["dtype"]["enum"] == list(get_args(Dtype))
+
+
+def test_a_session_runs_on_a_registered_engine_and_asks_its_window(
+    scripted: EngineEntry,
+) -> None:
+    machine = llmos_grammar.load(CALCULATOR)
+    with llmos_grammar.Session(machine, engine="scripted") as session:
+        assert session.max_context == 4096  # the engine's context_window()
+        first = session.send("What is 6 times 7?")
+        second = session.send("And 7 times 6?")
+    assert first.ok and second.ok and "42" in second.text
+    assert STARTED[0].closed and LOADED[0].closed
+
+
+def test_a_session_refuses_an_engine_that_gives_segments(scripted: EngineEntry) -> None:
+    from dataclasses import replace
+
+    from llmos_grammar.errors import SessionError
+
+    segments = replace(
+        scripted,
+        name="scripted-segments",
+        capabilities=replace(scripted.capabilities, output="segments"),
+        load=f"{__name__}:load_segments",
+    )
+    register_engine(segments)
+    try:
+        machine = llmos_grammar.load(CALCULATOR)
+        with pytest.raises(SessionError, match="an engine that gives logits"):
+            llmos_grammar.Session(machine, engine="scripted-segments")
+    finally:
+        del ENGINES["scripted-segments"]
+    assert LOADED[0].closed and STARTED == []  # closed without starting an engine

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from torch import Tensor
 from transformers.cache_utils import DynamicLayer
 
 MIN_CAPACITY = 256  # columns reserved at first
@@ -18,7 +19,7 @@ MIN_CAPACITY = 256  # columns reserved at first
 class GrowingLayer(DynamicLayer):
     """Keys and values of shape (batch, heads, columns, dim) in reserved buffers."""
 
-    def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
+    def lazy_initialization(self, key_states: Tensor, value_states: Tensor) -> None:
         self.device = key_states.device
         self._keys = key_states.new_empty((*key_states.shape[:2], 0, key_states.shape[3]))
         self._values = value_states.new_empty((*value_states.shape[:2], 0, value_states.shape[3]))
@@ -26,7 +27,9 @@ class GrowingLayer(DynamicLayer):
         self._views()
         self.is_initialized = True
 
-    def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
+    def update(
+        self, key_states: Tensor, value_states: Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[Tensor, Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         n = int(key_states.shape[-2])
@@ -34,17 +37,17 @@ class GrowingLayer(DynamicLayer):
         self._keys[:, :, self.used : self.used + n] = key_states
         self._values[:, :, self.used : self.used + n] = value_states
         self.used += n
-        self._views()
-        return self.keys, self.values
+        return self._views()
 
     def get_seq_length(self) -> int:
         return self.used if self.is_initialized else 0
 
-    def replace(self, fn: Callable[[Any], Any]) -> None:
+    def replace(self, fn: Callable[[Tensor], Tensor]) -> None:
         """Replace the used keys and values by `fn` of them (a crop, a gather)."""
         if not self.is_initialized:
             return
-        self._keys, self._values = fn(self.keys), fn(self.values)
+        keys, values = self._views()
+        self._keys, self._values = fn(keys), fn(values)
         self.used = int(self._keys.shape[2])
         self._views()
 
@@ -68,12 +71,14 @@ class GrowingLayer(DynamicLayer):
         self._keys = _grown(self._keys, capacity, self.used)
         self._values = _grown(self._values, capacity, self.used)
 
-    def _views(self) -> None:
-        self.keys = self._keys[:, :, : self.used]
-        self.values = self._values[:, :, : self.used]
+    def _views(self) -> tuple[Tensor, Tensor]:
+        """Point `keys` and `values` at the used part of the buffers; returns them."""
+        keys, values = self._keys[:, :, : self.used], self._values[:, :, : self.used]
+        self.keys, self.values = keys, values
+        return keys, values
 
 
-def _grown(buffer: Any, capacity: int, used: int) -> Any:
+def _grown(buffer: Tensor, capacity: int, used: int) -> Tensor:
     shape = (*buffer.shape[:2], capacity, buffer.shape[3])
     bigger = buffer.new_empty(shape)
     bigger[:, :, :used] = buffer[:, :, :used]

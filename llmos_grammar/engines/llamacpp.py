@@ -36,6 +36,8 @@ from llmos_grammar.errors import ModelError
 from llmos_grammar.ir import ModelRef
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from llmos_grammar.models import LoadedModel
 
 N_BATCH = 512  # tokens per llama_decode call; longer feeds are split
@@ -184,7 +186,7 @@ class _Row:
     seq: int
     ids: list[int] = field(default_factory=list)
     cached: int = 0
-    logits: Any = None
+    logits: Tensor | None = None
     counters: EngineCounters = field(default_factory=EngineCounters)
 
 
@@ -268,7 +270,7 @@ class LlamaCppEngine:
         self._free.append(r.seq)
 
     # ---- forward ----------------------------------------------------------------
-    def forward(self, rows: Sequence[int]) -> dict[int, Any]:
+    def forward(self, rows: Sequence[int]) -> dict[int, Tensor]:
         """Feed the listed rows' pending ids (split into calls of N_BATCH); logits per row."""
         fresh = [row for row in rows if self._rows[row].cached == 0]
         if self._pinned and not self._prefix_ids and any(map(self._starts_pinned, fresh)):
@@ -286,7 +288,7 @@ class LlamaCppEngine:
         self._decode_all(feed)
         if not self._prefix_ids:
             self._remember_prefix()
-        return {row: self._rows[row].logits for row in rows}
+        return {row: _logits(self._rows[row]) for row in rows}
 
     # ---- a shared prefix (a system prompt, say) ------------------------------------
     def _remember_prefix(self) -> None:
@@ -391,6 +393,12 @@ class LlamaCppEngine:
         self._free_native()
         self.ctx = None
         self._rows.clear()
+
+
+def _logits(row: _Row) -> Tensor:
+    if row.logits is None:
+        raise RuntimeError("a row was listed for a forward pass but got no logits")
+    return row.logits
 
 
 def _free_context(ctx: Any, batch: Any) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from llmos_grammar.engines import registry
+from llmos_grammar.engines.base import Capabilities
 from llmos_grammar.engines.registry import EngineEntry, engine_entry
 from llmos_grammar.errors import ModelError
 from llmos_grammar.ir import ModelRef
@@ -34,11 +35,12 @@ def choose(
     engines that run adapters. Engine arguments go only to engines that take them."""
     entry = _auto(ref, adapter) if requested == "auto" else engine_entry(requested)
     if adapter and not entry.capabilities.adapters:
-        engines = _with("adapters")
+        engines = _with(lambda c: c.adapters)
         raise ModelError(f"LoRA adapters run on the {engines} engine (--engine {engines})")
     if engine_args and not entry.capabilities.takes_args:
         names = ", ".join(sorted(engine_args))
-        raise ModelError(f"engine arguments ({names}) are for --engine {_with('takes_args')} only")
+        takers = _with(lambda c: c.takes_args)
+        raise ModelError(f"engine arguments ({names}) are for --engine {takers} only")
     missing = entry.missing()
     if missing is not None:
         raise ModelError(missing)
@@ -58,9 +60,9 @@ def _auto(ref: ModelRef, adapter: bool) -> EngineEntry:
     )
 
 
-def _with(capability: str) -> str:
-    """The registered engines that have `capability` (for messages)."""
-    names = [n for n, e in registry.ENGINES.items() if getattr(e.capabilities, capability)]
+def _with(has: Callable[[Capabilities], bool]) -> str:
+    """The registered engines whose capabilities `has` accepts (for messages)."""
+    names = [n for n, e in registry.ENGINES.items() if has(e.capabilities)]
     return " or ".join(names) or "no"
 
 

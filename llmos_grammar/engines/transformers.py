@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmos_grammar.engines.base import Capabilities, EngineCounters
 from llmos_grammar.engines.onednn import use_onednn_linears
@@ -30,6 +30,12 @@ from llmos_grammar.engines.rows import first_shares, refeed_last, shared_prefix
 from llmos_grammar.errors import ModelError
 from llmos_grammar.ir import ModelRef
 from llmos_grammar.models import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from torch import Tensor
+    from transformers import DynamicCache
+
+    from llmos_grammar.engines.growing import GrowingLayer
 
 MIN_SHARED = 16  # shortest shared prefix worth pinning instead of recomputing
 CHUNK = 512  # tokens per forward pass; longer feeds are split
@@ -40,7 +46,7 @@ class _Row:
     slot: int  # this row's line in the live matrix
     ids: list[int] = field(default_factory=list)
     cols: list[int] = field(default_factory=list)  # cache column of each cached id
-    logits: Any = None  # next-token logits after the last cached id
+    logits: Tensor | None = None  # next-token logits after the last cached id
     counters: EngineCounters = field(default_factory=EngineCounters)
 
 
@@ -72,7 +78,8 @@ class TransformersEngine:
         self._free: list[int] = []  # slots of closed rows
         self._next = 0
         self._cache_kw = _cache_keyword(lm.model)
-        self.cache: Any = _new_cache(lm)
+        self.cache: DynamicCache | None
+        self.cache, self._layers = _new_cache(lm)
         self.live = torch.zeros((0, 0), dtype=torch.bool, device=self.device)  # slot x column
         self.pinned = torch.zeros((0,), dtype=torch.bool, device=self.device)  # the prefix
         self._prefix_ids: list[int] = []
@@ -130,7 +137,7 @@ class TransformersEngine:
     def close(self) -> None:
         """Drop the KV cache and every row (the weights belong to the LoadedModel)."""
         self._rows.clear()
-        self.cache = None
+        self.cache, self._layers = None, []
         self.live = self.live[:0, :0]
         self.pinned = self.pinned[:0]
 
@@ -140,7 +147,7 @@ class TransformersEngine:
         return int(self.pinned.shape[0])
 
     # ---- forward ----------------------------------------------------------------
-    def forward(self, rows: Sequence[int]) -> dict[int, Any]:
+    def forward(self, rows: Sequence[int]) -> dict[int, Tensor]:
         """Feed the listed rows' pending ids in one packed pass; logits per row."""
         fresh = [row for row in rows if not self._rows[row].cols]
         if not self._prefix_ids and first_shares([self._rows[r].ids for r in fresh], MIN_SHARED):
@@ -157,7 +164,7 @@ class TransformersEngine:
         if not self._prefix_ids:
             self._remember_prefix()
         self._maybe_compact()
-        return {row: self._rows[row].logits for row in rows}
+        return {row: _logits(self._rows[row]) for row in rows}
 
     def _pack(self, rows: Sequence[int]) -> _Pack:
         pack = _Pack([], [], [], {})
@@ -201,7 +208,7 @@ class TransformersEngine:
         self.counters.forward_passes += 1
         self.counters.tokens_fed += n
 
-    def _model(self, ids: Any, positions: Any, mask: Any, picks: Any) -> Any:
+    def _model(self, ids: Tensor, positions: Tensor, mask: Tensor, picks: Tensor) -> Tensor:
         import torch
 
         with torch.inference_mode():
@@ -235,7 +242,7 @@ class TransformersEngine:
         r.counters.tokens_fed += shared  # in the row's context as if fed
 
     # ---- cache upkeep -------------------------------------------------------------
-    def _used(self) -> Any:
+    def _used(self) -> Tensor:
         return self.live.any(dim=0) | self.pinned
 
     def compact(self) -> None:
@@ -269,15 +276,23 @@ class TransformersEngine:
             self.pinned = self.pinned[:keep]
             self._map_layers(lambda t: t[:, :, :keep])
 
-    def _map_layers(self, fn: Callable[[Any], Any]) -> None:
+    def _map_layers(self, fn: Callable[[Tensor], Tensor]) -> None:
         """Replace every initialized layer's keys and values by `fn` of them."""
-        for layer in self.cache.layers:
+        for layer in self._layers:
             layer.replace(fn)
 
 
-def _new_cache(lm: LoadedModel) -> Any:
-    """A DynamicCache whose layers are growing buffers (see `_growing_layer`)."""
+def _logits(row: _Row) -> Tensor:
+    if row.logits is None:
+        raise RuntimeError("a row was listed for a forward pass but got no logits")
+    return row.logits
+
+
+def _new_cache(lm: LoadedModel) -> tuple[DynamicCache, list[GrowingLayer]]:
+    """A DynamicCache whose layers are growing buffers (growing.py), and those layers."""
     from transformers import DynamicCache
+
+    from llmos_grammar.engines.growing import GrowingLayer
 
     cache = DynamicCache(config=lm.model.config)
     for layer in cache.layers:
@@ -286,14 +301,9 @@ def _new_cache(lm: LoadedModel) -> Any:
                 f"{lm.name}: cache layers of type {type(layer).__name__} "
                 "(sliding window) are not supported by the packed-cache engine"
             )
-    cache.layers = [_growing_layer() for _ in cache.layers]
-    return cache
-
-
-def _growing_layer() -> Any:
-    from llmos_grammar.engines.growing import GrowingLayer
-
-    return GrowingLayer()
+    layers = [GrowingLayer() for _ in cache.layers]
+    cache.layers = list(layers)
+    return cache, layers
 
 
 def _cache_keyword(model: Any) -> str:

@@ -14,14 +14,22 @@ from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
-from llmos_grammar.engines import Engine, LogitsEngine, SegmentEngine, gives_logits, gives_segments
+from llmos_grammar.engines import (
+    Engine,
+    LogitsEngine,
+    SegmentEngine,
+    SegmentOutput,
+    gives_logits,
+    gives_segments,
+)
 from llmos_grammar.ir import Sampling
+from llmos_grammar.results import ActionResult
 from llmos_grammar.runtime.events import RowEvent
 from llmos_grammar.runtime.host import RunHost
 from llmos_grammar.runtime.loop import Run
-from llmos_grammar.runtime.requests import ActionCall, Generate, Step
+from llmos_grammar.runtime.requests import ActionCall, Generate, Reply, Step
 from llmos_grammar.runtime.row import Steps
 from llmos_grammar.runtime.step import step_rows
 
@@ -41,8 +49,11 @@ class _Slot:
         self.run = run
         self.gen: Steps = run.events()
         self.step: Step | None = None
-        self.action: Future[Any] | None = None  # an action or a segment, in flight
-        self.is_action = False
+        self.action: Future[ActionResult] | None = None  # in flight on a worker thread
+        self.segment: Future[SegmentOutput] | None = None  # a request in flight
+
+    def waiting_for(self) -> Future[ActionResult] | Future[SegmentOutput] | None:
+        return self.action if self.action is not None else self.segment
 
 
 class Batch:
@@ -73,8 +84,8 @@ class Batch:
                 if steps:
                     yield from self._forward(steps)
                 elif self.slots:
-                    running = [s.action for s in self.slots.values() if s.action is not None]
-                    wait(running, return_when=FIRST_COMPLETED)
+                    running = [f for s in self.slots.values() if (f := s.waiting_for())]
+                    wait(cast("list[Future[object]]", running), return_when=FIRST_COMPLETED)
             finished = True
         finally:
             self._close(finished)
@@ -94,14 +105,17 @@ class Batch:
             yield from self._advance(slot, None)
 
     def _collect_actions(self) -> Iterator[RowEvent]:
+        """Rows whose action or segment is done go on with its result (or its error)."""
         for slot in list(self.slots.values()):
-            if slot.action is not None and slot.action.done():
-                future, slot.action = slot.action, None
-                error = future.exception()
-                if error is not None:
-                    yield from self._advance(slot, None, error)
-                else:
-                    yield from self._advance(slot, future.result())
+            future = slot.waiting_for()
+            if future is None or not future.done():
+                continue
+            slot.action = slot.segment = None
+            error = future.exception()
+            if error is not None:
+                yield from self._advance(slot, None, error)
+            else:
+                yield from self._advance(slot, future.result())
 
     def _forward(self, steps: list[_Slot]) -> Iterator[RowEvent]:
         if self.logits is None:
@@ -113,7 +127,7 @@ class Batch:
             yield from self._advance(slot, reply)
 
     def _advance(
-        self, slot: _Slot, value: Any, error: BaseException | None = None
+        self, slot: _Slot, value: Reply, error: BaseException | None = None
     ) -> Iterator[RowEvent]:
         """Run the row until it asks for something; pass its events on."""
         row = slot.run.seq.row
@@ -130,22 +144,20 @@ class Batch:
                 return
             if isinstance(item, ActionCall):
                 slot.action = self.rt.submit_action(item.action, item.text)
-                slot.is_action = True
                 return
             if isinstance(item, Generate):
                 if self.segments is None:
                     raise TypeError("a segment was asked of an engine that gives logits")
-                slot.action = self.segments.generate(item.row, item.params)
-                slot.is_action = False
+                slot.segment = self.segments.generate(item.row, item.params)
                 return
             yield RowEvent(row, slot.job.task_index, slot.job.sample, item)
 
     def _close(self, finished: bool) -> None:
         """End every row; when interrupted, stop running actions and their threads."""
-        running = [s.action for s in self.slots.values() if s.action is not None and s.is_action]
+        running = [s.action for s in self.slots.values() if s.action is not None]
         for slot in self.slots.values():
-            if slot.action is not None and not slot.is_action:
-                slot.action.cancel()  # a segment not yet sent is not sent
+            if slot.segment is not None:
+                slot.segment.cancel()  # a segment not yet sent is not sent
             slot.gen.close()
             slot.run.seq.close()  # the engine outlives the batch: give the row back
         self.slots.clear()

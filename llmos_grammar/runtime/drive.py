@@ -6,12 +6,11 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from llmos_grammar.engines import Engine, gives_logits
 from llmos_grammar.runtime.events import Event
 from llmos_grammar.runtime.loop import Run
-from llmos_grammar.runtime.requests import ActionCall, Generate, Step
+from llmos_grammar.runtime.requests import ActionCall, Generate, Reply, Step
 from llmos_grammar.runtime.step import step_rows
 
 
@@ -46,7 +45,7 @@ def drive(run: Run, engine: Engine) -> Iterator[Event]:
     rt = run.rt
     logits = gives_logits(engine)  # a Session refuses engines that give segments up front
     gen = run.events()
-    reply: Any = None
+    reply: Reply = None
     error: BaseException | None = None
     try:
         while True:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TypedDict
 
 from llmos_grammar.constraints import Compiled, Enforcement, MaskBuffer, compile_constraint
 from llmos_grammar.engines import Engine, engine_entry
@@ -19,12 +19,24 @@ from llmos_grammar.ir import (
     TextState,
 )
 from llmos_grammar.models import LoadedModel
-from llmos_grammar.results import ActionResult
+from llmos_grammar.results import ActionResult, Runner
 from llmos_grammar.runtime.batch import Batch, Job
 from llmos_grammar.runtime.events import DoneEvent, Event, Result, RowEvent
 from llmos_grammar.runtime.token_decode import LogitsProcessor
 
 ACTION_THREADS = 16
+
+
+class RuntimeOptions(TypedDict, total=False):
+    """The keyword arguments of `Runtime` (a Session passes them on)."""
+
+    runner: Runner | None
+    approve: Callable[[ActionPolicy, str], bool] | None
+    sampling: Sampling | None
+    budgets: Budgets | None
+    logits_processors: Sequence[LogitsProcessor]
+    engine: str | None
+    engine_args: Mapping[str, str] | None
 
 
 class Runtime:
@@ -36,7 +48,13 @@ class Runtime:
     `approve` answers actions whose policy asks for confirmation (one question
     at a time, even when several rows reach such an action). `sampling` and
     `budgets` override the spec's. `logits_processors` may edit each logits
-    row in place after the constraint mask.
+    row in place after the constraint mask. `engine` names a registered engine
+    (default: the spec's, `auto`) and `engine_args` are its arguments.
+
+    The engine starts on first use and stays for the runtime's life: every run,
+    batch and session of the runtime opens its rows there. `close()` (or a
+    `with` block) closes the engine, the model when the runtime loaded it, and
+    the action runner when the runtime made it.
 
     Actions of a batch run on worker threads; calls of one action (by name) are
     serialized, because a persistent python session and the action's warm
@@ -48,7 +66,7 @@ class Runtime:
         machine: Machine,
         model: LoadedModel | ModelRef | str | None = None,
         *,
-        runner: Any = None,
+        runner: Runner | None = None,
         approve: Callable[[ActionPolicy, str], bool] | None = None,
         sampling: Sampling | None = None,
         budgets: Budgets | None = None,
@@ -67,12 +85,16 @@ class Runtime:
             ref = ModelRef(name=ref) if isinstance(ref, str) else ref
             name = choose(engine or machine.engine, ref, engine_args=engine_args)
             self.lm = load_for(name, ref, engine_args)
-        self.capabilities = engine_entry(self.lm.engine).capabilities
-        if logits_processors and self.capabilities.output != "logits":
-            self._close_model()
-            raise ValueError(
-                f"logits processors need an engine that gives logits, not {self.lm.engine}"
-            )
+        try:
+            self.capabilities = engine_entry(self.lm.engine).capabilities
+            if logits_processors and self.capabilities.output != "logits":
+                raise ValueError(
+                    f"logits processors need an engine that gives logits, not {self.lm.engine}"
+                )
+            self._compile(machine)
+        except BaseException:
+            self._close_model()  # a model this runtime loaded (a vLLM server) ends with it
+            raise
         self._engine: Engine | None = None
         self.sampling = sampling or machine.sampling
         self.budgets = budgets or machine.budgets
@@ -83,9 +105,12 @@ class Runtime:
         self._lock = threading.Lock()  # the runner, the action locks, approvals
         self._action_locks: dict[str, threading.Lock] = {}
         self._actions: ThreadPoolExecutor | None = None
-        self.table = self.lm.token_table()
         self.masks = MaskBuffer(self.table.vocab_size)
         self.mask_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-mask")
+
+    def _compile(self, machine: Machine) -> None:
+        """Every constrained state's grammar, compiled for the model's tokenizer."""
+        self.table = self.lm.token_table()
         self.constraints: dict[str, Compiled] = {}
         self.enforcement: dict[str, Enforcement] = {}  # which backend enforces each state
         for name, state in machine.states.items():
@@ -162,7 +187,7 @@ class Runtime:
             self._engine = start_engine(self.lm, prefix)
         return self._engine
 
-    def runner(self) -> Any:
+    def runner(self) -> Runner:
         """The action runner (the policy's ActionRunner unless one was given)."""
         with self._lock:
             if self._runner is None:

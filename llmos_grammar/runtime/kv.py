@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
+from llmos_grammar.constraints import TokenTable
 from llmos_grammar.engines import Engine, gives_logits, start_engine
+from llmos_grammar.libtypes.hf import Tokenizer
 from llmos_grammar.models import LoadedModel
 from llmos_grammar.runtime.pieces import Piece, encode_pieces, joined
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 class KVSequence:
@@ -59,7 +64,7 @@ class KVSequence:
         """Remember the current length (the end of the prompt)."""
         self.floor = len(self.ids)
 
-    def flush(self) -> Any:
+    def flush(self) -> Tensor:
         """Feed every queued token in one forward pass of this row alone; return the logits."""
         return gives_logits(self.engine).forward([self.row])[self.row]
 
@@ -68,7 +73,9 @@ class KVSequence:
         self.engine.close_row(self.row)
 
 
-def heal_append(seq: KVSequence, table: Any, tokenizer: Any, text: str | Sequence[Piece]) -> int:
+def heal_append(
+    seq: KVSequence, table: TokenTable, tokenizer: Tokenizer, text: str | Sequence[Piece]
+) -> int:
     """Queue `text` after the sequence so that the model sees a natural tokenization.
 
     The last token is re-tokenized together with `text` (token healing, as llguidance

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from llmos_grammar.constraints import TokenTable
 from llmos_grammar.ir import Budgets, GrammarState, Machine
-from llmos_grammar.models import Tokenizer
+from llmos_grammar.libtypes.hf import Tokenizer
 from llmos_grammar.runtime.events import Stop, TokenEvent, TransitionEvent
 from llmos_grammar.runtime.kv import heal_append
 from llmos_grammar.runtime.pieces import Piece, trusted

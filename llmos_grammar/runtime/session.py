@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 from llmos_grammar.engines import Engine
 from llmos_grammar.errors import SessionError
-from llmos_grammar.ir import Machine
+from llmos_grammar.ir import Machine, ModelRef
+from llmos_grammar.models import LoadedModel
 from llmos_grammar.runtime.drive import deferred_interrupt, drive
-from llmos_grammar.runtime.engine import Runtime
+from llmos_grammar.runtime.engine import Runtime, RuntimeOptions
 from llmos_grammar.runtime.events import DoneEvent, Event, Result
 from llmos_grammar.runtime.kv import KVSequence
 from llmos_grammar.runtime.loop import Run
@@ -60,11 +61,11 @@ class Session:
     def __init__(
         self,
         machine: Machine,
-        model: Any = None,
+        model: LoadedModel | ModelRef | str | None = None,
         *,
         runtime: Runtime | None = None,
         notify: Callable[[str], None] | None = None,
-        **runtime_kw: Any,
+        **runtime_kw: Unpack[RuntimeOptions],
     ) -> None:
         self._owns_runtime = runtime is None
         self.rt = runtime if runtime is not None else Runtime(machine, model, **runtime_kw)

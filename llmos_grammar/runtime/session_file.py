@@ -5,15 +5,26 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from llmos_grammar.errors import Location, SessionError
 from llmos_grammar.ir import Machine
 from llmos_grammar.runtime.event_json import event_to_json
-from llmos_grammar.runtime.events import DoneEvent
+from llmos_grammar.runtime.events import DoneEvent, Result
 
 
-def write_session(path: str | Path, machine: Machine, turns: Sequence[Any]) -> None:
+class SavedTurn(Protocol):
+    """A turn as a session keeps it (session.Turn)."""
+
+    @property
+    def user(self) -> str: ...
+    @property
+    def reply(self) -> str: ...
+    @property
+    def result(self) -> Result | None: ...
+
+
+def write_session(path: str | Path, machine: Machine, turns: Sequence[SavedTurn]) -> None:
     """Write each turn (`user`, `reply`, `result`); a replayed turn's `done` holds its text."""
     header = {"kind": "header", "llmos_trace": 1, "session": True, "spec": machine.path}
     records: list[dict[str, Any]] = [{**header, "spec_key": machine.cache_key}]
@@ -63,7 +74,7 @@ def _record(file: Path, number: int, line: str) -> dict[str, Any]:
     return record
 
 
-def _text(file: Path, number: int, value: Any) -> str:
+def _text(file: Path, number: int, value: object) -> str:
     if not isinstance(value, str):
         raise SessionError("expected a `text` string", _at(file, number))
     return value

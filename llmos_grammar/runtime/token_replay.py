@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from llmos_grammar.constraints import Matcher, TokenTable
 from llmos_grammar.errors import DecodeError
 from llmos_grammar.ir import GrammarState, TextState
-from llmos_grammar.models import Tokenizer
+from llmos_grammar.libtypes.hf import Tokenizer
 from llmos_grammar.runtime import triggers as trig
 from llmos_grammar.runtime.events import Event, Stop, TokenEvent
 from llmos_grammar.runtime.moves import Moves

@@ -27,8 +27,10 @@ def check_adapter(path: str | Path) -> Path:
 
 def load_adapter(lm: LoadedModel, path: str | Path) -> LoadedModel:
     """`lm` with the LoRA adapter in `path` merged into its weights (decoding at base speed)."""
+    from llmos_grammar.engines import engine_entry
+
     folder = check_adapter(path)
-    if lm.engine != "transformers":
+    if not engine_entry(lm.engine).capabilities.adapters:
         raise ModelError("LoRA adapters run on the transformers engine (--engine transformers)")
     try:
         from peft import PeftModel
