@@ -10,8 +10,9 @@ import pytest
 
 from llmos_grammar.actions import run_action
 from llmos_grammar.ir import ActionPolicy
-from tests.hostile.cases import CASES, SECRET, Case, Context
-from tests.hostile.table import modes
+from tests.hostile.cases import SECRET, WARM_HANDLERS, Case, Context, Probe
+from tests.hostile.corpus import CASES, PROBES
+from tests.hostile.table import modes, probe_outcome
 
 MODES = modes()
 
@@ -29,8 +30,8 @@ def ctx(monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_case_is_contained(case: Case, mode: str, ctx: Context) -> None:
     caps, warm = MODES[mode]
-    if warm and case.handler not in ("python", "shell"):
-        pytest.skip("only python and shell actions have standby sandboxes")
+    if warm and case.handler not in WARM_HANDLERS:
+        pytest.skip(f"{case.handler} actions have no standby sandbox")
     missing = case.missing_layer(case.policy(ctx), caps)
     if missing is not None:
         pytest.skip(f"{mode}: {missing}")
@@ -41,3 +42,11 @@ def test_hostile_case_is_contained(case: Case, mode: str, ctx: Context) -> None:
     after = run_action(ActionPolicy(name="ok", handler="python"), "print(6 * 7)\n", caps=caps)
     assert after.ok and after.stdout == "42\n", f"runtime broken after {case.name}: {after}"
     assert os.getppid() > 1 and sys.executable
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("probe", PROBES, ids=[p.name for p in PROBES])
+def test_hostile_probe_is_contained(probe: Probe, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMOS_HOSTILE_SECRET", SECRET)
+    verdict, detail = probe_outcome(probe)
+    assert verdict == "held", f"{probe.name}: {detail}"
