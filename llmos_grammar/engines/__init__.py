@@ -31,12 +31,8 @@ from llmos_grammar.engines.registry import (
     start_engine,
 )
 
-# the row files' old name for any engine (kept until they move to `Engine`)
-AnyEngine = Engine
-
 __all__ = [
     "ENGINES",
-    "AnyEngine",
     "Capabilities",
     "Engine",
     "EngineCounters",
