@@ -25,7 +25,7 @@ class ActionResult:
     truncated: bool = False
     duration_s: float = 0.0
     cpu_s: float = 0.0
-    peak_memory_mb: float = 0.0
+    peak_memory_mb: float = 0.0  # 0.0 where not measured (see sandbox.outcome)
     refused: str | None = None  # reason the action was not run at all
     rows: str = ""  # sqlite: the rendered table
     unenforced: tuple[str, ...] = ()  # limits this machine could not enforce

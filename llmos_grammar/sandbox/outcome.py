@@ -13,6 +13,7 @@ used at least the rlimit: that is what the kernel counted when it ended it.
 
 from __future__ import annotations
 
+import resource
 import signal
 
 from llmos_grammar.ir import ActionPolicy
@@ -77,6 +78,20 @@ def _which_limit(
     return None
 
 
+def _rss_peak_mb(usage: object) -> float:
+    """The child's peak resident memory from wait4, or 0.0 where it cannot be told.
+
+    At its first exec the kernel records the high-water mark of the memory the child
+    came from: the runtime's own (a vfork shares it, a fork copies it). A child that
+    used less than the runtime ever held therefore reports the runtime's peak, not its
+    own; only a figure above the runtime's own peak is the child's. Without a memory
+    cgroup the rest is unknown, and reported as 0.0 rather than a wrong number.
+    """
+    child = int(getattr(usage, "ru_maxrss", 0))
+    runtime = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return child / 1024 if child > runtime else 0.0
+
+
 def describe(
     policy: ActionPolicy,
     plan: Plan,
@@ -93,7 +108,7 @@ def describe(
     cpu = max(cpu, group_cpu or 0.0)
     peak = cgroup.peak_memory_mb() if cgroup is not None else None
     if peak is None:
-        peak = float(getattr(usage, "ru_maxrss", 0)) / 1024
+        peak = _rss_peak_mb(usage)
     limit = _which_limit(policy, streams, sig, cpu, cgroup)
     if limit == "cpu" and sig == signal.SIGKILL:
         cpu = max(cpu, float(cpu_rlimit(policy)))  # what the kernel counted (see above)
