@@ -76,10 +76,10 @@ def _probes() -> int:
         return 0
     failures = 0
     print(f"\n{'probe':<28} outcome")
-    for probe in PROBES:
-        verdict, detail = probe_outcome(probe)
+    for attack in PROBES:
+        verdict, detail = probe_outcome(attack)
         failures += verdict == "FAILED"
-        print(f"{probe.name:<28} {verdict}: {detail}")
+        print(f"{attack.name:<28} {verdict}: {detail}")
     return failures
 
 
