@@ -31,6 +31,8 @@ class Tokenizer(Protocol):
 
     def __len__(self) -> int: ...
 
+    def __hash__(self) -> int: ...  # by identity: per-tokenizer caches key on it
+
     def encode(
         self, text: str, *, add_special_tokens: bool = True, split_special_tokens: bool = False
     ) -> list[int]: ...

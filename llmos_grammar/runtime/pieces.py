@@ -14,7 +14,10 @@ import string
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmos_grammar.libtypes.hf import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def _encodable(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
-def encode_untrusted(tokenizer: Any, text: str) -> list[int]:
+def encode_untrusted(tokenizer: Tokenizer, text: str) -> list[int]:
     """Token ids of `text` with every special-token string split as plain text (no BOS/EOS)."""
     if not text:
         return []
@@ -94,7 +97,7 @@ def encode_untrusted(tokenizer: Any, text: str) -> list[int]:
         )
 
 
-def encode_pieces(tokenizer: Any, pieces: str | Sequence[Piece]) -> list[int]:
+def encode_pieces(tokenizer: Tokenizer, pieces: str | Sequence[Piece]) -> list[int]:
     """Token ids of the pieces; only trusted pieces make special ids (a str is untrusted).
 
     When every special-token string lies inside trusted text (ordinary text), this
@@ -131,19 +134,24 @@ class _Specials:
     rstrip: frozenset[str]
 
 
+def _content(token: object) -> str:
+    """An added token's text (transformers' AddedToken.content)."""
+    return str(getattr(token, "content", ""))
+
+
 @functools.lru_cache(maxsize=16)
-def _specials(tokenizer: Any) -> _Specials:
+def _specials(tokenizer: Tokenizer) -> _Specials:
     added = dict(getattr(tokenizer, "added_tokens_decoder", None) or {})
-    ids = {str(t.content): int(i) for i, t in added.items() if getattr(t, "special", False)}
+    ids = {_content(t): int(i) for i, t in added.items() if getattr(t, "special", False)}
     for token in getattr(tokenizer, "all_special_tokens", None) or ():
         token_id = tokenizer.convert_tokens_to_ids(token)
         if isinstance(token_id, int) and token:
             ids.setdefault(str(token), token_id)
-    words = {str(t.content) for t in added.values()} | set(ids)
+    words = {_content(t) for t in added.values()} | set(ids)
     longest = sorted((w for w in words if w), key=len, reverse=True)
     pattern = re.compile("|".join(map(re.escape, longest)) or "(?!)")
-    lstrip = frozenset(str(t.content) for t in added.values() if getattr(t, "lstrip", False))
-    rstrip = frozenset(str(t.content) for t in added.values() if getattr(t, "rstrip", False))
+    lstrip = frozenset(_content(t) for t in added.values() if getattr(t, "lstrip", False))
+    rstrip = frozenset(_content(t) for t in added.values() if getattr(t, "rstrip", False))
     return _Specials(pattern, ids, lstrip, rstrip)
 
 
@@ -160,7 +168,9 @@ def _inside(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
     return any(start <= span[0] and span[1] <= end for start, end in spans)
 
 
-def _encode_cut(tokenizer: Any, text: str, kept: list[re.Match[str]], sp: _Specials) -> list[int]:
+def _encode_cut(
+    tokenizer: Tokenizer, text: str, kept: list[re.Match[str]], sp: _Specials
+) -> list[int]:
     """The text cut at the trusted special tokens in `kept`; the stretches as plain text."""
     ids: list[int] = []
     at = 0
@@ -176,7 +186,7 @@ def _encode_cut(tokenizer: Any, text: str, kept: list[re.Match[str]], sp: _Speci
     return ids + _encode_stretch(tokenizer, rest, first=at == 0)
 
 
-def _encode_stretch(tokenizer: Any, text: str, first: bool) -> list[int]:
+def _encode_stretch(tokenizer: Tokenizer, text: str, first: bool) -> list[int]:
     """Plain-text ids of a stretch; one after a special token is encoded after a newline
     (then dropped), so that a SentencePiece tokenizer adds no start-of-text space."""
     if first or not text:

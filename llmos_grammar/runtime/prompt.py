@@ -12,11 +12,14 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.errors import SpecError
 from llmos_grammar.ir import Prompt
 from llmos_grammar.runtime.pieces import Piece, Pieces, encode_pieces, joined
+
+if TYPE_CHECKING:
+    from llmos_grammar.libtypes.hf import Tokenizer
 
 # Stand for untrusted values inside a rendered template; never produced by a model.
 _MARK = re.compile("\x00llmos-([0-9]+)\x00")
@@ -31,11 +34,13 @@ def render_user(prompt: Prompt, task: str) -> str:
     return prompt.user.replace("{task}", task)
 
 
-def _templated(prompt: Prompt, tokenizer: Any) -> bool:
+def _templated(prompt: Prompt, tokenizer: Tokenizer) -> bool:
     return bool(prompt.chat_template and getattr(tokenizer, "chat_template", None))
 
 
-def _render(prompt: Prompt, tokenizer: Any, turns: Sequence[tuple[str, str]], gen: bool) -> str:
+def _render(
+    prompt: Prompt, tokenizer: Tokenizer, turns: Sequence[tuple[str, str]], gen: bool
+) -> str:
     """The chat template over the system text and (role, content) turns."""
     messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
     messages += [{"role": role, "content": content} for role, content in turns]
@@ -52,7 +57,11 @@ def _fill(parts: Sequence[str], values: Sequence[str]) -> list[Piece]:
 
 
 def _render_pieces(
-    prompt: Prompt, tokenizer: Any, turns: Sequence[tuple[str, str]], gen: bool, values: list[str]
+    prompt: Prompt,
+    tokenizer: Tokenizer,
+    turns: Sequence[tuple[str, str]],
+    gen: bool,
+    values: list[str],
 ) -> tuple[list[Piece], tuple[str, ...]]:
     """The chat template over turns whose contents hold marks for `values`, as pieces:
     the template's own text trusted, each value not, in the order they appear; and
@@ -75,7 +84,7 @@ def _render_pieces(
 
 @functools.lru_cache(maxsize=64)
 def _marked(
-    prompt: Prompt, tokenizer: Any, turns: tuple[tuple[str, str], ...], gen: bool
+    prompt: Prompt, tokenizer: Tokenizer, turns: tuple[tuple[str, str], ...], gen: bool
 ) -> tuple[str, ...]:
     """The rendering of marked turns split on the marks (the same for every task: kept)."""
     return tuple(_MARK.split(_render(prompt, tokenizer, turns, gen)))
@@ -104,7 +113,7 @@ def _tidy(pieces: Sequence[Piece]) -> Pieces:
     return tuple(p for p in pieces if p.text)
 
 
-def prompt_pieces(prompt: Prompt, tokenizer: Any, task: str) -> Pieces:
+def prompt_pieces(prompt: Prompt, tokenizer: Tokenizer, task: str) -> Pieces:
     """The full prompt up to (not including) the assistant prefix, as pieces."""
     if _templated(prompt, tokenizer):
         user = render_user(prompt, _mark(0))
@@ -113,12 +122,12 @@ def prompt_pieces(prompt: Prompt, tokenizer: Any, task: str) -> Pieces:
     return _tidy([Piece(head, True), *_user_pieces(prompt, task), Piece("\n", True)])
 
 
-def prompt_text(prompt: Prompt, tokenizer: Any, task: str) -> str:
+def prompt_text(prompt: Prompt, tokenizer: Tokenizer, task: str) -> str:
     """The full prompt text up to (not including) the assistant prefix."""
     return joined(prompt_pieces(prompt, tokenizer, task))
 
 
-def task_free_ids(prompt: Prompt, tokenizer: Any) -> list[int]:
+def task_free_ids(prompt: Prompt, tokenizer: Tokenizer) -> list[int]:
     """The prompt's leading token ids that no task changes: where renderings for two unlike
     tasks part, less one id (a task's first characters may merge with the id before)."""
     first = encode(tokenizer, prompt_pieces(prompt, tokenizer, "A"))
@@ -129,7 +138,7 @@ def task_free_ids(prompt: Prompt, tokenizer: Any) -> list[int]:
     return first[: max(0, common - 1)]
 
 
-def next_turn_pieces(prompt: Prompt, tokenizer: Any, task: str) -> Pieces:
+def next_turn_pieces(prompt: Prompt, tokenizer: Tokenizer, task: str) -> Pieces:
     """The text after an assistant reply up to the next reply: end of turn, user turn, prefix.
 
     It is cut from the template's rendering of a conversation, after the reply,
@@ -143,12 +152,14 @@ def next_turn_pieces(prompt: Prompt, tokenizer: Any, task: str) -> Pieces:
     return _tidy(pieces[_place(parts, 0) + 1 :])
 
 
-def next_turn_text(prompt: Prompt, tokenizer: Any, task: str) -> str:
+def next_turn_text(prompt: Prompt, tokenizer: Tokenizer, task: str) -> str:
     """`next_turn_pieces` as one text."""
     return joined(next_turn_pieces(prompt, tokenizer, task))
 
 
-def history_pieces(prompt: Prompt, tokenizer: Any, exchanges: Sequence[tuple[str, str]]) -> Pieces:
+def history_pieces(
+    prompt: Prompt, tokenizer: Tokenizer, exchanges: Sequence[tuple[str, str]]
+) -> Pieces:
     """A conversation of (task, reply) exchanges, up to the end of the last reply's text."""
     if not exchanges:
         raise ValueError("a history needs at least one exchange")
@@ -168,12 +179,12 @@ def history_pieces(prompt: Prompt, tokenizer: Any, exchanges: Sequence[tuple[str
     return _tidy([*pieces[: _place(parts, len(values) - 1)], Piece(exchanges[-1][1])])
 
 
-def history_text(prompt: Prompt, tokenizer: Any, exchanges: Sequence[tuple[str, str]]) -> str:
+def history_text(prompt: Prompt, tokenizer: Tokenizer, exchanges: Sequence[tuple[str, str]]) -> str:
     """`history_pieces` as one text."""
     return joined(history_pieces(prompt, tokenizer, exchanges))
 
 
-def encode(tokenizer: Any, text: str | Sequence[Piece]) -> list[int]:
+def encode(tokenizer: Tokenizer, text: str | Sequence[Piece]) -> list[int]:
     """Token ids with no BOS/EOS added; only trusted pieces make special tokens (a plain str
     is untrusted: special-token text in it stays text)."""
     return encode_pieces(tokenizer, text)
