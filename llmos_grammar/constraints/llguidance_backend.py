@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llmos_grammar.constraints.backend import BackendName, Matcher, MatcherError
 from llmos_grammar.constraints.tokens import TokenTable
@@ -14,7 +14,7 @@ from llmos_grammar.ir import GrammarSource
 
 if TYPE_CHECKING:
     from llguidance import LLExecutor, LLMatcher
-    from torch import Tensor
+    from torch import Tensor, dtype
 
 
 class LLGuidanceConstraint:
@@ -101,7 +101,7 @@ class LLGuidanceBackend:
         return {row: MatcherError(m.error) for m, row in pairs if m.matcher.is_error()}
 
 
-def _int32() -> Any:
+def _int32() -> dtype:
     import torch
 
     return torch.int32
