@@ -1,11 +1,16 @@
 # ruff: noqa: E501  (the templates table reads best one template a line)
-"""Write `train_tasks.jsonl`: calculator tasks for training, none of them in `tasks.jsonl`.
+"""Write the generated calculator task sets: `train_tasks.jsonl` and `heldout.jsonl`.
 
-The templates follow the held-out set's kinds (arithmetic, powers, percentages,
-remainders, word problems) with other numbers; a task whose text is in
-`tasks.jsonl` is skipped, so the held-out set stays unseen.
+Both come from the same templates (the hand-written `tasks.jsonl`'s kinds:
+arithmetic, powers, percentages, remainders, word problems) with other numbers
+and another seed. A task whose text is in `tasks.jsonl` is never written, and
+the held-out set also skips every text of the training set, so both stay
+unseen by training. Each set is reproduced exactly by its seed:
 
-    python examples/calculator/make_train_tasks.py [--count 240] [--seed 7]
+    python examples/calculator/make_train_tasks.py                 # train_tasks.jsonl
+    python examples/calculator/make_train_tasks.py --set heldout   # heldout.jsonl
+    python examples/calculator/make_train_tasks.py --count 50 --seed 3 --out my.jsonl \
+        --exclude examples/calculator/train_tasks.jsonl
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import argparse
 import json
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -57,16 +63,41 @@ def one(rng: random.Random, index: int) -> tuple[str, Number]:
     return template.format(**fields), fields["answer"]
 
 
-def held_out() -> set[str]:
-    """The task texts of `tasks.jsonl` (the held-out evaluation set)."""
-    lines = (HERE / "tasks.jsonl").read_text().splitlines()
+@dataclass(frozen=True)
+class TaskFile:
+    """A shipped set: how many tasks, the seed, the file, and the sets it must not overlap."""
+
+    count: int
+    seed: int
+    out: str
+    exclude: tuple[str, ...] = ()
+
+
+SETS = {
+    "train": TaskFile(240, 7, "train_tasks.jsonl"),
+    "heldout": TaskFile(300, 2023, "heldout.jsonl", exclude=("train_tasks.jsonl",)),
+}
+Row = dict[str, int | float | str]
+
+
+def texts(path: Path) -> set[str]:
+    """The task texts of a JSONL task file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
     return {json.loads(line)["task"] for line in lines if line.strip()}
 
 
-def make(count: int, seed: int) -> list[dict[str, int | float | str]]:
-    """`count` distinct tasks, cycling through the templates, none in `tasks.jsonl`."""
+def held_out() -> set[str]:
+    """The task texts of `tasks.jsonl` (the hand-written evaluation set)."""
+    return texts(HERE / "tasks.jsonl")
+
+
+def make(count: int, seed: int, exclude: Sequence[Path] = ()) -> list[Row]:
+    """`count` distinct tasks, cycling through the templates, none in `tasks.jsonl` or in
+    the `exclude` files."""
     rng, skip, seen = random.Random(seed), held_out(), set()
-    tasks: list[dict[str, int | float | str]] = []
+    for path in exclude:
+        skip |= texts(path)
+    tasks: list[Row] = []
     for attempt in range(100 * count):
         if len(tasks) == count:
             break
@@ -76,18 +107,39 @@ def make(count: int, seed: int) -> list[dict[str, int | float | str]]:
         seen.add(text)
         value = int(answer) if float(answer).is_integer() else answer
         tasks.append({"task": text, "answer": value})
+    if len(tasks) < count:
+        raise SystemExit(f"only {len(tasks)} distinct tasks of {count}: the templates ran out")
     return tasks
+
+
+def make_set(name: str) -> list[Row]:
+    """The shipped set `name` ("train" or "heldout"), exactly as its file holds it."""
+    spec = SETS[name]
+    return make(spec.count, spec.seed, [HERE / e for e in spec.exclude])
+
+
+def jsonl(rows: Sequence[Row]) -> str:
+    """The task file's text: one JSON object a line."""
+    return "".join(json.dumps(row) + "\n" for row in rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=240)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", default=str(HERE / "train_tasks.jsonl"))
+    parser.add_argument("--set", choices=sorted(SETS), default="train", help="a shipped set")
+    parser.add_argument("--count", type=int, help="tasks to write (default: the set's)")
+    parser.add_argument("--seed", type=int, help="the numbers' seed (default: the set's)")
+    parser.add_argument("--out", help="the file to write (default: the set's, next to this)")
+    parser.add_argument(
+        "--exclude", action="append", metavar="FILE", help="also skip this file's task texts"
+    )
     args = parser.parse_args()
-    rows = make(args.count, args.seed)
-    Path(args.out).write_text("".join(json.dumps(row) + "\n" for row in rows))
-    print(f"wrote {len(rows)} tasks to {args.out}")
+    spec = SETS[args.set]
+    exclude = [Path(e) for e in args.exclude] if args.exclude else [HERE / e for e in spec.exclude]
+    count = spec.count if args.count is None else args.count
+    rows = make(count, spec.seed if args.seed is None else args.seed, exclude)
+    out = Path(args.out) if args.out else HERE / spec.out
+    out.write_text(jsonl(rows), encoding="utf-8")
+    print(f"wrote {len(rows)} tasks to {out}")
 
 
 if __name__ == "__main__":
