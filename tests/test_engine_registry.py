@@ -204,7 +204,9 @@ def load_segments(ref: ModelRef, engine_args: Mapping[str, str]) -> LoadedModel:
     return replace(load_scripted(ref, engine_args), engine="scripted-segments")
 
 
-def test_logits_processors_need_an_engine_that_gives_logits(scripted: EngineEntry) -> None:
+@pytest.fixture
+def scripted_segments(scripted: EngineEntry) -> Iterator[str]:
+    """The scripted engine registered again as one that gives segments, for the test only."""
     from dataclasses import replace
 
     segments = replace(
@@ -215,13 +217,17 @@ def test_logits_processors_need_an_engine_that_gives_logits(scripted: EngineEntr
     )
     register_engine(segments)
     try:
-        machine = llmos_grammar.load(CALCULATOR)
-        with pytest.raises(ValueError, match="need an engine that gives logits"):
-            llmos_grammar.Runtime(
-                machine, engine="scripted-segments", logits_processors=[lambda s, t, x: None]
-            )
+        yield segments.name
     finally:
-        del ENGINES["scripted-segments"]
+        del ENGINES[segments.name]
+
+
+def test_logits_processors_need_an_engine_that_gives_logits(scripted_segments: str) -> None:
+    machine = llmos_grammar.load(CALCULATOR)
+    with pytest.raises(ValueError, match="need an engine that gives logits"):
+        llmos_grammar.Runtime(
+            machine, engine=scripted_segments, logits_processors=[lambda s, t, x: None]
+        )
     assert LOADED[0].closed  # the runtime loaded it, so it closed it before raising
 
 
@@ -282,22 +288,10 @@ def test_a_session_runs_on_a_registered_engine_and_asks_its_window(
     assert STARTED[0].closed and LOADED[0].closed
 
 
-def test_a_session_refuses_an_engine_that_gives_segments(scripted: EngineEntry) -> None:
-    from dataclasses import replace
-
+def test_a_session_refuses_an_engine_that_gives_segments(scripted_segments: str) -> None:
     from llmos_grammar.errors import SessionError
 
-    segments = replace(
-        scripted,
-        name="scripted-segments",
-        capabilities=replace(scripted.capabilities, output="segments"),
-        load=f"{__name__}:load_segments",
-    )
-    register_engine(segments)
-    try:
-        machine = llmos_grammar.load(CALCULATOR)
-        with pytest.raises(SessionError, match="an engine that gives logits"):
-            llmos_grammar.Session(machine, engine="scripted-segments")
-    finally:
-        del ENGINES["scripted-segments"]
+    machine = llmos_grammar.load(CALCULATOR)
+    with pytest.raises(SessionError, match="an engine that gives logits"):
+        llmos_grammar.Session(machine, engine=scripted_segments)
     assert LOADED[0].closed and STARTED == []  # closed without starting an engine

@@ -26,6 +26,7 @@ from llmos_grammar.sandbox.prelude import (
 )
 from llmos_grammar.sandbox.probe import Capabilities
 from llmos_grammar.sandbox.sysfs import KEEP
+from tests.hostile.cases_limits import forked_blocks
 
 CAPS = probe()
 PY = ActionPolicy(name="py", handler="python", timeout_s=10, cpu_s=10, memory_mb=128)
@@ -219,19 +220,7 @@ def test_python_bash_and_posix_shared_memory_work_under_minimal_sys() -> None:
     assert result.stdout == "True 7 [2, 3] True ['devices']\n"
 
 
-OOM_IN_SESSION = """import os, time
-kids = []
-for _ in range(2):
-    pid = os.fork()
-    if pid == 0:
-        block = bytearray(90 << 20)
-        for i in range(0, len(block), 4096):
-            block[i] = 1
-        time.sleep(1)
-        os._exit(0)
-    kids.append(pid)
-print([os.waitpid(pid, 0)[1] for pid in kids])
-"""
+OOM_IN_SESSION = forked_blocks(2, 90, 1)
 
 
 SESSION = dataclasses.replace(PY, persistent=True, cgroup=True)

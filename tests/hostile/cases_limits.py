@@ -103,19 +103,26 @@ for folder, _, files in os.walk("/sys"):
 shown = [p for p in places if os.path.exists(p)]
 print(json.dumps({"shown": shown, "macs": macs, "cpus": os.cpu_count()}))
 """
-OOM_CHILDREN = """import os, time
+
+
+def forked_blocks(children: int, mb: int, hold_s: float) -> str:
+    """A program whose children each touch `mb` MB (within RLIMIT_AS) and hold it `hold_s`."""
+    return f"""import os, time
 kids = []
-for _ in range(4):  # 4 x 100 MB, each within RLIMIT_AS, together past the cgroup's cap
+for _ in range({children}):
     pid = os.fork()
     if pid == 0:
-        block = bytearray(100 << 20)
+        block = bytearray({mb} << 20)
         for i in range(0, len(block), 4096):
             block[i] = 1
-        time.sleep(2)
+        time.sleep({hold_s})
         os._exit(0)
     kids.append(pid)
 print([os.waitpid(pid, 0)[1] for pid in kids])
 """
+
+
+OOM_CHILDREN = forked_blocks(4, 100, 2)  # 4 x 100 MB: together past the cgroup's cap
 
 
 def _shmem_kb() -> int:
