@@ -53,7 +53,7 @@ class ActionStep:
         pieces = _rendered(state, result)
         rendered = joined(pieces)
         row.actions.append(ActionRecord(state.name, state.action, text, result, rendered))
-        n = self.moves.queue_text(row, pieces)  # resumes on the existing cache at the next step
+        n = yield from self.moves.queue(row, pieces)  # resumes on the existing cache next step
         row.add_text("injected", rendered)
         yield InjectedEvent(state.name, rendered, n)
         target = state.next if result.ok else (state.on_error or state.next)

@@ -37,6 +37,7 @@ class RuntimeOptions(TypedDict, total=False):
     logits_processors: Sequence[LogitsProcessor]
     engine: str | None
     engine_args: Mapping[str, str] | None
+    details: bool
 
 
 class Runtime:
@@ -50,6 +51,10 @@ class Runtime:
     `budgets` override the spec's. `logits_processors` may edit each logits
     row in place after the constraint mask. `engine` names a registered engine
     (default: the spec's, `auto`) and `engine_args` are its arguments.
+    `details` records what the trace viewer shows of each step: a sampled
+    token's probability, the likeliest alternatives, the mask's size and time
+    (`TokenEvent.detail`), and token healing (`HealedEvent`); off, a run pays
+    nothing for them.
 
     The engine starts on first use and stays for the runtime's life: every run,
     batch and session of the runtime opens its rows there. `close()` (or a
@@ -73,8 +78,10 @@ class Runtime:
         logits_processors: Sequence[LogitsProcessor] = (),
         engine: str | None = None,
         engine_args: Mapping[str, str] | None = None,
+        details: bool = False,
     ) -> None:
         self.machine = machine
+        self.details = details
         self._owns_model = not isinstance(model, LoadedModel)
         if isinstance(model, LoadedModel):
             self.lm = model

@@ -13,13 +13,16 @@ from llmos_grammar.runtime.events import (
     ActionFinished,
     ActionRecord,
     ActionStarted,
+    Alternative,
     DoneEvent,
     Event,
+    HealedEvent,
     InjectedEvent,
     Result,
     Source,
     Span,
     Stats,
+    StepDetail,
     StopReason,
     TokenEvent,
     TransitionEvent,
@@ -36,9 +39,21 @@ def event_to_json(event: Event) -> dict[str, Any]:
     if isinstance(event, ActionFinished):
         return {**asdict(event), "result": event.result.to_json()}
     data = asdict(event)
-    if "token_ids" in data:
-        data["token_ids"] = list(data["token_ids"])
+    for key in ("token_ids", "dropped", "ids"):
+        if key in data:
+            data[key] = list(data[key])
+    if isinstance(event, TokenEvent):
+        if event.detail is None:
+            del data["detail"]  # a run without details writes what 0.2 wrote
+        else:
+            data["detail"] = _detail_json(event.detail)
     return data
+
+
+def _detail_json(detail: StepDetail) -> dict[str, object]:
+    top = [[a.token_id, a.text, round(a.p, 6)] for a in detail.top]
+    step = round(detail.step_s, 6)
+    return {"p": round(detail.p, 6), "allowed": detail.allowed, "top": top, "step_s": step}
 
 
 def event_from_json(data: JSON) -> Event:
@@ -53,7 +68,33 @@ def event_from_json(data: JSON) -> Event:
 
 def _token(d: JSON) -> TokenEvent:
     ids = tuple(_int(i, "token_ids") for i in _list(d, "token_ids"))
-    return TokenEvent(_str(d, "state"), _str(d, "text"), ids, _bool(d, "forced"))
+    raw = d.get("detail")
+    detail = None if raw is None else _detail(_as_dict(raw, "detail"))
+    return TokenEvent(_str(d, "state"), _str(d, "text"), ids, _bool(d, "forced"), detail=detail)
+
+
+def _detail(d: JSON) -> StepDetail:
+    allowed = d.get("allowed")
+    top = tuple(_alternative(a) for a in _list(d, "top", []))
+    return StepDetail(
+        _number(d.get("p"), "detail.p"),
+        None if allowed is None else _int(allowed, "detail.allowed"),
+        top,
+        _number(d.get("step_s", 0.0), "detail.step_s"),
+    )
+
+
+def _alternative(value: object) -> Alternative:
+    """[id, text, p], as `_detail_json` writes it."""
+    if not isinstance(value, list) or len(value) != 3 or not isinstance(value[1], str):
+        raise TraceError("`detail.top` must hold [id, text, p] triples")
+    return Alternative(_int(value[0], "detail.top"), value[1], _number(value[2], "detail.top"))
+
+
+def _healed(d: JSON) -> HealedEvent:
+    dropped = tuple(_int(i, "dropped") for i in _list(d, "dropped"))
+    ids = tuple(_int(i, "ids") for i in _list(d, "ids"))
+    return HealedEvent(_str(d, "state"), _str(d, "text"), dropped, ids)
 
 
 def _transition(d: JSON) -> TransitionEvent:
@@ -83,6 +124,7 @@ _READERS: dict[str, Callable[[JSON], Event]] = {
     "action_finished": _finished,
     "injected": _injected,
     "done": _done,
+    "healed": _healed,
 }
 
 
@@ -174,6 +216,12 @@ def _as_dict(value: object, key: str) -> JSON:
     if not isinstance(value, dict):
         raise TraceError(f"`{key}` must hold objects, not {type(value).__name__}")
     return value
+
+
+def _number(value: object, key: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TraceError(f"`{key}` must be a number, not {type(value).__name__}")
+    return float(value)
 
 
 def _int(value: object, key: str) -> int:

@@ -22,14 +22,36 @@ class Stop(Exception):
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """One candidate of a sampling step: a token id, its text and its probability."""
+
+    token_id: int
+    text: str
+    p: float
+
+
+@dataclass(frozen=True)
+class StepDetail:
+    """What the decoder saw when it sampled a token; recorded only when a run asks for it
+    (`Runtime(details=True)`), so that a normal run pays nothing."""
+
+    p: float  # the sampled token's probability under the mask, at the sampling temperature
+    allowed: int | None  # how many ids the state's mask allowed; None: the state has no mask
+    top: tuple[Alternative, ...]  # the likeliest ids at this step, best first
+    step_s: float  # seconds from asking for the logits to the sampled token
+
+
+@dataclass(frozen=True)
 class TokenEvent:
-    """Text the model produced (`forced` when the grammar or a trigger dictated it)."""
+    """Text the model produced (`forced` when the grammar or a trigger dictated it);
+    `detail`: the sampling step of a sampled token, when the run records details."""
 
     state: str
     text: str
     token_ids: tuple[int, ...]
     forced: bool = False
     kind: Literal["token"] = "token"
+    detail: StepDetail | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,21 @@ class InjectedEvent:
     text: str
     n_tokens: int
     kind: Literal["injected"] = "injected"
+
+
+@dataclass(frozen=True)
+class HealedEvent:
+    """Token healing: `text`, the end of the run's text so far, was in the context as
+    `dropped` and was tokenized again together with the text after it, as `ids`.
+
+    Yielded only by runs that record details (`Runtime(details=True)`).
+    """
+
+    state: str
+    text: str
+    dropped: tuple[int, ...]
+    ids: tuple[int, ...]
+    kind: Literal["healed"] = "healed"
 
 
 @dataclass(frozen=True)
@@ -148,7 +185,15 @@ class DoneEvent:
     kind: Literal["done"] = "done"
 
 
-Event = TokenEvent | TransitionEvent | ActionStarted | ActionFinished | InjectedEvent | DoneEvent
+Event = (
+    TokenEvent
+    | TransitionEvent
+    | ActionStarted
+    | ActionFinished
+    | InjectedEvent
+    | DoneEvent
+    | HealedEvent
+)
 
 
 @dataclass(frozen=True)

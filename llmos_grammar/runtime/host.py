@@ -26,6 +26,7 @@ class RunHost(Protocol):
     logits_processors: Sequence[LogitsProcessor]
     masks: MaskBuffer
     mask_worker: ThreadPoolExecutor
+    details: bool  # runs record StepDetail and HealedEvent (for the trace viewer)
 
     def engine(self) -> Engine:
         """The engine every row of the host opens on."""

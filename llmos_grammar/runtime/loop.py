@@ -55,14 +55,14 @@ class Run:
         self.seq = seq
         start = rt.machine.start
         self.row: Row = new_row(task, seq, start, sampling or rt.sampling, key, turn)
-        self.moves = Moves(rt.machine, rt.table, rt.lm.tokenizer, rt.budgets)
+        self.moves = Moves(rt.machine, rt.table, rt.lm.tokenizer, rt.budgets, rt.details)
         replay = TokenReplay(self.moves, rt.table, rt.lm.tokenizer, rt.lm.eos_ids)
         self.action = ActionStep(self.moves, rt.budgets)
         self.decode: TokenDecode | SegmentDecode
         if seq.engine.capabilities.output == "segments":
             self.decode = SegmentDecode(replay, rt.constraints, rt.budgets, rt.lm.eos_ids)
         else:
-            self.decode = TokenDecode(replay, rt.constraints, rt.logits_processors)
+            self.decode = TokenDecode(replay, rt.constraints, rt.logits_processors, rt.details)
 
     def events(self) -> Steps:
         """The run: the prompt, then state after state until a final state or a stop."""

@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 
 from llmos_grammar.constraints import TokenTable
 from llmos_grammar.ir import Budgets, GrammarState, Machine
 from llmos_grammar.libtypes.hf import Tokenizer
-from llmos_grammar.runtime.events import Stop, TokenEvent, TransitionEvent
+from llmos_grammar.runtime.events import Event, HealedEvent, Stop, TokenEvent, TransitionEvent
 from llmos_grammar.runtime.kv import heal_append
 from llmos_grammar.runtime.pieces import Piece, trusted
+from llmos_grammar.runtime.requests import Reply, Request
 from llmos_grammar.runtime.row import Row, Steps
 
 
 class Moves:
-    """Shared moves over the rows of one machine, model and set of budgets."""
+    """Shared moves over the rows of one machine, model and set of budgets; `details`:
+    the run records details (a HealedEvent where token healing changed the context)."""
 
     def __init__(
-        self, machine: Machine, table: TokenTable, tokenizer: Tokenizer, budgets: Budgets
+        self,
+        machine: Machine,
+        table: TokenTable,
+        tokenizer: Tokenizer,
+        budgets: Budgets,
+        details: bool = False,
     ) -> None:
         self.machine = machine
         self.table = table
         self.tokenizer = tokenizer
         self.budgets = budgets
+        self.details = details
 
     # ---- text ----------------------------------------------------------------------
     def queue_text(self, row: Row, pieces: Sequence[Piece]) -> int:
@@ -31,9 +39,20 @@ class Moves:
         only trusted pieces may make special tokens. Returns how many ids were queued."""
         return heal_append(row.seq, self.table, self.tokenizer, pieces)
 
+    def queue(self, row: Row, pieces: Sequence[Piece]) -> Generator[Event | Request, Reply, int]:
+        """`queue_text`; with details, a HealedEvent when it re-tokenized the last id."""
+        ids = row.seq.ids
+        before, last = len(ids), (ids[-1] if ids else None)
+        n = self.queue_text(row, pieces)
+        after = row.seq.ids
+        if self.details and last is not None and len(after) - n < before:
+            head = self.table.decode([last]).decode("utf-8", "replace")
+            yield HealedEvent(row.state, head, (last,), tuple(after[len(after) - n :]))
+        return n
+
     def force(self, row: Row, text: str) -> Steps:
         """Queue the spec's `text` as forced text, with its event."""
-        self.queue_text(row, trusted(text))
+        yield from self.queue(row, trusted(text))
         row.add_text("forced", text)
         yield TokenEvent(row.state, text, (), forced=True)
 
@@ -45,7 +64,10 @@ class Moves:
         text = row.stream_text(data)
         if text:
             row.add_text("forced" if forced else "model", text)
-            yield TokenEvent(row.state, text, ids, forced=forced)
+            detail = None
+            if not forced:  # a sampled token's step (runs that record details)
+                detail, row.detail = row.detail, None
+            yield TokenEvent(row.state, text, ids, forced=forced, detail=detail)
 
     # ---- states and budgets ------------------------------------------------------------
     def enter(self, row: Row, target: str, trigger: str, announce: bool = True) -> Steps:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llmos_grammar.ir import Sampling
-from llmos_grammar.runtime.events import ActionRecord, Event, Source, Span, Stats
+from llmos_grammar.runtime.events import ActionRecord, Event, Source, Span, Stats, StepDetail
 from llmos_grammar.runtime.kv import KVSequence
 from llmos_grammar.runtime.pieces import Pieces
 from llmos_grammar.runtime.requests import Reply, Request
@@ -56,6 +56,7 @@ class Row:
     passes0: int = 0  # the row's engine counters when the run began
     fed0: int = 0
     segments_asked: int = 0  # segment requests made (each gets its own seed)
+    detail: StepDetail | None = None  # the last sampled token's step, until its text is shown
 
     def add_text(self, source: Source, text: str) -> None:
         """Add text to the transcript, joining it to the last span of the same state and source."""

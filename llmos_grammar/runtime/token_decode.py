@@ -13,6 +13,7 @@ from llmos_grammar.runtime.events import Event
 from llmos_grammar.runtime.requests import Reply, Request, Step, StepReply
 from llmos_grammar.runtime.row import Row, Steps
 from llmos_grammar.runtime.sampling import sample
+from llmos_grammar.runtime.step_detail import step_detail
 from llmos_grammar.runtime.token_replay import TokenReplay
 
 if TYPE_CHECKING:
@@ -30,10 +31,12 @@ class TokenDecode:
         replay: TokenReplay,
         constraints: Mapping[str, Compiled],
         logits_processors: Sequence[LogitsProcessor] = (),
+        details: bool = False,
     ) -> None:
         self.replay = replay
         self.constraints = constraints
         self.logits_processors = logits_processors
+        self.details = details  # record each sampled token's StepDetail
 
     def decode(self, row: Row, state: TextState | GrammarState) -> Steps:
         """Sample tokens until the state ends (a transition) or the run stops."""
@@ -46,12 +49,20 @@ class TokenDecode:
                 return
         while True:
             self.replay.moves.check_budgets(row, visit.steps, state.max_tokens)
+            started = time.perf_counter()
             logits = yield from self._logits(row, matcher, visit.steps)
             if self.logits_processors:
                 text = bytes(visit.state_bytes).decode("utf-8", "replace")
                 for processor in self.logits_processors:
                     processor(row.state, text, logits)
-            token = sample(logits, state.sampling or row.sampling, row.generator)
+            sampling = state.sampling or row.sampling
+            token = sample(logits, sampling, row.generator)
+            if self.details:  # shown with the token's event (Moves.emit_bytes)
+                masked = matcher is not None
+                table = self.replay.table
+                row.detail = step_detail(
+                    logits, token, sampling.temperature, masked, started, table
+                )
             if (yield from self.replay.token(row, visit, token, _all)):
                 return
 

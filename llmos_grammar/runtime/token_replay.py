@@ -16,7 +16,7 @@ from llmos_grammar.errors import DecodeError
 from llmos_grammar.ir import GrammarState, TextState
 from llmos_grammar.libtypes.hf import Tokenizer
 from llmos_grammar.runtime import triggers as trig
-from llmos_grammar.runtime.events import Event, Stop, TokenEvent
+from llmos_grammar.runtime.events import Event, HealedEvent, Stop, TokenEvent
 from llmos_grammar.runtime.moves import Moves
 from llmos_grammar.runtime.pieces import Piece
 from llmos_grammar.runtime.prompt import encode
@@ -138,10 +138,14 @@ class TokenReplay:
         head = bytes(state_bytes[offsets[k] : hit.start]).decode("utf-8", "replace")
         row.seq.append(chunk[:1], chosen=True)
         row.seq.append(chunk[1:])
+        dropped = tuple(row.seq.ids[visit.start + k :])
         row.seq.truncate(visit.start + k)
         # the model's text is re-encoded as plain text; the spec's trigger may be special
         trigger = Piece(hit.trigger.decode("utf-8", "replace"), trusted=True)
-        row.seq.append(encode(self.tokenizer, (Piece(head), trigger)))
+        healed = encode(self.tokenizer, (Piece(head), trigger))
+        row.seq.append(healed)
+        if self.moves.details and tuple(healed) != dropped:
+            yield HealedEvent(row.state, head + trigger.text, dropped, tuple(healed))
         row.captures[state.name] = bytes(state_bytes[: hit.start]).decode("utf-8", "replace")
         target = next(t.target for t in state.triggers if t.trigger.encode() == hit.trigger)
         yield from self.moves.enter(row, target, hit.trigger.decode())
