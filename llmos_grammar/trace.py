@@ -1,20 +1,23 @@
-"""Run traces as JSON lines: one header, then every event; read them back for replay or training."""
+"""Run traces as JSON lines: one header, then every event; read back typed (`read_trace`)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from llmos_grammar.errors import LlmosError, Location, TraceError
+from llmos_grammar.errors import Location, TraceError
 from llmos_grammar.runtime.event_json import event_from_json, event_to_json
 from llmos_grammar.runtime.events import DoneEvent, Event, InjectedEvent, TokenEvent
 from llmos_grammar.visible import json_text
 
-TRACE_VERSION = 1
+# 2: token events may carry a step `detail`, and `healed` events (runs with details).
+# 1: what 0.1 and 0.2 wrote; still read.
+TRACE_VERSION = 2
+READS = (1, 2)
 
 
 class TraceWriter:
@@ -46,35 +49,6 @@ class TraceWriter:
         self.close()
 
 
-def read_trace(path: str | Path) -> list[dict[str, object]]:
-    """All records of a trace file (the header first), each a JSON object; LlmosError at
-    the first line that is not one."""
-    records: list[dict[str, object]] = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if not isinstance(record, dict):
-                where = Location(str(path), number, 1)
-                raise LlmosError("a trace line is not a JSON object (not a trace?)", where)
-            records.append(record)
-    return records
-
-
-def transcript(records: Sequence[Mapping[str, object]]) -> str:
-    """The assistant text of a trace: generated, forced and injected text in order."""
-    done = [r.get("result") for r in records if r.get("kind") == "done"]
-    if done:
-        result = done[-1]
-        return str(result.get("text", "")) if isinstance(result, dict) else ""
-    parts = [str(r.get("text", "")) for r in records if r.get("kind") in ("token", "injected")]
-    return "".join(parts)
-
-
 @dataclass(frozen=True)
 class Trace:
     """A trace read back typed: its header, its events (the classes the run yielded) and the
@@ -93,34 +67,62 @@ class Trace:
         return "".join(e.text for e in self.events if isinstance(e, TokenEvent | InjectedEvent))
 
 
-def read_events(path: str | Path) -> Trace:
-    """The trace in `path` with its events read by `event_from_json`; a header that is not
-    a trace's, or a record that is not an event, is a TraceError at its line."""
-    records = read_trace(path)
-    if not records or records[0].get("kind") != "header":
-        raise TraceError("not a trace: no header line first", Location(str(path), 1, 1))
-    version = records[0].get("llmos_trace")
-    if version != TRACE_VERSION:
+def read_trace(path: str | Path) -> Trace:
+    """The trace in `path`, its events read by `event_from_json`; traces of every earlier
+    release open too. A line that is not a JSON object, a header that is not a trace's, or
+    a record that is not an event is a TraceError at its line."""
+    where = str(path)
+    try:
+        numbered = list(_records(Path(path)))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TraceError(f"cannot read the trace: {exc}", Location(where, 1, 1)) from exc
+    if not numbered or numbered[0][1].get("kind") != "header":
+        raise TraceError("not a trace: no header line first", Location(where, 1, 1))
+    first, header = numbered[0]
+    version = header.get("llmos_trace")
+    if version not in READS:
+        readable = ", ".join(map(str, READS))
         raise TraceError(
-            f"trace version {version!r}; this reads {TRACE_VERSION}", Location(str(path), 1, 1)
+            f"trace version {version!r}; this reads {readable}", Location(where, first, 1)
         )
     events: list[Event] = []
     times: list[float] = []
-    for number, record in _numbered(path, records[1:]):
+    for number, record in numbered[1:]:
         try:
             events.append(event_from_json(record))
         except TraceError as exc:
-            raise TraceError(exc.message, Location(str(path), number, 1)) from exc
+            raise TraceError(exc.message, Location(where, number, 1)) from exc
         t = record.get("t", 0.0)
         times.append(float(t) if isinstance(t, int | float) else 0.0)
-    return Trace(records[0], tuple(events), tuple(times))
+    return Trace(header, tuple(events), tuple(times))
 
 
-def _numbered(
-    path: str | Path, records: Sequence[dict[str, object]]
-) -> list[tuple[int, dict[str, object]]]:
-    """The records after the header with the line each came from (blank lines skipped)."""
-    lines = [
-        n for n, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1) if line.strip()
-    ]
-    return list(zip(lines[1:], records, strict=True))
+# The typed reader's name before traces had one reader.
+read_events = read_trace
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    """Each non-blank line's number and JSON object; TraceError at a line that is not one."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                where = Location(str(path), number, 1)
+                raise TraceError("a trace line is not a JSON object (not a trace?)", where)
+            yield number, record
+
+
+def transcript(records: Sequence[Mapping[str, object]]) -> str:
+    """The assistant text of JSON event records (`--json` lines, a trace's lines): the last
+    `done` result's text, else the token and injected text in order."""
+    done = [r.get("result") for r in records if r.get("kind") == "done"]
+    if done:
+        result = done[-1]
+        return str(result.get("text", "")) if isinstance(result, dict) else ""
+    parts = [str(r.get("text", "")) for r in records if r.get("kind") in ("token", "injected")]
+    return "".join(parts)

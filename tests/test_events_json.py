@@ -17,7 +17,7 @@ from llmos_grammar.runtime import (
     event_from_json,
     event_to_json,
 )
-from llmos_grammar.trace import TraceWriter, read_events
+from llmos_grammar.trace import TraceWriter, read_trace
 from tests.test_runtime import calc_machine, run
 from tests.test_runtime_helpers import FakeRunner
 
@@ -48,7 +48,7 @@ def test_a_trace_reads_back_into_the_run_events(tmp_path: Path) -> None:
     with TraceWriter(tmp_path / "t.jsonl", {"spec": "calc"}) as trace:
         for event in events:
             trace.write(event)
-    read = read_events(tmp_path / "t.jsonl")
+    read = read_trace(tmp_path / "t.jsonl")
     assert read.events == tuple(events)
     assert read.header["spec"] == "calc" and len(read.times) == len(events)
     assert all(a <= b for a, b in zip(read.times, read.times[1:], strict=False))
@@ -80,12 +80,12 @@ def test_a_bad_trace_line_names_its_file_and_line(tmp_path: Path) -> None:
         trace.write(TokenEvent("s", "hi", (1,)))
     path.write_text(path.read_text() + '{"kind": "transition", "source": "s"}\n')
     with pytest.raises(TraceError) as info:
-        read_events(path)
+        read_trace(path)
     assert info.value.location is not None and info.value.location.line == 3
     assert "`target` must be a str" in str(info.value)
     path.write_text('{"kind": "token"}\n')
     with pytest.raises(TraceError, match="not a trace: no header line first"):
-        read_events(path)
+        read_trace(path)
 
 
 def test_an_action_result_keeps_its_fields() -> None:

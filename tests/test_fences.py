@@ -12,7 +12,7 @@ from llmos_grammar.ir import GrammarState
 from llmos_grammar.results import ActionResult
 from llmos_grammar.runtime import DoneEvent, Runtime, TransitionEvent
 from llmos_grammar.spec.loader import load
-from llmos_grammar.trace import read_events
+from llmos_grammar.trace import read_trace
 from tests.test_runtime_helpers import FakeRunner, tiny_model, token_id, tokenizer
 
 SPEC = Path(__file__).resolve().parent.parent / "examples" / "chat" / "spec.yaml"
@@ -76,9 +76,9 @@ def test_the_longer_spelling_fires_when_written_whole(tmp_path: Path) -> None:
         "target": "code",
         "trigger": "```python",
     }
-    traced = [r for r in shown["trace"] if r["kind"] == "transition"]
-    assert traced[0]["trigger"] == "```python"
-    typed = [e for e in read_events(tmp_path / "trace.jsonl").events if e.kind == "transition"]
+    traced = [e for e in shown["trace"].events if isinstance(e, TransitionEvent)]
+    assert traced[0].trigger == "```python"
+    typed = [e for e in read_trace(tmp_path / "trace.jsonl").events if e.kind == "transition"]
     assert typed == [e for e in events if isinstance(e, TransitionEvent)]
 
 
@@ -88,7 +88,7 @@ def shown_by_cli(events: list, folder: Path) -> dict[str, Any]:
     import json
 
     from llmos_grammar.cli.run import JsonView, TextView
-    from llmos_grammar.trace import TraceWriter, read_trace
+    from llmos_grammar.trace import TraceWriter
 
     outs = {"text": io.StringIO(), "colour": io.StringIO(), "json": io.StringIO()}
     views = [

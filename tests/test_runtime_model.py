@@ -45,7 +45,7 @@ def test_cli_json_events_and_trace(tmp_path: Path, capsys: pytest.CaptureFixture
     from llmos_grammar.cli.main import main
     from llmos_grammar.runtime import ActionFinished, event_from_json
     from llmos_grammar.spec.loader import load
-    from llmos_grammar.trace import read_events, read_trace
+    from llmos_grammar.trace import read_trace
 
     trace = tmp_path / "run.jsonl"
     code = main(["run", str(SPEC), "What is 48 times 27?", "--json", "--trace", str(trace)])
@@ -55,11 +55,10 @@ def test_cli_json_events_and_trace(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "action_started" in kinds and "action_finished" in kinds and kinds[-1] == "done"
     finished = next(e for e in events if e["kind"] == "action_finished")
     assert finished["result"]["stdout"] == "1296\n"
-    records = read_trace(trace)
-    assert records[0]["kind"] == "header" and records[-1]["kind"] == "done"
-    assert records[0]["spec_key"] == load(SPEC).cache_key  # which spec version made the trace
+    typed = read_trace(trace)
+    assert typed.header["kind"] == "header" and typed.events[-1].kind == "done"
+    assert typed.header["spec_key"] == load(SPEC).cache_key  # which spec version made the trace
     # the JSON lines and the trace read back into the same typed events
-    typed = read_events(trace)
     assert tuple(event_from_json(e) for e in events) == typed.events
     finished_event = next(e for e in typed.events if isinstance(e, ActionFinished))
     assert finished_event.result.stdout == "1296\n"

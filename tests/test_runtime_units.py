@@ -14,7 +14,7 @@ from llmos_grammar.runtime import triggers
 from llmos_grammar.runtime.events import TokenEvent, TransitionEvent
 from llmos_grammar.runtime.prompt import prompt_text
 from llmos_grammar.runtime.sampling import make_generator, sample
-from llmos_grammar.trace import TraceWriter, read_events, read_trace, transcript
+from llmos_grammar.trace import TraceWriter, read_trace, transcript
 from tests.test_runtime_helpers import tokenizer
 
 TRIGGERS = ["[CODE]", "[SQL]", "<run>"]
@@ -78,12 +78,12 @@ def test_trace_round_trip(tmp_path: Path) -> None:
     with TraceWriter(path, {"spec": "s.yaml"}) as trace:
         trace.write(TokenEvent("talk", "Hi", (1, 2)))
         trace.write(TransitionEvent("talk", "code", "[CODE]"))
-    records = read_trace(path)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
     assert records[0]["kind"] == "header" and records[0]["spec"] == "s.yaml"
     assert records[1]["token_ids"] == [1, 2] and records[2]["target"] == "code"
     assert transcript(records) == "Hi"
-    assert all(json.loads(line) for line in path.read_text().splitlines())
-    typed = read_events(path)  # the same trace as the events that were written
+    assert all(records)
+    typed = read_trace(path)  # the same trace as the events that were written
     assert typed.events == (
         TokenEvent("talk", "Hi", (1, 2)),
         TransitionEvent("talk", "code", "[CODE]"),
