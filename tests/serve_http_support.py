@@ -1,10 +1,11 @@
 """A scripted Scheduler for the HTTP layer's tests, and the real server around it.
 
 `python -m tests.serve_http_support --port 0 --log FILE [...]` serves it with
-`llmos_grammar.serve.server.serve`, the code path of `llmos serve`, and prints where it
-listens. The last user message (or the prompt) is a script for the fake: its first
-word picks what the request does. Everything the fake sees (submit, cancel, finish,
-drain, close) is appended to the log file as JSON lines, which the tests read back.
+`llmos_grammar.serve.server.serve` and the protocol's parsers, the code path of
+`llmos serve`, and prints where it listens. The last user message (or the prompt) is
+a script for the fake: its first word picks what the request does. Everything the fake
+sees (submit, cancel, finish, drain, close) is appended to the log file as JSON lines,
+which the tests read back.
 
     echo WORDS     one text delta per word, then stop
     slow N         N words, one every 0.2 s
@@ -26,12 +27,10 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from llmos_grammar.serve.types import (
-    BadRequest,
     ChoiceDone,
     Draining,
     GenerationRequest,
     LlmosDelta,
-    Message,
     QueueFull,
     RequestDone,
     RequestFailed,
@@ -56,7 +55,7 @@ ACTION = {
     "action": "python",
     "input": "print(48*27)",
     "output": "1296\n",
-    "status": "ok",
+    "status": "exit 0",
     "exit_code": 0,
     "limit_hit": None,
     "duration_s": 0.01,
@@ -203,59 +202,8 @@ class FakeScheduler:
         self.log.write(event="close")
 
 
-# ---- a minimal parser, the stand-in for serve/protocol.py --------------------------------
-
-
-def parse_chat(body: Mapping[str, object]) -> GenerationRequest:
-    model = body.get("model")
-    if not isinstance(model, str):
-        raise BadRequest("model must be a string", param="model")
-    raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise BadRequest("messages must be a non-empty array", param="messages")
-    messages = []
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict) or item.get("role") not in (
-            "system",
-            "user",
-            "assistant",
-            "tool",
-        ):
-            raise BadRequest(f"messages[{i}].role is not a known role", param=f"messages[{i}].role")
-        messages.append(Message(item["role"], str(item.get("content") or "")))
-    raw_tools = body.get("tools") or []
-    assert isinstance(raw_tools, list)
-    tools = tuple(
-        Tool(t["function"]["name"], "", t["function"].get("parameters", {})) for t in raw_tools
-    )
-    options = body.get("stream_options") or {}
-    return GenerationRequest(
-        model=model,
-        messages=tuple(messages),
-        n=int(body.get("n", 1) or 1),  # type: ignore[call-overload]
-        tools=tools,
-        stream=bool(body.get("stream")),
-        include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
-    )
-
-
-def parse_completion(body: Mapping[str, object]) -> GenerationRequest:
-    model, prompt = body.get("model"), body.get("prompt")
-    if not isinstance(model, str):
-        raise BadRequest("model must be a string", param="model")
-    if not isinstance(prompt, str):
-        raise BadRequest("prompt must be a string", param="prompt")
-    options = body.get("stream_options") or {}
-    return GenerationRequest(
-        model=model,
-        prompt=prompt,
-        stream=bool(body.get("stream")),
-        include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
-    )
-
-
 def main() -> None:
-    from llmos_grammar.serve.app import AppOptions
+    from llmos_grammar.serve.app import protocol_options
     from llmos_grammar.serve.server import Listen, serve
 
     parser = argparse.ArgumentParser()
@@ -267,7 +215,7 @@ def main() -> None:
     parser.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
     args = parser.parse_args()
     scheduler = FakeScheduler(Log(args.log), args.max_queue)
-    options = AppOptions(parse_chat, parse_completion, args.api_key, args.max_body_bytes)
+    options = protocol_options(scheduler.models(), args.api_key, args.max_body_bytes)
     serve(scheduler, options, Listen("127.0.0.1", args.port, args.grace))
 
 
@@ -281,11 +229,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Running:
-    """A server process on 127.0.0.1 with the fake scheduler."""
+    """A server process on 127.0.0.1: the fake scheduler's, or `llmos serve ARGS` (`command`)."""
 
-    def __init__(
-        self, folder: Path, *options: str, module: str = "tests.serve_http_support"
-    ) -> None:
+    def __init__(self, folder: Path, *options: str, command: tuple[str, ...] | None = None) -> None:
         import subprocess
         import sys
 
@@ -293,15 +239,13 @@ class Running:
         self.log = folder / "fake.jsonl"
         self.out = folder / "out.txt"
         self.err = folder / "err.txt"
+        fake = ("-m", "tests.serve_http_support", "--log", str(self.log))
+        argv = [sys.executable, *(command or fake), "--port", "0", *options]
         with self.out.open("w") as out, self.err.open("w") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", module, "--port", "0", "--log", str(self.log), *options],
-                cwd=ROOT,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
+                argv, cwd=ROOT, stdout=out, stderr=err, start_new_session=True
             )
-        self.url = self._wait_listening(deadline_s=120)
+        self.url = self._wait_listening(deadline_s=600)
 
     def _wait_listening(self, deadline_s: float) -> str:
         import re

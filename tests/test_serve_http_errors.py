@@ -181,6 +181,53 @@ def test_a_compressed_body_is_refused(server: Running) -> None:
         ({"model": "calc", "messages": "hello"}, "messages"),
         ({"model": "calc", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
         ({"model": "calc"}, "messages"),
+        ({**GOOD, "messages": [{"role": "user"}]}, "messages[0].content"),
+        ({**GOOD, "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({**GOOD, "messages": [{"role": "user", "content": "x" * 300_000}]}, "messages[0].content"),
+        ({**GOOD, "temperature": "hot"}, "temperature"),
+        ({**GOOD, "n": 0}, "n"),
+        ({**GOOD, "stream": "yes"}, "stream"),
+        ({**GOOD, "frobnicate": True}, "frobnicate"),
+        ({**GOOD, "max_tokens": 100_000}, "max_tokens"),  # over the model's 256
+        ({**GOOD, "session": "../etc"}, "session"),
+        (
+            {
+                **GOOD,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "a", "schema": {"type": "strin"}},
+                },
+            },
+            "response_format.json_schema",
+        ),
+        (
+            {
+                **GOOD,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "a", "schema": {"type": "array", "uniqueItems": True}},
+                },
+            },
+            "response_format.json_schema",
+        ),
+        (
+            {
+                **GOOD,
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "f",
+                            "parameters": {
+                                "type": "object",
+                                "properties": {"a": {"type": "string", "pattern": "(("}},
+                            },
+                        },
+                    }
+                ],
+            },
+            "tools[0].function.parameters",
+        ),
     ],
 )
 def test_a_wrong_field_is_a_400_naming_it(

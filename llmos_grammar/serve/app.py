@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from llmos_grammar.serve.http_auth import check_key
@@ -68,6 +69,22 @@ class Served:
     started: int
 
 
+def protocol_options(
+    models: tuple[ServedModel, ...], api_key: str | None, max_body_bytes: int = MAX_BODY_BYTES
+) -> AppOptions:
+    """The options `llmos serve` runs with: the protocol's parsers, knowing the served models
+    (an unknown model is a 404, max_tokens capped by the model's)."""
+    from llmos_grammar.serve.protocol import parse_chat, parse_completion
+
+    known = {model.id: model for model in models}
+    return AppOptions(
+        parse_chat=partial(parse_chat, known_models=known),
+        parse_completion=partial(parse_completion, known_models=known),
+        api_key=api_key,
+        max_body_bytes=max_body_bytes,
+    )
+
+
 def build_app(scheduler: Scheduler, options: AppOptions) -> FastAPI:
     """The ASGI app; `app.state.gate` is what a drain closes."""
     from fastapi import FastAPI
@@ -106,8 +123,8 @@ async def _generate(request: Request, served: Served, endpoint: Endpoint) -> Res
     served.gate.refuse_if_draining()
     body = await read_json(request, served.options.max_body_bytes)
     parse = served.options.parse_chat if endpoint == "chat" else served.options.parse_completion
-    generation = with_session(parse(body), request.headers.get(SESSION_HEADER))
-    ticket = served.scheduler.submit(generation)
+    header = request.headers.get(SESSION_HEADER)
+    generation, ticket = await accept(served.scheduler, lambda: with_session(parse(body), header))
     served.gate.add(ticket)
     try:
         head = Head.new(endpoint, generation.model)
@@ -124,6 +141,30 @@ async def _generate(request: Request, served: Served, endpoint: Endpoint) -> Res
         note_of(request.scope).status = CLIENT_CLOSED
         return json_response({}, CLIENT_CLOSED)  # nobody reads it
     return json_response(response_json(head, collected))
+
+
+async def accept(
+    scheduler: Scheduler, prepare: Callable[[], GenerationRequest]
+) -> tuple[GenerationRequest, Ticket]:
+    """Validate and submit on a worker thread, so the event loop keeps serving: validation
+    compiles a request's schemas, submit plans it (tokenizing, constraints). A ticket that
+    arrives after its request was given up is cancelled."""
+
+    def work() -> tuple[GenerationRequest, Ticket]:
+        generation = prepare()
+        return generation, scheduler.submit(generation)
+
+    future = asyncio.get_running_loop().run_in_executor(None, work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_cancel_late_ticket)
+        raise
+
+
+def _cancel_late_ticket(future: asyncio.Future[tuple[GenerationRequest, Ticket]]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result()[1].cancel()
 
 
 def _stream(

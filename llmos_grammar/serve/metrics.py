@@ -8,7 +8,6 @@ registry, so two apps in one process never share a series.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -32,7 +31,14 @@ from llmos_grammar.serve.types import (
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-_LABEL = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# an action's status (results.ActionResult.status) by its first words; bounded label values
+_ACTION_LABELS = (
+    ("exit ", "failed"),
+    ("refused", "refused"),
+    ("timed out", "timed_out"),
+    ("limit hit", "limit_hit"),
+    ("killed", "killed"),
+)
 CLIENT_CLOSED = 499  # the status recorded for a client that went away (nginx's convention)
 
 
@@ -83,7 +89,7 @@ class Metrics:
         )
         self.actions = Counter(
             "llmos_actions",
-            "actions that served specs ran, by status",
+            "actions that served specs ran: ok, failed, refused, timed_out, limit_hit, killed",
             ["status"],
             registry=self.registry,
         )
@@ -110,7 +116,7 @@ class Metrics:
             if isinstance(event, ChoiceDone):
                 for record in event.llmos:
                     if record.get("type") == "action":
-                        self.actions.labels(_label(record.get("status"))).inc()
+                        self.actions.labels(action_label(record.get("status"))).inc()
             if isinstance(event, RequestDone):
                 tokens = event.usage.completion_tokens
                 if first is not None and tokens > 1:
@@ -119,10 +125,15 @@ class Metrics:
             yield event
 
 
-def _label(value: object) -> str:
-    """A status as a label value: a short lower-case word, anything else `other`."""
-    text = str(value)
-    return text if _LABEL.fullmatch(text) else "other"
+def action_label(status: object) -> str:
+    """An action's status (`exit 0`, `refused: why`, ...) as one of a few label values."""
+    text = str(status)
+    if text == "exit 0":
+        return "ok"
+    for prefix, label in _ACTION_LABELS:
+        if text.startswith(prefix):
+            return label
+    return "other"
 
 
 class _SchedulerCollector:

@@ -123,7 +123,10 @@ class DrainingServer(uvicorn.Server):
         self.gate.draining = True
         running = self.gate.running
         self.say(f"{why}: draining, {running} request(s) running get {self.grace_s:g} s")
-        self.scheduler.drain(self.grace_s)
+        # the scheduler's drain blocks until its requests end: it runs beside the loop
+        threading.Thread(
+            target=self.scheduler.drain, args=(self.grace_s,), name="llmos-drain", daemon=True
+        ).start()
         if not await self.gate.wait_idle(self.grace_s):
             self.say(f"cancelling {self.gate.stop_all()} request(s) still running")
             await self.gate.wait_idle(5.0)
