@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
-from llmos_grammar.errors import Diagnostic, SourceLines
-from llmos_grammar.visible import visible
+from llmos_grammar.errors import Diagnostic, LlmosError, SourceLines, byte_location
+from llmos_grammar.visible import json_text, visible
 
 if TYPE_CHECKING:
+    from llmos_grammar.constraints.explain import Explanation
+    from llmos_grammar.ir import Machine
     from llmos_grammar.spec.check import Checked
 
 
@@ -24,6 +26,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("SPEC", "STATE"),
         help="print the grammar a state is constrained by (derived ones included)",
     )
+    parser.add_argument(
+        "--explain",
+        nargs=3,
+        metavar=("SPEC", "STATE", "TEXT"),
+        help="run TEXT through a state's constraint as the decoder would, without a model, "
+        "and say why it is accepted or rejected (exit 0 accepted, 1 rejected)",
+    )
+    parser.add_argument(
+        "--explain-file",
+        nargs=3,
+        metavar=("SPEC", "STATE", "FILE"),
+        help="--explain with the text read from FILE (UTF-8)",
+    )
+    parser.add_argument(
+        "--tokens",
+        action="store_true",
+        help="with --explain: the same walk token by token with the spec's model's tokenizer",
+    )
+    parser.add_argument("--model", help="with --explain: --tokens with this model's tokenizer")
     parser.add_argument(
         "--format",
         choices=("text", "json", "github"),
@@ -39,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.show_grammar:
         return _show_grammar(*args.show_grammar)
+    if args.explain or args.explain_file:
+        return _explain(args)
+    if args.tokens or args.model:
+        print("llmos-check: --tokens and --model go with --explain", file=sys.stderr)
+        return EXIT_USAGE
     if not args.paths:
         print("llmos-check: give at least one PATH (or --show-grammar SPEC STATE)", file=sys.stderr)
         return EXIT_USAGE
@@ -102,6 +128,81 @@ def _show_grammar(spec: str, state: str) -> int:
     print(f"// {state}: {source.kind}{backend}", file=sys.stderr)
     print(visible(source.text))
     return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """`--explain`/`--explain-file`: exit 0 accepted (whole or prefix), 1 rejected, 2 when
+    the spec, the state, the file or the model cannot be used."""
+    from llmos_grammar.constraints.explain import explain, explainable, render, to_json
+    from llmos_grammar.spec.check import check_file
+
+    spec, state, value = args.explain or args.explain_file
+    if not Path(spec).is_file():
+        print(f"llmos-check: {spec}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    text = value if args.explain else _read_text(value)
+    if text is None:
+        return EXIT_USAGE
+    checked = check_file(spec)
+    if checked.machine is None:
+        sources = SourceLines({spec: checked.doc.text} if checked.doc else {})
+        for d in checked.diagnostics:
+            print(visible(d.render(sources)), file=sys.stderr)
+        return EXIT_USAGE
+    names = explainable(checked.machine)
+    if state not in names:
+        other = checked.machine.states.get(state)
+        article = "an" if other and other.type[:1] in "aeiou" else "a"
+        what = f"is {article} {other.type} state" if other else "is not a state of this spec"
+        listed = ", ".join(names) or "none"
+        print(
+            f"llmos-check: {spec}: {state!r} {what}; text and grammar states: {listed}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    how = checked.backends.get(state)
+    try:
+        found = explain(checked.machine, state, text, how.backend if how else None)
+        if args.tokens or args.model:
+            found = _with_tokens(found, checked.machine, state, text, args.model)
+    except LlmosError as exc:
+        print(f"llmos-check: {visible(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json_text(to_json(found), indent=2) if args.format == "json" else render(found))
+    return EXIT_ERROR if found.verdict == "rejected" else EXIT_OK
+
+
+def _with_tokens(
+    found: Explanation, machine: Machine, state: str, text: str, model: str | None
+) -> Explanation:
+    """`found` with the token walk of `text` (imports torch and transformers)."""
+    from dataclasses import replace
+
+    from llmos_grammar.constraints.explain.tokenwalk import token_walk
+    from llmos_grammar.ir import GrammarState, ModelRef, TextState
+
+    visited = machine.states[state]
+    assert isinstance(visited, TextState | GrammarState)  # explainable
+    ref = ModelRef(name=model) if model else machine.model
+    return replace(found, tokens=token_walk(visited, text, ref))
+
+
+def _read_text(path: str) -> str | None:
+    """The UTF-8 text of `path`, or None after saying (with the place) why it cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        print(f"llmos-check: {path}: cannot read the text: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = byte_location(data, exc.start, path)
+        print(
+            f"llmos-check: {where}: the text is not UTF-8 (byte 0x{data[exc.start]:02x})",
+            file=sys.stderr,
+        )
+        return None
 
 
 def _notes(checked: list[Checked]) -> list[str]:
