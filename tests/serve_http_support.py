@@ -165,6 +165,7 @@ class FakeScheduler:
         self.numbers = itertools.count()
         self.running: set[int] = set()
         self.draining = False
+        self.closed = False
         self.totals = [0, 0, 0]  # prompt, cached, completion tokens
 
     def models(self) -> tuple[ServedModel, ...]:
@@ -199,6 +200,7 @@ class FakeScheduler:
         self.log.write(event="drain", grace_s=grace_s)
 
     def close(self) -> None:
+        self.closed = True
         self.log.write(event="close")
 
 

@@ -15,6 +15,7 @@ from llmos_grammar.visible import visible
 COMMANDS = {
     "run": ("llmos_grammar.cli.run", "run a spec on a model: llmos run SPEC TASK"),
     "shell": ("llmos_grammar.cli.shell", "an interactive session: llmos shell SPEC"),
+    "serve": ("llmos_grammar.cli.serve", "an OpenAI-compatible HTTP server: llmos serve SPEC..."),
     "check": ("llmos_grammar.cli.check", "validate specs, policies and grammars"),
     "eval": ("llmos_grammar.cli.eval", "success rate of a spec on a task set, pass@k, votes"),
     "train": ("llmos_grammar.cli.train", "GRPO with LoRA on a spec's executed rollouts"),
