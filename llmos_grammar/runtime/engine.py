@@ -7,7 +7,13 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypedDict
 
-from llmos_grammar.constraints import Compiled, Enforcement, MaskBuffer, compile_constraint
+from llmos_grammar.constraints import (
+    Compiled,
+    Enforcement,
+    MaskBuffer,
+    TokenTable,
+    compile_constraint,
+)
 from llmos_grammar.engines import Engine, engine_entry
 from llmos_grammar.ir import (
     ActionPolicy,
@@ -38,6 +44,22 @@ class RuntimeOptions(TypedDict, total=False):
     engine: str | None
     engine_args: Mapping[str, str] | None
     details: bool
+
+
+def compile_states(
+    machine: Machine, table: TokenTable
+) -> tuple[dict[str, Compiled], dict[str, Enforcement]]:
+    """Every constrained state's grammar compiled for a token table, and the backend that
+    enforces each."""
+    constraints: dict[str, Compiled] = {}
+    enforcement: dict[str, Enforcement] = {}
+    for name, state in machine.states.items():
+        if isinstance(state, GrammarState | TextState) and state.constraint is not None:
+            close = state.close if isinstance(state, GrammarState) else None
+            constraints[name], enforcement[name] = compile_constraint(
+                state.constraint, table, close, name, state.backend
+            )
+    return constraints, enforcement
 
 
 class Runtime:
@@ -118,14 +140,8 @@ class Runtime:
     def _compile(self, machine: Machine) -> None:
         """Every constrained state's grammar, compiled for the model's tokenizer."""
         self.table = self.lm.token_table()
-        self.constraints: dict[str, Compiled] = {}
-        self.enforcement: dict[str, Enforcement] = {}  # which backend enforces each state
-        for name, state in machine.states.items():
-            if isinstance(state, GrammarState | TextState) and state.constraint is not None:
-                close = state.close if isinstance(state, GrammarState) else None
-                self.constraints[name], self.enforcement[name] = compile_constraint(
-                    state.constraint, self.table, close, name, state.backend
-                )
+        # which backend enforces each state beside each state's compiled constraint
+        self.constraints, self.enforcement = compile_states(machine, self.table)
 
     # ---- runs -------------------------------------------------------------------
     def stream(self, task: str) -> Iterator[Event]:
@@ -275,4 +291,4 @@ class Runtime:
         self.close()
 
 
-__all__ = ["ActionResult", "RowEvent", "Runtime"]
+__all__ = ["ActionResult", "RowEvent", "Runtime", "compile_states"]

@@ -188,3 +188,39 @@ def encode(tokenizer: Tokenizer, text: str | Sequence[Piece]) -> list[int]:
     """Token ids with no BOS/EOS added; only trusted pieces make special tokens (a plain str
     is untrusted: special-token text in it stays text)."""
     return encode_pieces(tokenizer, text)
+
+
+# ---- for renderers of whole conversations (serve/render.py) --------------------------------
+
+
+def value_mark(index: int) -> str:
+    """The stand-in for value `index` inside turns given to `render_turns`."""
+    return _mark(index)
+
+
+def render_turns(
+    prompt: Prompt,
+    tokenizer: Tokenizer,
+    turns: Sequence[tuple[str, str]],
+    values: Sequence[str],
+    gen: bool,
+) -> tuple[list[Piece], tuple[str, ...]]:
+    """The chat template over the prompt's system text and (role, content) turns whose
+    contents hold `value_mark`s: pieces (template text trusted, each value not) and beside
+    them the split parts (text, value index, text, ...), one part a piece."""
+    return _render_pieces(prompt, tokenizer, turns, gen, list(values))
+
+
+def value_place(parts: Sequence[str], index: int) -> int:
+    """Where value `index` stands in `render_turns`' parts (SpecError when left out)."""
+    return _place(parts, index)
+
+
+def uses_template(prompt: Prompt, tokenizer: Tokenizer) -> bool:
+    """Whether the prompt goes through the model's chat template."""
+    return _templated(prompt, tokenizer)
+
+
+def user_turn_pieces(prompt: Prompt, text: str) -> Pieces:
+    """The user template (trusted) around `text` (untrusted), without a chat template."""
+    return _tidy(_user_pieces(prompt, text))
