@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from llmos_grammar.engines.base import (
     Capabilities,
+    CopiesRows,
     Engine,
     EngineCounters,
     LogitsEngine,
+    MeasuresCache,
     Output,
     SegmentEnd,
     SegmentEngine,
@@ -34,10 +36,12 @@ from llmos_grammar.engines.registry import (
 __all__ = [
     "ENGINES",
     "Capabilities",
+    "CopiesRows",
     "Engine",
     "EngineCounters",
     "EngineEntry",
     "LogitsEngine",
+    "MeasuresCache",
     "Output",
     "SegmentEnd",
     "SegmentEngine",

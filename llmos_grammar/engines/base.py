@@ -109,6 +109,28 @@ class LogitsEngine(Engine, Protocol):
         ...
 
 
+@runtime_checkable
+class CopiesRows(Protocol):
+    """An engine whose rows can start from another row's cached ids without computing them."""
+
+    def copy_prefix(self, source: int, target: int, length: int) -> None:
+        """Make empty row `target` hold `source`'s first `length` ids, sharing their cache."""
+        ...
+
+
+@runtime_checkable
+class MeasuresCache(Protocol):
+    """An engine that tells what its cache holds: bytes per cached id, and its capacity."""
+
+    def cache_bytes_per_id(self) -> int:
+        """Bytes of cache one cached id of a row takes (keys and values of every layer)."""
+        ...
+
+    def cache_capacity(self) -> int | None:
+        """Cached ids all rows together may hold (None: bounded by memory only)."""
+        ...
+
+
 @dataclass(frozen=True)
 class SegmentParams:
     """One segment request: continue a row's ids by at most `max_tokens` tokens.

@@ -269,6 +269,35 @@ class LlamaCppEngine:
         lc.llama_memory_seq_rm(self.memory, r.seq, -1, -1)
         self._free.append(r.seq)
 
+    def copy_prefix(self, source: int, target: int, length: int) -> None:
+        """Empty row `target` shares `source`'s cells of its first `length` ids
+        (`llama_memory_seq_cp`: nothing is computed)."""
+        import llama_cpp as lc
+
+        src, dst = self._rows[source], self._rows[target]
+        if dst.ids:
+            raise ValueError("copy_prefix fills an empty row")
+        dst.ids = src.ids[:length]
+        dst.cached = min(length, src.cached)
+        if dst.cached:
+            lc.llama_memory_seq_cp(self.memory, src.seq, dst.seq, 0, dst.cached)
+        dst.counters.tokens_fed += dst.cached  # in the row's context as if fed
+
+    def cache_bytes_per_id(self) -> int:
+        """Keys and values of every layer for one cell (f16), from the model's shape."""
+        import llama_cpp as lc
+
+        handle = self.model.handle
+        layers = int(lc.llama_model_n_layer(handle))
+        heads = max(1, int(lc.llama_model_n_head(handle)))
+        kv_heads = int(lc.llama_model_n_head_kv(handle)) or heads
+        head_dim = int(lc.llama_model_n_embd(handle)) // heads
+        return 2 * layers * kv_heads * head_dim * 2
+
+    def cache_capacity(self) -> int:
+        """The context's cells, shared by every row."""
+        return self.n_ctx
+
     # ---- forward ----------------------------------------------------------------
     def forward(self, rows: Sequence[int]) -> dict[int, Tensor]:
         """Feed the listed rows' pending ids (split into calls of N_BATCH); logits per row."""

@@ -129,6 +129,30 @@ class TransformersEngine:
         self._free.append(r.slot)
         self._trim_tail()
 
+    def copy_prefix(self, source: int, target: int, length: int) -> None:
+        """Empty row `target` sees `source`'s first `length` ids' columns (none is computed)."""
+        src, dst = self._rows[source], self._rows[target]
+        if dst.ids:
+            raise ValueError("copy_prefix fills an empty row")
+        dst.ids = src.ids[:length]
+        dst.cols = src.cols[: min(length, len(src.cols))]
+        self.live[dst.slot, dst.cols] = True
+        dst.counters.tokens_fed += len(dst.cols)  # in the row's context as if fed
+
+    def cache_bytes_per_id(self) -> int:
+        """Keys and values of every layer for one column, from the model's config."""
+        config = self.lm.model.config
+        layers = int(getattr(config, "num_hidden_layers", 1))
+        heads = int(getattr(config, "num_attention_heads", 1))
+        kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+        head_dim = getattr(config, "head_dim", None) or int(config.hidden_size) // heads
+        size = next(self.lm.model.parameters()).element_size()
+        return 2 * layers * kv_heads * int(head_dim) * size
+
+    def cache_capacity(self) -> int | None:
+        """Columns grow with the rows: memory is the only bound."""
+        return None
+
     def context_window(self) -> int | None:
         """The model's positions (`max_position_embeddings` of its config)."""
         positions = getattr(self.lm.model.config, "max_position_embeddings", None)

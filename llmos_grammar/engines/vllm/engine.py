@@ -80,6 +80,22 @@ class VLLMEngine:
         self._count(row, 0, tail)
         del self._seen[row], self._sent[row], self._row_counters[row]
 
+    def copy_prefix(self, source: int, target: int, length: int) -> None:
+        """Empty row `target` starts with `source`'s first `length` ids; the server's prefix
+        cache holds what it computed of them."""
+        if self._rows[target]:
+            raise ValueError("copy_prefix fills an empty row")
+        self._rows[target] = self._rows[source][:length]
+        self._seen[target] = list(self._seen[source])
+        self._sent[target] = self._sent[source]
+
+    def cache_bytes_per_id(self) -> int:
+        """Rows here are id lists: the cache is the server's (its prefix cache evicts)."""
+        return 0
+
+    def cache_capacity(self) -> int | None:
+        return None
+
     # ---- segments ------------------------------------------------------------------
     def generate(self, row: int, params: SegmentParams) -> Future[SegmentOutput]:
         """Send one segment request for the row's ids; the answer arrives on the future."""
