@@ -8,6 +8,7 @@ from llmos_grammar.constraints.explain import notes
 from llmos_grammar.constraints.explain.charset import describe
 from llmos_grammar.constraints.explain.jsontext import SchemaError, json_path, schema_errors
 from llmos_grammar.constraints.explain.lexemes import Lexeme, lexemes
+from llmos_grammar.constraints.explain.marks import Use
 from llmos_grammar.constraints.explain.report import Expected, Explanation, Verdict
 from llmos_grammar.constraints.explain.triggers import TriggerHit, trigger_hits
 from llmos_grammar.constraints.explain.walk import (
@@ -47,9 +48,9 @@ def explain(
     limit = fire.end if fire is not None else len(data)
     walked = walk(compiled, data[:limit], close)
     at = walked.taken
-    expected = None if walked.ended else expect(walked.matcher, source, close, data[:at])
-    verdict = _verdict(walked, fire, expected, close)
     ends_at, ended_by = _end(walked, fire)
+    expected = None if ends_at is not None else expect(walked.matcher, source, close, data[:at])
+    verdict = _verdict(walked, expected, close)
     then = "" if ends_at is None else state.next if isinstance(state, GrammarState) else ""
     then = fire.target if ends_at is not None and fire is not None and not then else then
     explanation = Explanation(
@@ -95,7 +96,7 @@ def _names(
     close: str | None,
     prefix: bytes,
     allowed: frozenset[int],
-) -> tuple[tuple[str, ...], Lexeme | None, str]:
+) -> tuple[tuple[Use, ...], Lexeme | None, str]:
     """(lexemes that may start, the one in progress, why none are named) of a Lark source."""
     if source.kind != "lark" or matcher.backend != "llguidance":
         return (), None, ""
@@ -109,13 +110,11 @@ def _names(
     return marked.starting(named), marked.in_progress(named, prefix, allowed), ""
 
 
-def _verdict(
-    walked: Walk, fire: TriggerHit | None, expected: Expected | None, close: str | None
-) -> Verdict:
+def _verdict(walked: Walk, expected: Expected | None, close: str | None) -> Verdict:
+    """Rejected at a refused byte; accepted when the state ended inside the text or its
+    text is complete (for a grammar state: its close may follow); else a prefix."""
     if walked.refused:
         return "rejected"
-    if walked.ended or (fire is not None and fire.forced == ""):
-        return "accepted"
     if expected is None:
         return "accepted"
     complete = expected.close if close else expected.end

@@ -55,7 +55,8 @@ def _expected(x: Expected) -> dict[str, object]:
     progress = x.in_progress
     return {
         "chars": list(x.chars),
-        "starting": list(x.starting),
+        "starting": list(x.lexemes),
+        "starting_by_rule": x.by_rule(),
         "in_progress": None
         if progress is None
         else {
@@ -78,6 +79,7 @@ def _tokens(walk: TokenWalk) -> dict[str, object]:
         "vocab_size": walk.vocab_size,
         "refused": walk.refused,
         "ended": walk.ended,
+        "rest": walk.rest,
         "error": walk.error,
         "steps": [
             {

@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from llmos_grammar.constraints.explain.marks import LEADS, mark_rules, marker
+from llmos_grammar.constraints.explain.marks import LEADS, Use, mark_rules, marker
 from llmos_grammar.errors import GrammarError
 from llmos_grammar.grammar.backend import compile_matcher
 from llmos_grammar.grammar.larktext import terminal_text
@@ -41,10 +41,7 @@ class Lexemes:
         self.source = source
         text, self.names = mark_rules(source.text)
         self.template = compile_matcher(replace(source, text=text), close)
-        self._tree: dict[int, dict[int, dict[int, str]]] = {}
-        for index, name in enumerate(self.names):
-            a, b, c = marker(index)
-            self._tree.setdefault(a, {}).setdefault(b, {})[c] = name
+        self._marks = [marker(index) for index in range(len(self.names))]
 
     def after(self, data: bytes) -> LLMatcher | None:
         """The marked matcher after `data`; None when it does not take all of it."""
@@ -53,21 +50,21 @@ class Lexemes:
             return None
         return matcher
 
-    def starting(self, matcher: LLMatcher) -> tuple[str, ...]:
-        """The lexemes that may start where `matcher` stands (which it is left at)."""
-        found: list[str] = []
-        first = matcher.compute_bitmask()
-        for a, seconds in self._tree.items():
-            if not _bit(first, a) or matcher.try_consume_tokens([a]) != 1:
-                continue
-            second = matcher.compute_bitmask()
-            for b, thirds in seconds.items():
-                if _bit(second, b) and matcher.try_consume_tokens([b]) == 1:
-                    third = matcher.compute_bitmask()
-                    found += [name for c, name in thirds.items() if _bit(third, c)]
-                    matcher.rollback(1)
-            matcher.rollback(1)
-        return tuple(sorted(found, key=self.names.index))
+    def starting(self, matcher: LLMatcher) -> tuple[Use, ...]:
+        """The lexemes that may start where `matcher` stands, each with the rule using it
+        (`matcher` is left where it stands). Each marker is taken whole and rolled back:
+        a mask computed between a marker's bytes breaks llguidance's (1.9) rollback."""
+        mask = matcher.compute_bitmask()
+        if not any(_bit(mask, b) for b in MARK_LEADS):
+            return ()
+        found: list[Use] = []
+        for use, mark in zip(self.names, self._marks, strict=True):
+            taken = matcher.try_consume_tokens(list(mark))
+            if taken:
+                matcher.rollback(taken)
+            if taken == len(mark):
+                found.append(use)
+        return tuple(found)
 
     def allowed(self, matcher: LLMatcher) -> frozenset[int]:
         """The bytes of text (markers aside) the marked matcher allows next."""
@@ -86,7 +83,8 @@ class Lexemes:
             return None
         for start in range(len(data) - back, len(data)):
             piece = data[start:]
-            grows = [n for n in self.starting(matcher) if self._grows(n, piece, allowed)]
+            names = dict.fromkeys(lexeme for lexeme, _ in self.starting(matcher))
+            grows = [n for n in names if self._grows(n, piece, allowed)]
             if grows:
                 whole = tuple(n for n in grows if self._whole(n, piece))
                 return Lexeme(start, piece, tuple(grows), whole)

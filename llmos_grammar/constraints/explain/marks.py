@@ -35,12 +35,16 @@ def _lark(index: int) -> str:
     return "".join(f"<[{byte}]>" for byte in marker(index))
 
 
-def mark_rules(text: str) -> tuple[str, tuple[str, ...]]:
-    """`text` with a marker beside every lexeme its rules use, and the lexemes by marker
-    index (each written as in the grammar: `NAME`, `"print("`, `/[0-9]+/`)."""
-    names: dict[str, int] = {}
+Use = tuple[str, str]  # (a lexeme as written: NAME, "print(", /[0-9]+/; the rule using it)
+
+
+def mark_rules(text: str) -> tuple[str, tuple[Use, ...]]:
+    """`text` with a marker beside every lexeme its rules use, and the uses by marker index:
+    each lexeme gets one marker per rule that uses it, so a marker also names the rule."""
+    names: dict[Use, int] = {}
     out: list[str] = []
     in_rule = False
+    rule = ""
     depth = 0  # open braces of a nested grammar being skipped
     for line in text.split("\n"):
         if depth:
@@ -49,7 +53,8 @@ def mark_rules(text: str) -> tuple[str, tuple[str, ...]]:
             continue
         head = _HEAD.match(line)
         if head:
-            in_rule = not head.group(1).lstrip("_")[:1].isupper()
+            rule = head.group(1)
+            in_rule = not rule.lstrip("_")[:1].isupper()
             body_at = head.end()
         elif line[:1] in (" ", "\t", "|") and in_rule:
             body_at = 0
@@ -63,7 +68,7 @@ def mark_rules(text: str) -> tuple[str, tuple[str, ...]]:
             in_rule = in_rule and not depth
             out.append(line)
             continue
-        out.append(line[:body_at] + _marked(body, names))
+        out.append(line[:body_at] + _marked(body, rule, names))
     return "\n".join(out), tuple(names)
 
 
@@ -72,12 +77,12 @@ def _code(body: str) -> str:
     return _PIECE.sub(lambda m: " " if m.group("skip") is None else "", body)
 
 
-def _marked(body: str, names: dict[str, int]) -> str:
+def _marked(body: str, rule: str, names: dict[Use, int]) -> str:
     def wrap(match: re.Match[str]) -> str:
         lexeme = match.group("lexeme")
         if lexeme is None:
             return match.group()
-        index = names.setdefault(lexeme, len(names))
+        index = names.setdefault((lexeme, rule), len(names))
         if index >= MAX_MARKS:
             return lexeme
         return f"({lexeme} | {_lark(index)})"

@@ -67,7 +67,8 @@ def _expected(x: Expected, where: str) -> list[str]:
         text = _quoted(p.text)
         out.append(f"  in progress: {text} from byte {p.start}, may still become {names}{whole}")
     if x.starting:
-        out.append(f"  may start {where}: {', '.join(visible(s) for s in x.starting)}")
+        rules = [f"{', '.join(names)} in {rule}" for rule, names in x.by_rule().items()]
+        out.append(f"  may start {where}: {visible('; '.join(rules))}")
     if x.unnamed:
         out.append(f"  ({x.unnamed})")
     chars = ", ".join(x.chars) if x.chars else "nothing"

@@ -17,13 +17,26 @@ class Expected:
     """What the constraint allows at one place of the text."""
 
     chars: tuple[str, ...]  # the bytes allowed next, as character classes
-    starting: tuple[str, ...] = ()  # lexemes that may start here (Lark), in the grammar's names
+    # lexemes that may start here (Lark), in the grammar's names, with the rule using each
+    starting: tuple[tuple[str, str], ...] = ()
     in_progress: Lexeme | None = None  # the lexeme the place is inside, and what it may become
     forced: str = ""  # text the grammar forces next
     close: bool | None = None  # whether the state's close may follow here (grammar states)
     json_path: str | None = None  # where in the JSON value the place is (JSON schema)
     end: bool = False  # whether the text may end here (the grammar accepts it whole)
     unnamed: str = ""  # why a Lark grammar's lexemes are not named here, when they are not
+
+    @property
+    def lexemes(self) -> tuple[str, ...]:
+        """The lexemes that may start here, each once."""
+        return tuple(dict.fromkeys(lexeme for lexeme, _ in self.starting))
+
+    def by_rule(self) -> dict[str, list[str]]:
+        """rule -> the lexemes that may start here in it (in the grammar's order)."""
+        rules: dict[str, list[str]] = {}
+        for lexeme, rule in self.starting:
+            rules.setdefault(rule, []).append(lexeme)
+        return rules
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class TokenWalk:
     steps: tuple[TokenStep, ...]
     refused: int | None  # index of the step the mask refused
     ended: str = ""  # how the state ended inside the text ("close", a trigger), if it did
+    rest: str = ""  # the rest of a begun trigger, which the runtime forces
     error: str = ""  # the matcher's error, when it entered its error state
 
 

@@ -31,7 +31,8 @@ def token_lines(text: bytes, walk: TokenWalk, refused_byte: int | None) -> list[
     out += _refusal(text, walk, refused_byte)
     if walk.ended:
         by = "its close" if walk.ended == "close" else f"the trigger {visible(repr(walk.ended))}"
-        out.append(f"  the state ends at {by} after token #{len(walk.steps) - 1}")
+        rest = f", its rest {visible(repr(walk.rest))} forced" if walk.rest else ""
+        out.append(f"  the state ends at {by} after token #{len(walk.steps) - 1}{rest}")
     if walk.error:
         out.append(f"  the matcher stopped: {visible(walk.error)}")
     return out

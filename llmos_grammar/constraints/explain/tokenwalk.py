@@ -5,6 +5,7 @@ Imports torch and transformers (only when called)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from llmos_grammar.constraints.backend import Matcher, MatcherError
@@ -27,19 +28,15 @@ class _Walk:
     pos: int = 0
     steps: list[TokenStep] = field(default_factory=list)
     ended: str = ""
+    rest: str = ""
 
 
 def token_walk(state: TextState | GrammarState, text: str, model: ModelRef) -> TokenWalk:
     """`text` in `state`, token by token with `model`'s tokenizer: the tokens the grammar
     forces are fed as forced, the others are checked against the mask of their step."""
     from llmos_grammar.constraints.choose import compile_constraint
-    from llmos_grammar.constraints.tokens import build_table
-    from llmos_grammar.models import load_tokenizer, quiet_loading
 
-    quiet_loading()
-    tokenizer = load_tokenizer(model)
-    eos = tokenizer.eos_token_id
-    table = build_table(tokenizer, len(tokenizer), [eos] if eos is not None else None)
+    tokenizer, table = _tokens(model)
     matcher, backend = None, ""
     if state.constraint is not None:
         close = state.close if isinstance(state, GrammarState) else None
@@ -50,7 +47,21 @@ def token_walk(state: TextState | GrammarState, text: str, model: ModelRef) -> T
     walk = _Walk(text.encode("utf-8"), state, matcher, table)
     refused, error = _run(walk, tokenizer, MaskBuffer(table.vocab_size))
     steps = tuple(walk.steps)
-    return TokenWalk(model.name, backend, table.vocab_size, steps, refused, walk.ended, error)
+    return TokenWalk(
+        model.name, backend, table.vocab_size, steps, refused, walk.ended, walk.rest, error
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _tokens(model: ModelRef) -> tuple[Tokenizer, TokenTable]:
+    """`model`'s tokenizer and the token table the runtime builds for it (once each)."""
+    from llmos_grammar.constraints.tokens import build_table
+    from llmos_grammar.models import load_tokenizer, quiet_loading
+
+    quiet_loading()
+    tokenizer = load_tokenizer(model)
+    eos = tokenizer.eos_token_id
+    return tokenizer, build_table(tokenizer, len(tokenizer), [eos] if eos is not None else None)
 
 
 def _run(walk: _Walk, tokenizer: Tokenizer, masks: MaskBuffer) -> tuple[int | None, str]:
@@ -115,6 +126,7 @@ def _advance(walk: _Walk, tokens: list[int]) -> None:
     hit = runtime_triggers.find(seen, [t.trigger for t in state.triggers], len(data))
     if hit is not None and (walk.matcher is None or hit.complete):
         walk.ended = hit.trigger.decode("utf-8", "replace")
+        walk.rest = hit.trigger[hit.matched :].decode("utf-8", "replace")
 
 
 def _bytes(walk: _Walk, token: int) -> bytes:
