@@ -19,6 +19,7 @@ from llmos_grammar.ir import ActionPolicy
 from llmos_grammar.results import ActionResult
 from llmos_grammar.sandbox.binds import BindRefused
 from llmos_grammar.sandbox.cgroup import Cgroup
+from llmos_grammar.sandbox.inflight import registered
 from llmos_grammar.sandbox.lifeline import GUARD_PROCESS, popen
 from llmos_grammar.sandbox.outcome import describe
 from llmos_grammar.sandbox.plan import (
@@ -195,16 +196,17 @@ class Child:
         if restart_clock:  # a standby child: the action starts now, not at spawn
             self.start = time.monotonic()
         self.streams = Streams(info=self.info)
-        pump(
-            self._fds,
-            stdin,
-            self.pidfd,
-            self.policy.output_bytes,
-            time.monotonic() + timeout_s,
-            self.kill,
-            result=self.streams,
-            keep_stdin=keep_stdin,
-        )
+        with registered(self):  # a scope killed from another thread kills this child
+            pump(
+                self._fds,
+                stdin,
+                self.pidfd,
+                self.policy.output_bytes,
+                time.monotonic() + timeout_s,
+                self.kill,
+                result=self.streams,
+                keep_stdin=keep_stdin,
+            )
         self.info = self.streams.info
         return self.streams
 
