@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long an idle conversation's KV cache is kept",
     )
     parser.add_argument(
+        "--no-cache-reuse",
+        dest="cache_reuse",
+        action="store_false",
+        help="keep no finished turn's KV cache: every request prefills its whole prompt",
+    )
+    parser.add_argument(
         "--yes", action="store_true", help="approve actions whose policy asks (confirm: ask)"
     )
     parser.add_argument(
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         session_ttl=args.session_ttl,
         yes=args.yes,
+        reuse=args.cache_reuse,
     )
     try:
         options = protocol_options(scheduler.models(), key, int(args.max_body_mb * 1024 * 1024))
