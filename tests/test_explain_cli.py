@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmos_grammar.cli.main import main
+from tests.test_docs import DOCS, run_page
 from tests.test_explain_helpers import spec_path
 
 Capture = pytest.CaptureFixture[str]
@@ -53,7 +54,7 @@ def test_a_close_inside_a_string_in_text(tmp_path: Path, capsys: Capture) -> Non
     assert explain(tmp_path, "say", 'say "a [/SAY] b"\n[/SAY]') == 1
     out = capsys.readouterr().out
     assert "note: it is inside STRING, which may not contain the close" in out
-    assert "in progress: '\"a [/SAY' from byte 4, may still become STRING" in out
+    assert "in progress: '\"a [/SAY' from byte 4: not a whole STRING, only its start" in out
 
 
 def test_a_trigger_state_lists_its_triggers(tmp_path: Path, capsys: Capture) -> None:
@@ -169,3 +170,7 @@ def test_explain_never_imports_torch(tmp_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert result.returncode == 1, result.stderr
+
+
+def test_the_explain_page_runs_as_written(tmp_path: Path) -> None:
+    assert run_page(DOCS / "explain.md", tmp_path) == 8

@@ -62,10 +62,11 @@ def _expected(x: Expected, where: str) -> list[str]:
         out.append(f"  in the JSON value at: {x.json_path}")
     if x.in_progress is not None:
         p = x.in_progress
-        names = ", ".join(p.terminals)
-        whole = f" (already a whole {', '.join(p.complete)})" if p.complete else ""
-        text = _quoted(p.text)
-        out.append(f"  in progress: {text} from byte {p.start}, may still become {names}{whole}")
+        head = f"  in progress: {_quoted(p.text)} from byte {p.start}:"
+        if p.complete:
+            out.append(f"{head} a whole {' or '.join(p.complete)}, which may go on")
+        else:
+            out.append(f"{head} not a whole {' or '.join(p.terminals)}, only its start")
     if x.starting:
         rules = [f"{', '.join(names)} in {rule}" for rule, names in x.by_rule().items()]
         out.append(f"  may start {where}: {visible('; '.join(rules))}")
