@@ -148,6 +148,10 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: Capture) -> None:
     assert f"{bad}:2:2: the text is not UTF-8 (byte 0xff)" in capsys.readouterr().err
     assert main(["check", "--explain-file", spec, "code", str(tmp_path / "gone.txt")]) == 2
     assert "gone.txt: cannot read the text" in capsys.readouterr().err
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"x" * ((1 << 20) + 1))
+    assert main(["check", "--explain-file", spec, "code", str(huge)]) == 2
+    assert "huge.txt: the text is over 1 MiB" in capsys.readouterr().err
     assert main(["check", "--tokens", spec]) == 2
     assert "--tokens and --model go with --explain" in capsys.readouterr().err
 

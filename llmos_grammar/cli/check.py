@@ -1,4 +1,5 @@
-"""`llmos check PATH...`: report every problem of specs, policies and grammars."""
+"""`llmos check PATH...`: report every problem of specs, policies and grammars;
+`--explain SPEC STATE TEXT`: why a state's constraint accepts or rejects a text."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING
 from llmos_grammar.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from llmos_grammar.errors import Diagnostic, LlmosError, SourceLines, byte_location
 from llmos_grammar.visible import json_text, visible
+
+MAX_TEXT = 1 << 20  # the longest text --explain-file reads
 
 if TYPE_CHECKING:
     from llmos_grammar.constraints.explain import Explanation
@@ -190,9 +193,13 @@ def _with_tokens(
 def _read_text(path: str) -> str | None:
     """The UTF-8 text of `path`, or None after saying (with the place) why it cannot be read."""
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_TEXT + 1)
     except OSError as exc:
         print(f"llmos-check: {path}: cannot read the text: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    if len(data) > MAX_TEXT:
+        print(f"llmos-check: {path}: the text is over {MAX_TEXT >> 20} MiB", file=sys.stderr)
         return None
     try:
         return data.decode("utf-8")
