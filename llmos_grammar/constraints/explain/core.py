@@ -51,8 +51,7 @@ def explain(
     ends_at, ended_by = _end(walked, fire)
     expected = None if ends_at is not None else expect(walked.matcher, source, close, data[:at])
     verdict = _verdict(walked, expected, close)
-    then = "" if ends_at is None else state.next if isinstance(state, GrammarState) else ""
-    then = fire.target if ends_at is not None and fire is not None and not then else then
+    then = state.next if isinstance(state, GrammarState) else fire.target if fire else ""
     explanation = Explanation(
         spec=machine.path,
         state=name,
@@ -67,7 +66,7 @@ def explain(
         expected=expected,
         ends_at=ends_at,
         ended_by=ended_by,
-        then=then,
+        then=then if ends_at is not None else "",
         triggers=hits,
     )
     return notes.annotate(explanation, source, _schema_errors(source, data, ends_at, close))
