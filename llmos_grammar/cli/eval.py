@@ -22,8 +22,10 @@ from llmos_grammar.visible import json_text, visible
 
 if TYPE_CHECKING:
     from llmos_grammar.eval import Evaluation, Scorer, TaskSet
+    from llmos_grammar.eval.runner import BatchRuntime
     from llmos_grammar.ir import Machine, Sampling
     from llmos_grammar.runtime import Runtime
+    from llmos_grammar.viewer.record import TraceRecorder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT", help="write the results as a JSON document")
     parser.add_argument("--plot", metavar="OUT.png", help="write a PNG: accuracy and outcomes")
     parser.add_argument(
+        "--html",
+        metavar="OUT.html",
+        help="write one HTML page: pass@k, outcomes, the tasks filtered by outcome, each "
+        "task's trace (records step details)",
+    )
+    parser.add_argument(
         "--baseline", choices=["plain"], help="also run the plain model (no spec) side by side"
     )
     add_engine_arguments(parser)
@@ -71,7 +79,7 @@ def usage_problem(args: argparse.Namespace) -> str | None:
         return f"--tasks: no such file: {args.tasks} (a JSONL file, or humaneval)"
     if not Path(args.spec).is_file():
         return f"no such spec file: {args.spec}"
-    for option in ("json", "plot"):
+    for option in ("json", "plot", "html"):
         out = getattr(args, option)
         if out is not None and not Path(out).resolve().parent.is_dir():
             return f"--{option}: no such folder for {out}"
@@ -84,9 +92,11 @@ def open_runtimes(
     machines: Sequence[Machine],
     adapter: str | None = None,
     engine_args: Mapping[str, str] | None = None,
+    details: bool = False,
 ) -> list[Runtime]:
     """One Runtime per machine, all on the first machine's model and engine, loaded once
-    (with `adapter`: the model with that LoRA merged, on the transformers engine)."""
+    (with `adapter`: the model with that LoRA merged, on the transformers engine;
+    `details`: the runs record step details, for --html)."""
     from llmos_grammar.engines.select import choose, load_for
     from llmos_grammar.runtime import Runtime
 
@@ -95,7 +105,7 @@ def open_runtimes(
     if lm is None:
         engine = choose(first.engine, first.model, engine_args=engine_args)
         lm = load_for(engine, first.model, engine_args)
-    return [Runtime(machine, lm) for machine in machines]
+    return [Runtime(machine, lm, details=details) for machine in machines]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,21 +143,47 @@ def run(args: argparse.Namespace) -> int:
     )
     prepare_for_model()
     engine_args = parse_engine_args(args.engine_arg)
-    runtimes = open_runtimes([m for _, m, _ in sides], args.adapter, engine_args)
+    html = args.html is not None
+    runtimes = open_runtimes([m for _, m, _ in sides], args.adapter, engine_args, html)
+    recorders = _recorders(runtimes) if html else []
     try:
-        evaluations = _evaluate(args, sides, runtimes, taskset, n, sampling)
+        evaluations = _evaluate(args, sides, recorders or runtimes, taskset, n, sampling)
     finally:
         for runtime in runtimes:
             runtime.close()
         for _, _, scorer in sides:
             scorer.close()
+    if html:
+        _write_html(args.html, machine, taskset, evaluations, recorders)
     return _report(args, machine, taskset, evaluations, n)
+
+
+def _recorders(runtimes: Sequence[Runtime]) -> list[TraceRecorder]:
+    from llmos_grammar.viewer.record import TraceRecorder
+
+    return [TraceRecorder(runtime) for runtime in runtimes]
+
+
+def _write_html(
+    path: str,
+    machine: Machine,
+    taskset: TaskSet,
+    evaluations: Sequence[Evaluation],
+    recorders: Sequence[TraceRecorder],
+) -> None:
+    """The --html page: every evaluation with its tasks' traces."""
+    from llmos_grammar.viewer.eval_page import eval_html
+    from llmos_grammar.viewer.graph_data import state_graph
+
+    sides = [(e, r.voted_traces(e.results)) for e, r in zip(evaluations, recorders, strict=False)]
+    page = eval_html(machine.path, taskset.name, sides, state_graph(machine))
+    Path(path).write_text(page, encoding="utf-8")
 
 
 def _evaluate(
     args: argparse.Namespace,
     sides: list[tuple[str, Machine, Scorer]],
-    runtimes: list[Runtime],
+    runtimes: Sequence[BatchRuntime],
     taskset: TaskSet,
     n: int,
     sampling: Sampling,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmos_grammar.cli.adapter import add_adapter_argument, load_with_adapter
@@ -36,6 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="approve actions whose policy asks")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
     parser.add_argument("--trace", metavar="FILE", help="write the full trace as JSONL")
+    parser.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write the run as one self-contained HTML page (records step details)",
+    )
+    parser.add_argument(
+        "--details",
+        action="store_true",
+        help="record each sampled token's probability, top alternatives, mask size and time "
+        "(in --trace and --json; --html does)",
+    )
     parser.add_argument("--no-color", action="store_true", help="plain text output")
     parser.add_argument("--history", metavar="FILE", help="the session's history file (no task)")
 
@@ -75,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
     machine = machine_from_args(args)
     n = args.samples if args.samples is not None else machine.samples.n
     if n > 1:
-        if args.trace:
-            print("llmos-run: --trace records one run; use it without samples", file=sys.stderr)
+        if args.trace or args.html:
+            option = "--trace" if args.trace else "--html"
+            print(f"llmos-run: {option} records one run; use it without samples", file=sys.stderr)
             return EXIT_USAGE
         from llmos_grammar.cli.run_samples import run_samples
 
@@ -86,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     from llmos_grammar.engines.vllm.args import parse_engine_args
     from llmos_grammar.runtime import DoneEvent, Runtime
     from llmos_grammar.trace import TraceWriter
+    from llmos_grammar.viewer import run_header
+    from llmos_grammar.viewer.record import EventLog
 
     colour = not args.no_color and not args.json and sys.stdout.isatty()
     view = JsonView(sys.stdout) if args.json else TextView(sys.stdout, machine, colour)
@@ -96,18 +111,31 @@ def run(args: argparse.Namespace) -> int:
         return ask(policy, text)
 
     engine_args = parse_engine_args(args.engine_arg)
-    header = {"spec": machine.path, "spec_key": machine.cache_key, "task": args.task}
-    trace = TraceWriter(args.trace, header) if args.trace else None
+    for option in ("trace", "html"):
+        out = getattr(args, option)
+        if out is not None and not Path(out).resolve().parent.is_dir():
+            print(f"llmos-run: --{option}: no such folder for {out}", file=sys.stderr)
+            return EXIT_USAGE
+    details = args.html is not None or args.details
+    trace: TraceWriter | None = None
+    page: EventLog | None = None
     prepare_for_model()
     code = EXIT_STOPPED
     try:
         model = load_with_adapter(machine, args.adapter)
-        with Runtime(machine, model, approve=approve, engine_args=engine_args) as runtime:
+        with Runtime(
+            machine, model, approve=approve, engine_args=engine_args, details=details
+        ) as runtime:
+            header = run_header(machine, args.task, runtime)
+            trace = TraceWriter(args.trace, header) if args.trace else None
+            page = EventLog(header) if args.html else None
             if isinstance(view, TextView):
                 view.engine = runtime.engine_name
             for event in runtime.stream(args.task):
                 if trace is not None:
                     trace.write(event)
+                if page is not None:
+                    page.add(event)
                 view.show(event)
                 if isinstance(event, DoneEvent):
                     code = result_exit_code(event.result)
@@ -115,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
         view.stop()
         if trace is not None:
             trace.close()
+        if page is not None:  # an interrupted run's page too: what it did so far
+            from llmos_grammar.viewer import run_html
+
+            Path(args.html).write_text(run_html(page.trace()), encoding="utf-8")
     return code
 
 
