@@ -217,3 +217,34 @@ def test_the_llmos_view_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "bad.jsonl:2" in err and "not an event: kind 'user'" in err
     assert "Traceback" not in err
+
+
+def test_the_eval_recorder_keeps_each_task_voted_trace() -> None:
+    from llmos_grammar.errors import Location
+    from llmos_grammar.eval.runner import Sample, TaskResult
+    from llmos_grammar.eval.scorers import Score
+    from llmos_grammar.eval.tasks import Task
+    from llmos_grammar.runtime import Runtime
+    from llmos_grammar.runtime.vote import majority
+    from llmos_grammar.viewer.record import TraceRecorder
+    from tests.test_runtime_helpers import Script, tiny_model
+
+    runner = FakeRunner(ActionResult(stdout="42\n"))
+    script = Script(PIECES)
+    machine = calc_machine()
+    with Runtime(  # type: ignore[arg-type]
+        machine, tiny_model(), runner=runner, logits_processors=[script], details=True
+    ) as runtime:
+        recorder = TraceRecorder(runtime)
+        events = [item.event for item in recorder.stream_batch(["task"])]
+    trace = recorder.finished[("task", 0)][0]
+    assert trace.events == tuple(events) and trace.header["task"] == "task"
+    assert trace.header["graph"] and trace.header["llmos_trace"] == 2
+    sample = Sample(Score(True, "solved", "42"), "42")
+    task = Task("task", "answer", Location("t.jsonl", 1), answer=42)
+    other = Task("never ran", "answer", Location("t.jsonl", 2), answer=1)
+    results = [
+        TaskResult(task, (sample,), majority(["42"])),
+        TaskResult(other, (sample,), majority(["1"])),
+    ]
+    assert recorder.voted_traces(results) == [trace, None]

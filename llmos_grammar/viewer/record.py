@@ -41,6 +41,7 @@ class TraceRecorder:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.finished: dict[tuple[str, int], list[Trace]] = {}
+        self._header = run_header(runtime.machine, "", runtime)  # each run's, but its task
 
     def stream_batch(
         self,
@@ -54,7 +55,7 @@ class TraceRecorder:
             key = (item.task_index, item.sample)
             task = tasks[item.task_index]
             if key not in logs:
-                logs[key] = EventLog(run_header(self.runtime.machine, task, self.runtime))
+                logs[key] = EventLog({**self._header, "task": task})
             logs[key].add(item.event)
             if isinstance(item.event, DoneEvent):
                 trace = logs.pop(key).trace()

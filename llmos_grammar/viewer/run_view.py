@@ -227,7 +227,7 @@ def _meta(trace: Trace) -> JSON:
     """The header's facts (untrusted text made visible)."""
     header = trace.header
     meta: JSON = {}
-    for key in ("spec", "spec_key", "task", "model", "engine", "session"):
+    for key in ("spec", "spec_key", "task", "model", "engine"):
         value = header.get(key)
         if isinstance(value, str | int | float):
             meta[key] = visible(str(value))
