@@ -201,7 +201,8 @@ async def _collect_unless_gone(
         if not work.done():
             work.cancel()
             ticket.cancel()
-    return work.result() if not work.cancelled() else None
+    # a task asked to cancel is not cancelled() until it ran again: done() says it finished
+    return work.result() if work.done() and not work.cancelled() else None
 
 
 async def _disconnected(request: Request) -> None:
