@@ -45,6 +45,7 @@ class KeptRow:
     served: str  # the served model whose request ran it
     runner: Runner | None = None  # its actions' state (a persistent interpreter), if any
     used: float = field(default_factory=time.monotonic)
+    size: int = 0  # bytes of cache its cached ids hold (set when kept)
 
     def close(self) -> None:
         self.seq.close()
@@ -69,6 +70,7 @@ class KeptRows:
         self.clock = clock
         self.per_id = engine.cache_bytes_per_id() if isinstance(engine, MeasuresCache) else 0
         capacity = engine.cache_capacity() if isinstance(engine, MeasuresCache) else None
+        self.capacity = capacity  # ids the engine's rows hold together (None: no bound)
         # an engine whose cells all rows share keeps half of them for running rows
         self.max_bytes = (
             max_bytes if capacity is None else min(max_bytes, capacity // 2 * self.per_id)
@@ -81,12 +83,22 @@ class KeptRows:
 
     @property
     def bytes(self) -> int:
-        """The cache the kept rows hold (0 on an engine that does not measure it)."""
-        return sum(row.seq.cached for row in self.rows) * self.per_id
+        """The cache the kept rows hold (0 on an engine that does not measure it); safe to
+        read from any thread."""
+        return sum(row.size for row in list(self.rows))
+
+    def make_room(self, running: int, need: int) -> None:
+        """Evict the least recently used rows until `need` more ids fit beside `running` ids
+        of running rows (on an engine whose rows share a bounded cache)."""
+        if self.capacity is None:
+            return
+        while self.rows and running + sum(r.seq.cached for r in self.rows) + need > self.capacity:
+            self.evict_one()
 
     def put(self, row: KeptRow) -> None:
         """Keep a finished row (most recently used), then evict past the budgets."""
         row.used = self.clock()
+        row.size = row.seq.cached * self.per_id
         self.rows.append(row)
         while len(self.rows) > self.max_rows or (self.per_id and self.bytes > self.max_bytes):
             self.evict_one()

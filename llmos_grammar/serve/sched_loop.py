@@ -20,19 +20,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor, wait
 
 from llmos_grammar.constraints import MaskBuffer
-from llmos_grammar.engines import CopiesRows
-from llmos_grammar.errors import ModelError
-from llmos_grammar.results import Runner
 from llmos_grammar.runtime.events import DoneEvent
-from llmos_grammar.runtime.kv import KVSequence
 from llmos_grammar.runtime.loop import Run
 from llmos_grammar.runtime.slots import Item, RowFailed, Slots
-from llmos_grammar.serve.kept import DEFAULT_BYTES, DEFAULT_ROWS, KeptRow, KeptRows, Replies
+from llmos_grammar.serve.kept import DEFAULT_BYTES, DEFAULT_ROWS, KeptRows, Replies
 from llmos_grammar.serve.models import EngineGroup
-from llmos_grammar.serve.render import Continuation
 from llmos_grammar.serve.sched_choice import Choice, Job
 from llmos_grammar.serve.sched_host import LoopParts, RowHost
-from llmos_grammar.serve.types import FinishReason, Message, RequestDone, RequestFailed, Usage
+from llmos_grammar.serve.sched_rows import RowStore
+from llmos_grammar.serve.types import FinishReason, RequestDone, RequestFailed, Usage
 
 log = logging.getLogger("llmos.serve")
 ACTION_THREADS = 16
@@ -60,6 +56,7 @@ class EngineLoop:
         self.on_end = on_end
         rows = DEFAULT_ROWS if reuse else 0
         self.kept = KeptRows(group.engine, ttl_s=ttl_s, max_bytes=kept_bytes, max_rows=rows)
+        self.store = RowStore(group, self.kept, replies)
         self.parts = LoopParts(
             group.lm,
             group.engine,
@@ -175,8 +172,9 @@ class EngineLoop:
         job.admitted = True
         self.running.append(job)
         plan = job.plan
+        running = sum(len(s.run.seq.ids) for s in self.slots.active.values())
         try:
-            rows = self._rows(job)
+            rows = self.store.rows(job, running)
         except Exception as exc:
             log.exception("no row for a request on %s", self.group.name)
             self._end(job, (500, f"no engine row for the request: {exc}"))
@@ -186,75 +184,29 @@ class EngineLoop:
                 self.parts, plan.machine, plan.constraints, plan.budgets, plan.sampling, runner
             )
             run = Run(host, "", seq=seq, turn=(), sampling=plan.sampling, key=(0, index))
-            job.choices.append(Choice(job, index, run, host))
+            choice = Choice(job, index, run, host)
+            job.choices.append(choice)
         for choice in list(job.choices):
             if job.ended:
                 break
             self._consume(self.slots.start(choice, choice.run))
-
-    def _rows(self, job: Job) -> list[tuple[KVSequence, Runner | None]]:
-        """The job's rows, holding its prompt ids: the first from the best kept row (taken
-        over or copied from), the others copied from the first."""
-        engine, ids, served = self.group.engine, job.plan.prompt.ids, job.plan.served.info.id
-        found = self.kept.best(ids)
-        runner: Runner | None = None
-        if found is None:
-            first = self._open()
-            first.append(list(ids))
-        else:
-            kept, shared = found
-            job.cached = min(shared, kept.seq.cached)
-            whole = shared == len(kept.seq.ids)
-            if whole or not isinstance(engine, CopiesRows):
-                self.kept.take(kept)
-                first = kept.seq
-                first.truncate(shared)
-                runner = kept.runner if whole and kept.served == served else None
-                if runner is None and kept.runner is not None:
-                    kept.runner.close()
-            else:
-                first = self._copy(kept.seq, shared)
-                self.kept.touch(kept)
-            first.append(list(ids[shared:]))
-        rows = [(first, runner)]
-        for _ in range(1, job.plan.request.n):
-            if isinstance(engine, CopiesRows):
-                rows.append((self._copy(first, len(ids)), None))
-            else:
-                other = self._open()
-                other.append(list(ids))
-                rows.append((other, None))
-        return rows
-
-    def _open(self) -> KVSequence:
-        """A new row; kept rows make room when the engine holds no more."""
-        while True:
-            try:
-                return KVSequence(self.group.lm, self.group.engine)
-            except ModelError:
-                if not self.kept.evict_one():
-                    raise
-
-    def _copy(self, source: KVSequence, length: int) -> KVSequence:
-        engine = self.group.engine
-        assert isinstance(engine, CopiesRows)
-        seq = self._open()
-        engine.copy_prefix(source.row, seq.row, length)
-        seq.chosen = [0] * len(seq.ids)
-        return seq
 
     def _consume(self, items: Iterator[Item[Choice]]) -> None:
         for slot, event in items:
             choice = slot.key
             if isinstance(event, RowFailed):
                 self._failed(choice, event.error)
-            elif choice.job.ended:
-                self.slots.end(slot)
-            elif isinstance(event, DoneEvent):
-                choice.result = event.result
-                self._finish(choice)
-            elif choice.on_event(event):  # a stop string ended its text
-                self._finish(choice)
+                continue
+            try:
+                if choice.job.ended:
+                    self.slots.end(slot)
+                elif isinstance(event, DoneEvent):
+                    choice.result = event.result
+                    self._finish(choice)
+                elif choice.on_event(event):  # a stop string ended its text
+                    self._finish(choice)
+            except Exception as exc:  # reading the reply failed: this request alone fails
+                self._failed(choice, exc)
 
     def _finish(self, choice: Choice, reason: FinishReason | None = None) -> None:
         """A choice is done: its row leaves the batch and is kept, its reply remembered."""
@@ -262,28 +214,11 @@ class EngineLoop:
         if slot is not None:
             self.slots.end(slot)
         choice.finish(reason)
-        self._keep(choice)
+        self.store.keep(choice)
         job = choice.job
         job.left -= 1
         if job.left == 0:
             self._end(job, None)
-
-    def _keep(self, choice: Choice) -> None:
-        seq, plan = choice.run.seq, choice.job.plan
-        if choice.cut is not None:
-            seq.truncate(choice.cut)
-        prompt, floor, ids = plan.prompt.ids, seq.floor, seq.ids
-        served = plan.served.info.id
-        if (
-            plan.request.prompt is None
-            and floor <= len(prompt)
-            and ids[:floor] == list(prompt[:floor])
-        ):
-            reply = Message("assistant", choice.content, tool_calls=tuple(choice.calls))
-            how = Continuation(len(prompt) - floor, tuple(ids[floor:]))
-            self.replies.put(served, prompt, reply, how)
-        runner, choice.host.runner = choice.host.runner, None
-        self.kept.put(KeptRow(seq, served, runner))
 
     def _failed(self, choice: Choice, error: Exception) -> None:
         """A row's run raised: the whole request fails with the reason (never a traceback)."""
