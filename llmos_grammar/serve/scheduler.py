@@ -160,8 +160,9 @@ class BatchScheduler:
             job.ticket.wait(max(0.0, deadline - time.monotonic()))
         for job in self._jobs():
             self._loop(job.plan.served.group).cancel(job, 503, "the server is shutting down")
+        ended = time.monotonic() + 5.0  # the loop ends them between two passes
         for job in self._jobs():
-            job.ticket.wait(5.0)
+            job.ticket.wait(max(0.0, ended - time.monotonic()))
 
     def close(self) -> None:
         """End every request and loop, then the engines and the models loaded for them."""
