@@ -27,7 +27,7 @@ from llmos_grammar.serve.types import (
 Endpoint = Literal["chat", "completion"]
 FINGERPRINT = f"llmos-grammar-{__version__}"
 _PREFIX = {"chat": "chatcmpl-", "completion": "cmpl-"}
-_GROUPS = {"state": "states", "action": "actions"}
+_GROUPS = {"state": "states", "action": "actions", "trace": "traces"}
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def tool_call_json(call: ToolCall) -> dict[str, object]:
 
 
 def llmos_json(records: Sequence[Mapping[str, object]]) -> dict[str, list[Mapping[str, object]]]:
-    """Records grouped by kind: `states`, `actions` (any other kind under `events`)."""
+    """Records grouped by kind: `states`, `actions`, `traces` (any other kind under `events`)."""
     grouped: dict[str, list[Mapping[str, object]]] = {}
     for record in records:
         grouped.setdefault(_GROUPS.get(str(record.get("type")), "events"), []).append(record)

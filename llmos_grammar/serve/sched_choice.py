@@ -24,6 +24,7 @@ from llmos_grammar.runtime.loop import Run
 from llmos_grammar.serve.sched_host import RowHost
 from llmos_grammar.serve.sched_plan import Plan
 from llmos_grammar.serve.ticket import ServeTicket
+from llmos_grammar.serve.traces_record import RowTrace
 from llmos_grammar.serve.types import (
     ChoiceDone,
     FinishReason,
@@ -84,6 +85,7 @@ class Choice:
         self.cut: int | None = None  # the row's length where it did
         self.result: Result | None = None
         self.done = False
+        self.trace: RowTrace | None = None  # llmos serve --traces: the row's events
 
     @property
     def generated(self) -> int:
@@ -126,10 +128,14 @@ class Choice:
             self._text(shown)
         self._send(len(self.content))
         self.done = True
+        finish_reason = self._reason(reason)
+        kept = None if self.trace is None else self.trace.keep(finish_reason)
+        if kept is not None:
+            self._record(kept)  # the trace's id, once it is viewable
         self._push(
             ChoiceDone(
                 self.index,
-                self._reason(reason),
+                finish_reason,
                 self.content,
                 tuple(self.calls),
                 tuple(self.records),

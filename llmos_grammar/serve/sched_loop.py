@@ -28,6 +28,8 @@ from llmos_grammar.serve.models import EngineGroup
 from llmos_grammar.serve.sched_choice import Choice, Job
 from llmos_grammar.serve.sched_host import LoopParts, RowHost
 from llmos_grammar.serve.sched_rows import RowStore
+from llmos_grammar.serve.traces import TraceStore
+from llmos_grammar.serve.traces_record import begin
 from llmos_grammar.serve.types import FinishReason, RequestDone, RequestFailed, Usage
 
 log = logging.getLogger("llmos.serve")
@@ -49,8 +51,10 @@ class EngineLoop:
         on_end: Callable[[Job], None],
         kept_bytes: int = DEFAULT_BYTES,
         reuse: bool = True,
+        traces: TraceStore | None = None,
     ) -> None:
         self.group = group
+        self.traces = traces  # --traces: each row's events kept there
         self.batch = batch
         self.replies = replies
         self.on_end = on_end
@@ -183,8 +187,10 @@ class EngineLoop:
             host = RowHost(
                 self.parts, plan.machine, plan.constraints, plan.budgets, plan.sampling, runner
             )
+            host.details = self.traces is not None and self.traces.details
             run = Run(host, "", seq=seq, turn=(), sampling=plan.sampling, key=(0, index))
             choice = Choice(job, index, run, host)
+            choice.trace = begin(self.traces, plan, index)
             job.choices.append(choice)
         for choice in list(job.choices):
             if job.ended:
@@ -197,6 +203,8 @@ class EngineLoop:
             if isinstance(event, RowFailed):
                 self._failed(choice, event.error)
                 continue
+            if choice.trace is not None and not choice.job.ended:
+                choice.trace.add(event)
             try:
                 if choice.job.ended:
                     self.slots.end(slot)
@@ -249,6 +257,8 @@ class EngineLoop:
     def _drop(self, choice: Choice) -> None:
         """End an unfinished choice's row now: its actions killed, its row closed."""
         choice.done = True
+        if choice.trace is not None:
+            choice.trace.fail(choice.job.failure)
         slot = self.slots.active.get(choice.run.seq.row)
         if slot is not None:
             self.slots.end(slot)

@@ -22,6 +22,7 @@ from llmos_grammar.serve.sched_loop import EngineLoop
 from llmos_grammar.serve.sched_plan import Planner
 from llmos_grammar.serve.sched_sessions import Sessions
 from llmos_grammar.serve.ticket import ServeTicket
+from llmos_grammar.serve.traces import TraceStore
 from llmos_grammar.serve.types import (
     BadRequest,
     Draining,
@@ -46,7 +47,7 @@ class BatchScheduler:
     whose policy says `confirm: ask`. `reuse=False` keeps no finished row (every
     request prefills its whole prompt: the baseline cache reuse is measured
     against). `served` gives models already loaded (`models.served_on`) instead
-    of spec files.
+    of spec files. `traces` keeps every choice's trace (`llmos serve --traces N`).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class BatchScheduler:
         kept_bytes: int = DEFAULT_BYTES,
         reuse: bool = True,
         served: ServedSet | None = None,
+        traces: TraceStore | None = None,
     ) -> None:
         if batch < 1 or max_queue < 1:
             raise ValueError(f"batch and max_queue must be at least 1 (got {batch}, {max_queue})")
@@ -88,6 +90,7 @@ class BatchScheduler:
                 on_end=self._ended,
                 kept_bytes=kept_bytes,
                 reuse=reuse,
+                traces=traces,
             )
 
     # ---- the Scheduler protocol -----------------------------------------------------

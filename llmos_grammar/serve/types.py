@@ -104,7 +104,8 @@ class LlmosDelta:
 
     `record` is JSON-ready: {"type": "state", "state", "trigger"} or
     {"type": "action", "state", "action", "input", "output", "status",
-    "exit_code", "limit_hit", "duration_s"}.
+    "exit_code", "limit_hit", "duration_s"}; with `llmos serve --traces N`, at the
+    choice's end, {"type": "trace", "id", "url"} (the trace kept for `GET /traces/{id}`).
     """
 
     choice: int
