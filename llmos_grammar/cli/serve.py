@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from llmos_grammar.cli.exits import EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from llmos_grammar.serve.traces import TraceStore
 
 KEY_ENV = "LLMOS_API_KEY"
 
@@ -71,6 +76,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-body-mb", type=float, default=8.0, help="the largest request body (then 413)"
     )
+    parser.add_argument(
+        "--traces",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the traces of the last N request choices, viewable at /traces/ID "
+        "(default 0: none recorded)",
+    )
+    parser.add_argument(
+        "--traces-details",
+        action="store_true",
+        help="the kept traces record each sampled token's probability, alternatives, mask "
+        "size and time (the page's hover)",
+    )
+    parser.add_argument(
+        "--traces-mb",
+        type=float,
+        default=64.0,
+        help="the most the kept traces hold together, in MiB (the oldest leave first)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from llmos_grammar.serve.scheduler import BatchScheduler
     from llmos_grammar.serve.server import Listen, serve
 
+    traces = trace_store(args)
     scheduler = BatchScheduler(
         args.spec,
         engine=args.engine,
@@ -94,9 +120,11 @@ def run(args: argparse.Namespace) -> int:
         session_ttl=args.session_ttl,
         yes=args.yes,
         reuse=args.cache_reuse,
+        traces=traces,
     )
     try:
         options = protocol_options(scheduler.models(), key, int(args.max_body_mb * 1024 * 1024))
+        options = replace(options, traces=traces)
     except BaseException:
         scheduler.close()
         raise
@@ -120,7 +148,21 @@ def option_problem(args: argparse.Namespace, key: str | None) -> str | None:
     for name in ("batch", "max_queue"):
         if getattr(args, name) < 1:
             return f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)})"
-    for name in ("session_ttl", "grace", "max_body_mb"):
+    for name in ("session_ttl", "grace", "max_body_mb", "traces_mb"):
         if not getattr(args, name) > 0:
             return f"--{name.replace('_', '-')} must be above 0 (got {getattr(args, name)})"
+    if args.traces < 0:
+        return f"--traces must be 0 (no traces) or more (got {args.traces})"
+    if args.traces_details and not args.traces:
+        return "--traces-details records details into kept traces: give --traces N too"
     return None
+
+
+def trace_store(args: argparse.Namespace) -> TraceStore | None:
+    """The store of `--traces N` (None for 0: nothing is recorded, nothing is served)."""
+    if not args.traces:
+        return None
+    from llmos_grammar.serve.traces import TraceStore
+
+    limit = int(args.traces_mb * 1024 * 1024)
+    return TraceStore(args.traces, max_bytes=limit, details=args.traces_details)

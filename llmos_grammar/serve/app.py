@@ -5,6 +5,7 @@
     POST /v1/completions                 raw prompts
     GET  /health                         200 serving, 503 draining (no key needed)
     GET  /metrics                        Prometheus
+    GET  /traces, /traces/{id}           with --traces N: the kept traces (traces_http.py)
 
 Each request: the key, the drain gate, the body (size, UTF-8, JSON), the protocol's
 validation, the scheduler; then its events as one response or as chunks.
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from llmos_grammar.serve.traces import TraceStore
+
 Parse = Callable[[Mapping[str, object]], GenerationRequest]
 Handler = Callable[["Request", "Served"], Awaitable["Response"]]
 SESSION_HEADER = "x-llmos-session"
@@ -56,6 +59,7 @@ class AppOptions:
     parse_completion: Parse
     api_key: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
+    traces: TraceStore | None = None  # --traces N: the traces /traces serves (None: no routes)
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ def build_app(scheduler: Scheduler, options: AppOptions) -> FastAPI:
         "/health": ("GET", _health),
         "/metrics": ("GET", _metrics),
     }
+    if options.traces is not None:
+        routes.update({"/traces": ("GET", _trace_index), "/traces/{trace_id}": ("GET", _trace)})
     for path, (method, handler) in routes.items():
         app.add_route(path, _bind(handler, served), methods=[method])
     return app
@@ -262,6 +268,27 @@ async def _metrics(request: Request, served: Served) -> Response:
     check_key(request.headers.get("authorization"), served.options.api_key)
     body, content_type = served.metrics.render()
     return Response(body, media_type=content_type)
+
+
+async def _trace_index(request: Request, served: Served) -> Response:
+    from llmos_grammar.serve.traces_http import trace_index
+
+    check_key(request.headers.get("authorization"), served.options.api_key)
+    return await trace_index(request, _traces(served))
+
+
+async def _trace(request: Request, served: Served) -> Response:
+    from llmos_grammar.serve.traces_http import trace_page
+
+    check_key(request.headers.get("authorization"), served.options.api_key)
+    return await trace_page(request, _traces(served))
+
+
+def _traces(served: Served) -> TraceStore:
+    store = served.options.traces
+    if store is None:  # the routes exist only with a store
+        raise RuntimeError("the trace routes need a TraceStore in AppOptions.traces")
+    return store
 
 
 def _now() -> int:

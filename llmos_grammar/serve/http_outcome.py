@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 NOTE = "llmos.note"
-ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics")
+ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/traces")
 
 
 @dataclass
@@ -59,4 +59,6 @@ def route_label(path: str) -> str:
     """The path as a label: a known route (a model's page counts as /v1/models), or `other`."""
     if path.startswith("/v1/models/"):
         return "/v1/models"
+    if path.startswith("/traces/"):
+        return "/traces"
     return path if path in ROUTES else "other"
