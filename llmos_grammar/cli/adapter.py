@@ -1,8 +1,9 @@
-"""`--adapter DIR` (a trained LoRA) and `--wall-s` for the commands that run a spec."""
+"""`--adapter DIR|FILE.gguf` (a trained LoRA) and `--wall-s` for the commands that run a spec."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,7 +15,8 @@ def add_adapter_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--adapter",
         metavar="DIR",
-        help="a LoRA adapter from llmos-train, merged into the model (transformers engine)",
+        help="a LoRA adapter: the folder llmos-train wrote (merged into the model, transformers "
+        "engine) or the .gguf llmos export wrote from it (applied by the llamacpp engine)",
     )
 
 
@@ -40,10 +42,46 @@ def load_with_adapter(machine: Machine, adapter: str | None) -> LoadedModel | No
     """The machine's model with `adapter` merged in; None without an adapter (the spec's)."""
     if adapter is None:
         return None
+    if adapter.endswith(".gguf"):
+        return _load_gguf_adapter(machine, adapter)
     from llmos_grammar.engines.select import choose
     from llmos_grammar.models import load_model
     from llmos_grammar.train.adapter import check_adapter, load_adapter
 
     check_adapter(adapter)  # before the model loads: a bad folder fails at once
     choose(machine.engine, machine.model, adapter=True)  # llamacpp + adapter is an error
+    print(adapter_line(adapter, machine.cache_key), file=sys.stderr, flush=True)
     return load_adapter(load_model(machine.model), adapter)
+
+
+def adapter_line(adapter: str, spec_key: str = "") -> str:
+    """`adapter DIR: trained by ...` (what the adapter's llmos_train.json records)."""
+    from llmos_grammar.train.adapter import describe_adapter, train_info
+    from llmos_grammar.visible import visible
+
+    return f"adapter {visible(adapter)}: {describe_adapter(train_info(adapter), spec_key)}"
+
+
+def _load_gguf_adapter(machine: Machine, adapter: str) -> LoadedModel:
+    """The machine's GGUF model on llama.cpp with a GGUF LoRA adapter from `llmos export`."""
+    from pathlib import Path
+
+    from llmos_grammar.engines.llamacpp import load_llamacpp
+    from llmos_grammar.engines.select import choose
+    from llmos_grammar.errors import ModelError
+    from llmos_grammar.models import resolve
+
+    if not Path(adapter).is_file():
+        raise ModelError(f"--adapter: no such file: {adapter}")
+    if machine.engine not in ("auto", "llamacpp"):
+        raise ModelError(
+            f"--adapter {adapter}: a GGUF adapter runs on the llamacpp engine, not "
+            f"{machine.engine} (give llmos-train's adapter folder for --engine {machine.engine})"
+        )
+    if resolve(machine.model)[1] is None:
+        raise ModelError(
+            f"--adapter {adapter}: a GGUF adapter applies to a GGUF model; "
+            f"{machine.model.name!r} is not one (give llmos-train's adapter folder instead)"
+        )
+    choose("llamacpp", machine.model)  # llama-cpp-python is installed
+    return load_llamacpp(machine.model, lora=adapter)

@@ -1,4 +1,4 @@
-"""`llmos-train SPEC --tasks FILE.jsonl --out DIR`: GRPO (TRL) with LoRA on executed rollouts."""
+"""`llmos-train SPEC --tasks FILE.jsonl --out DIR`: RFT or GRPO with LoRA on executed runs."""
 
 from __future__ import annotations
 
@@ -14,50 +14,72 @@ from llmos_grammar.cli.process import prepare_for_model
 from llmos_grammar.visible import visible
 
 if TYPE_CHECKING:
-    from llmos_grammar.eval.tasks import TaskSet
     from llmos_grammar.train.rewards import RewardTerm
     from llmos_grammar.train.session import TrainOutcome
+    from llmos_grammar.train.settings import TrainSettings
+
+DEFAULT_METHOD = "rft"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the spec YAML file (its model must run on transformers)")
     parser.add_argument("--tasks", required=True, metavar="FILE", help="JSONL training tasks")
     parser.add_argument("--out", required=True, metavar="DIR", help="where the adapter goes")
-    parser.add_argument("--steps", type=int, default=20, metavar="N", help="GRPO steps (20)")
     parser.add_argument(
-        "--group", type=int, default=4, metavar="G", help="completions per task, GRPO's group (4)"
+        "--method",
+        choices=("rft", "grpo"),
+        default=DEFAULT_METHOD,
+        help="rft: fine-tune on the solved runs, round after round; grpo: group-normalized "
+        f"rewards, step after step ({DEFAULT_METHOD})",
     )
+    _number(parser, "--rounds", int, 2, "N", "rft: rounds of sampling and fine-tuning")
+    _number(parser, "--samples", int, 4, "K", "rft: runs sampled per training task each round")
+    _number(parser, "--epochs", int, 1, "E", "rft: passes over each round's kept runs")
+    _number(parser, "--fit-batch", int, 16, "N", "rft: kept runs per optimizer step")
+    _number(parser, "--steps", int, 20, "N", "grpo: steps")
+    _number(parser, "--group", int, 8, "G", "grpo: runs per task, rewards normalized in it")
+    _number(parser, "--batch", int, 64, "B", "grpo: runs per step, a multiple of G")
     parser.add_argument(
-        "--batch",
-        type=int,
-        default=8,
-        metavar="B",
-        help="completions per step and process, a multiple of G; also rows decoded together (8)",
+        "--init-adapter", metavar="DIR", help="go on training this adapter (from llmos-train)"
     )
-    parser.add_argument("--lr", type=float, default=1e-4, metavar="X", help="learning rate (1e-4)")
-    parser.add_argument("--lora-r", type=int, default=16, metavar="R", help="LoRA rank (16)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed (0)")
-    parser.add_argument(
-        "--temperature", type=float, default=0.7, metavar="T", help="rollout temperature (0.7)"
-    )
+    _number(parser, "--rows", int, 16, "R", "runs decoded together (the engine's batch)")
+    _number(parser, "--micro-tokens", int, 512, "T", "tokens per micro-batch of the training pass")
+    _number(parser, "--lr", float, 1e-4, "X", "learning rate (AdamW)")
+    _number(parser, "--lora-r", int, 16, "R", "LoRA rank")
+    _number(parser, "--seed", int, 0, "S", "seed")
+    _number(parser, "--temperature", float, 0.7, "T", "sampling temperature")
     parser.add_argument(
         "--shaping",
         action="append",
         default=[],
         metavar="TERM=W",
-        help="add a shaping reward term with weight W: ran (last program exited 0), "
+        help="grpo: add a shaping reward term with weight W: ran (last program exited 0), "
         "stopped (the run ended by itself); repeatable",
     )
     parser.add_argument(
-        "--eval", metavar="FILE", help="held-out JSONL tasks: accuracy before and after training"
+        "--eval",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="held-out JSONL tasks, accuracy before and after training; repeatable",
     )
     add_wall_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
+def _number(
+    parser: argparse.ArgumentParser, flag: str, kind: type, default: object, meta: str, text: str
+) -> None:
+    parser.add_argument(flag, type=kind, default=default, metavar=meta, help=f"{text} ({default})")
+
+
+MINIMUMS = {"rounds": 1, "samples": 1, "epochs": 1, "fit_batch": 1, "steps": 1, "group": 2,
+            "batch": 1, "rows": 1, "micro_tokens": 1, "lora_r": 1}  # fmt: skip
+
+
 def usage_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments, in one line; None when nothing is."""
-    for name, low in (("steps", 1), ("group", 2), ("batch", 1), ("lora_r", 1)):
+    for name, low in MINIMUMS.items():
         value = getattr(args, name)
         if value < low:
             return f"--{name.replace('_', '-')} must be at least {low} (got {value})"
@@ -69,12 +91,20 @@ def usage_problem(args: argparse.Namespace) -> str | None:
         return f"--wall-s must be positive (got {args.wall_s:g})"
     if args.temperature <= 0:
         return f"--temperature must be positive for sampled groups (got {args.temperature:g})"
+    return _path_problem(args)
+
+
+def _path_problem(args: argparse.Namespace) -> str | None:
     if not Path(args.spec).is_file():
         return f"no such spec file: {args.spec}"
-    for option in ("tasks", "eval"):
-        path = getattr(args, option)
-        if path is not None and not Path(path).is_file():
+    for option, path in [("tasks", args.tasks)] + [("eval", e) for e in args.eval]:
+        if not Path(path).is_file():
             return f"--{option}: no such file: {path}"
+    if (
+        args.init_adapter is not None
+        and not (Path(args.init_adapter) / "adapter_config.json").is_file()
+    ):
+        return f"--init-adapter: {args.init_adapter} has no adapter_config.json"
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return f"--out: {out} exists and is not a folder"
@@ -98,6 +128,17 @@ def shaping_terms(specs: Sequence[str]) -> tuple[RewardTerm, ...]:
     return tuple(terms)
 
 
+def settings_of(args: argparse.Namespace, terms: tuple[RewardTerm, ...]) -> TrainSettings:
+    from llmos_grammar.train.settings import TrainSettings
+
+    return TrainSettings(
+        method=args.method, rounds=args.rounds, samples=args.samples, epochs=args.epochs,
+        fit_batch=args.fit_batch, steps=args.steps, group=args.group, batch=args.batch,
+        temperature=args.temperature, lr=args.lr, lora_r=args.lora_r, rows=args.rows,
+        micro_tokens=args.micro_tokens, seed=args.seed, init=args.init_adapter, terms=terms,
+    )  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     problem = usage_problem(args)
     terms: tuple[RewardTerm, ...] = ()
@@ -113,67 +154,58 @@ def run(args: argparse.Namespace) -> int:
     from llmos_grammar.eval import load_tasks
     from llmos_grammar.models import load_model
     from llmos_grammar.spec import load
-    from llmos_grammar.train.pipeline import TrainConfig, require_trl
+    from llmos_grammar.train.pipeline import require_trl
     from llmos_grammar.train.session import run_training
 
     require_trl()
     tasks = load_tasks(args.tasks)
-    eval_set = load_tasks(args.eval) if args.eval else None
+    eval_sets = [load_tasks(name) for name in args.eval]
     machine = with_wall(load(args.spec), args.wall_s)
     choose(machine.engine, machine.model, adapter=True)  # a LoRA trains on torch weights
-    config = TrainConfig(
-        steps=args.steps, group=args.group, batch=args.batch, lr=args.lr,
-        lora_r=args.lora_r, seed=args.seed, temperature=args.temperature, terms=terms,
-    )  # fmt: skip
-    print(
-        f"{visible(machine.name)}: GRPO on {visible(tasks.name)} ({len(tasks.tasks)} tasks), "
-        f"{config.steps} steps of "
-        f"{config.batch} completions ({config.batch // config.group} tasks x {config.group}), "
-        f"LoRA r={config.lora_r}, lr {config.lr:g}, rewards "
-        + ", ".join(f"{t.name}x{t.weight:g}" for t in terms),
-        flush=True,
-    )
+    settings = settings_of(args, terms)
+    print(f"{visible(machine.name)}: {plan(settings)} on {visible(tasks.name)} "
+          f"({len(tasks.tasks)} tasks)", flush=True)  # fmt: skip
     prepare_for_model()
-    quiet_training()
     lm = load_model(machine.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     outcome = run_training(
-        machine, lm, tasks, config, out, eval_set=eval_set, progress=not args.no_progress
-    )
-    if outcome.main:
-        print(summary(outcome, eval_set))
+        machine, lm, tasks, settings, out, eval_sets=eval_sets, progress=not args.no_progress,
+        on_record=lambda record: print(record.line(), flush=True),
+    )  # fmt: skip
+    print(summary(outcome))
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
 
 
-def quiet_training() -> None:
-    """No deprecation notices about options that TRL itself sets (gradient checkpointing)."""
-    import warnings
+def plan(s: TrainSettings) -> str:
+    """The method and its sizes, in one line."""
+    if s.method == "rft":
+        what = (
+            f"RFT, {s.rounds} round(s) of {s.samples} run(s) per task at temperature "
+            f"{s.temperature:g}, {s.epochs} epoch(s) of {s.fit_batch} runs per step"
+        )
+    else:
+        what = (f"GRPO, {s.steps} step(s) of {s.batch} runs ({s.batch // s.group} tasks x "
+                f"{s.group}) at temperature {s.temperature:g}, rewards "
+                + ", ".join(f"{t.name}x{t.weight:g}" for t in s.terms))  # fmt: skip
+    start = f", from {visible(s.init)}" if s.init else ""
+    return f"{what}, LoRA r={s.lora_r}{start}, lr {s.lr:g}"
 
-    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
 
+def summary(outcome: TrainOutcome) -> str:
+    """The lines printed at the end: time, held-out accuracy before and after, files."""
+    from llmos_grammar.train.stats import table
 
-def summary(outcome: TrainOutcome, eval_set: TaskSet | None) -> str:
-    """The lines printed at the end: reward first vs last steps, held-out accuracy, files."""
-    records = outcome.records
+    done = len(outcome.records)
+    unit = "round(s)" if outcome.records and outcome.records[0].method == "rft" else "step(s)"
     lines = [
-        f"{len(records)} step(s) in {outcome.seconds:.0f} s"
+        f"{done} {unit} in {outcome.seconds:.0f} s "
+        f"(held-out evaluation {outcome.eval_seconds:.0f} s)"
         + (" (interrupted)" if outcome.interrupted else "")
     ]
-    if records:
-        k = max(1, min(5, len(records) // 2))
-        first = sum(r.metric("reward_mean") for r in records[:k]) / k
-        last = sum(r.metric("reward_mean") for r in records[-k:]) / k
-        lines.append(f"reward (mean of {k} steps): first {first:.3f}, last {last:.3f}")
-    paired = outcome.held_out
-    if paired is not None and eval_set is not None:
-        n = len(eval_set.tasks)
-        lines.append(
-            f"held-out {eval_set.name} ({n} tasks): before {paired.before:.0%}, after "
-            f"{paired.after:.0%}, change {paired.after - paired.before:+.0%} "
-            f"(95% paired bootstrap {paired.low:+.0%} to {paired.high:+.0%}; "
-            f"{paired.gained} gained, {paired.lost} lost)"
-        )
+    changes = [h.paired for h in outcome.held_out if h.paired is not None]
+    if changes:
+        lines.append(table(changes))
     lines.append(f"adapter: {outcome.out}  log: {outcome.log_path}  plot: {outcome.plot_path}")
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""GRPO glue: TRL's GRPOTrainer with a peft LoRA config, our rollouts and rewards."""
+"""The baseline GRPO glue: TRL's GRPOTrainer with a peft LoRA config, our rollouts and rewards."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A PNG of the reward per training step (mean, its spread, and each term)."""
+"""PNGs of training: solved rate and loss per round or step; TRL's reward per step."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from llmos_grammar.train.records import Record
     from llmos_grammar.train.steplog import StepRecord
 
 
@@ -38,6 +39,30 @@ def plot_rewards(records: Sequence[StepRecord], out: str, title: str) -> None:
     bottom.set_ylabel("groups all equal")
     bottom.set_xlabel("step")
     bottom.set_ylim(-0.05, 1.05)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def plot_progress(records: Sequence[Record], out: str, title: str) -> None:
+    """Solved rate of the sampled runs and the loss per round (rft) or step (grpo)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    index = [r.index for r in records]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[3, 2])
+    top.plot(index, [r.solved_rate for r in records], marker="o", label="runs solved")
+    if all(r.signal is not None for r in records):
+        top.plot(index, [r.signal for r in records], linestyle="--", label="groups with signal")
+    top.set_ylim(-0.05, 1.05)
+    top.set_ylabel("fraction")
+    top.set_title(title)
+    top.legend(loc="best", fontsize="small")
+    bottom.plot(index, [r.fit.loss for r in records], marker="o", color="grey")
+    bottom.set_ylabel("loss")
+    bottom.set_xlabel("round" if records and records[0].method == "rft" else "step")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
