@@ -1,8 +1,8 @@
 """A request's machine: the served model's machine with `response_format` and `tools` as states.
 
-- `response_format` json_object / json_schema: the answer states (free text states that end
-  the turn) are constrained to JSON of the schema; refused on a spec whose reply can end
-  elsewhere or whose answer state also starts actions.
+- `response_format` json_object / json_schema: the answer states (text states that end the
+  turn) are constrained to JSON of the schema instead of their own grammar; refused on a
+  spec whose reply can end elsewhere or whose answer state also starts other states.
 - `tools` (tool_choice auto): every free text state gains the trigger `<tool_call>`, which
   enters a grammar state whose language is the declared calls (the name one of the tools',
   the arguments valid for that tool's schema), closed by `</tool_call>`. With parallel calls
@@ -312,26 +312,24 @@ def _check_call_first(base: Machine, answers: Sequence[str], mode: str) -> None:
 
 
 def _answer_states(base: Machine) -> tuple[str, ...]:
-    """The free text states that end the turn; BadRequest when the reply may end elsewhere
+    """The text states that end the turn (their own grammar, if any, gives way to the
+    JSON); BadRequest when one also starts other states or the reply may end elsewhere
     (then no answer could be held to the schema)."""
     finals = {n for n, s in base.states.items() if isinstance(s, FinalState)}
     answers: list[str] = []
     for name, state in base.states.items():
         if isinstance(state, TextState) and state.on_eos in finals:
-            if state.triggers or state.constraint is not None:
-                raise _no_answer(base, f"its answer state {name!r} also " + _does(state))
+            if state.triggers:
+                shown = ", ".join(repr(t.trigger) for t in state.triggers)
+                raise _no_answer(
+                    base, f"its answer state {name!r} also starts other states ({shown})"
+                )
             answers.append(name)
         elif _ends_turn(state, finals):
             raise _no_answer(base, f"its reply can end in state {name!r} without an answer")
     if not answers:
-        raise _no_answer(base, "it has no free text state that ends the reply")
+        raise _no_answer(base, "it has no text state that ends the reply")
     return tuple(answers)
-
-
-def _does(state: TextState) -> str:
-    if state.triggers:
-        return f"starts other states ({', '.join(repr(t.trigger) for t in state.triggers)})"
-    return "has its own grammar"
 
 
 def _ends_turn(state: State, finals: set[str]) -> bool:
@@ -347,7 +345,7 @@ def _ends_turn(state: State, finals: set[str]) -> bool:
 def _no_answer(base: Machine, why: str) -> BadRequest:
     return BadRequest(
         f"response_format cannot hold model {base.name!r} to JSON: {why}; "
-        "use the base model, or a spec whose reply ends in a free text answer",
+        "use the base model, or a spec whose reply ends in a text answer",
         param="response_format",
     )
 

@@ -109,7 +109,9 @@ class Fields:
 
     def __init__(self, value: object, where: str, budget: Budget) -> None:
         if not isinstance(value, dict):
-            raise wrong_type(where or "the body", "a JSON object", value)
+            if not where:
+                raise BadRequest(f"the body must be a JSON object, not {kind_of(value)}")
+            raise wrong_type(where, "a JSON object", value)
         self.data: Mapping[str, object] = value
         self.where = where
         self.budget = budget
@@ -158,7 +160,7 @@ class Fields:
         if isinstance(value, bool) or not isinstance(value, int):
             raise wrong_type(self.param(key), "an integer", value)
         if not low <= value <= high:
-            top = "" if high == MAX_INT else f" and at most {high}"
+            top = "" if high == MAX_INT and value >= low else f" and at most {high}"
             raise BadRequest(
                 f"{self.param(key)} is {value}; it must be at least {low}{top}",
                 param=self.param(key),
