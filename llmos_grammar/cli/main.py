@@ -21,6 +21,7 @@ COMMANDS = {
     "train": ("llmos_grammar.cli.train", "GRPO with LoRA on a spec's executed rollouts"),
     "graph": ("llmos_grammar.cli.graph", "print a spec's state machine as Mermaid or DOT"),
     "view": ("llmos_grammar.cli.view_html", "a trace as one HTML page: llmos view TRACE -o FILE"),
+    "export": ("llmos_grammar.cli.export", "a trained LoRA adapter as a GGUF for llama.cpp"),
     "exec": ("llmos_grammar.cli.exec", "run one policy action on code, print JSON"),
     "sandbox": ("llmos_grammar.cli.sandbox", "inspect the sandbox: llmos sandbox doctor"),
     "docs": ("llmos_grammar.cli.docs", "serve this documentation site locally (mkdocs)"),

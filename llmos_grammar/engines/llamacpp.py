@@ -78,7 +78,7 @@ def _cpu_has_amx() -> bool:
 class LlamaCppModel:
     """A GGUF loaded by llama.cpp: weights only; contexts are made per engine."""
 
-    def __init__(self, path: str, threads: int | None = None) -> None:
+    def __init__(self, path: str, threads: int | None = None, lora: str | None = None) -> None:
         import llama_cpp as lc
 
         _quiet_backend()
@@ -100,6 +100,8 @@ class LlamaCppModel:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         self.threads = threads or cores or os.cpu_count() or 1
         self.engines: weakref.WeakSet[LlamaCppEngine] = weakref.WeakSet()  # open contexts
+        self.lora = lora  # a GGUF LoRA adapter (llmos export), applied in every context
+        self.adapter = _load_lora(self, lora) if lora else None  # its native pointer
 
     def prepare_context(self) -> None:
         """Create the first engine's context now: while a loading thread does this (C code,
@@ -167,12 +169,32 @@ def _new_context(model: LlamaCppModel, n_ctx: int, rows: int) -> Any:
     ctx = lc.llama_init_from_model(model.handle, params)
     if not ctx:
         raise ModelError(f"llama.cpp cannot create a context of {n_ctx} cells for {model.path}")
+    if model.adapter is not None:
+        adapters = (lc.llama_adapter_lora_p_ctypes * 1)(model.adapter)
+        if lc.llama_set_adapters_lora(ctx, adapters, 1, (ctypes.c_float * 1)(1.0)) != 0:
+            lc.llama_free(ctx)
+            raise ModelError(f"llama.cpp cannot apply the LoRA adapter {model.lora}")
     return ctx
 
 
-def _load_native(path: str) -> LlamaCppModel:
-    """The model and its first context (run in a loading thread)."""
-    native = LlamaCppModel(path)
+def _load_lora(model: LlamaCppModel, path: str) -> Any:
+    """The GGUF LoRA adapter at `path` on `model`'s weights (freed with them); the weights
+    are closed and ModelError raised when llama.cpp refuses it (its reason is in its log)."""
+    import llama_cpp as lc
+
+    adapter = lc.llama_adapter_lora_init(model.handle, path.encode())
+    if not adapter:
+        model.close()
+        raise ModelError(
+            f"llama.cpp cannot load the LoRA adapter {path} onto {model.path} "
+            "(write it for this model with: llmos export ADAPTER_DIR -o OUT.gguf)"
+        )
+    return adapter
+
+
+def _load_native(path: str, lora: str | None = None) -> LlamaCppModel:
+    """The model (with its LoRA adapter) and its first context (run in a loading thread)."""
+    native = LlamaCppModel(path, lora=lora)
     try:
         native.prepare_context()
     except ModelError:
@@ -442,14 +464,25 @@ __all__ = ["LlamaCppEngine", "LlamaCppModel", "load_llamacpp", "prefix_store", "
 
 def prefix_store(model: LlamaCppModel) -> PrefixStore | None:
     """Where prompt-prefix states of `model` are kept between processes (None: nowhere).
-    The key holds what shapes the state: the file, llama.cpp's version and the threads."""
+    The key holds what shapes the state: the file, llama.cpp's version, the threads and
+    the LoRA adapter (its path, size and time)."""
     import llama_cpp as lc
 
-    return PrefixStore.for_model(model.path, lc.__version__, model.threads, N_BATCH)
+    lora: list[object] = []
+    if model.lora:
+        try:
+            info = os.stat(model.lora)
+        except OSError:
+            return None
+        lora = [os.path.abspath(model.lora), info.st_size, info.st_mtime_ns]
+    return PrefixStore.for_model(model.path, lc.__version__, model.threads, N_BATCH, *lora)
 
 
-def load_llamacpp(ref: ModelRef, engine_args: Mapping[str, str] | None = None) -> LoadedModel:
+def load_llamacpp(
+    ref: ModelRef, engine_args: Mapping[str, str] | None = None, lora: str | None = None
+) -> LoadedModel:
     """A LoadedModel whose `model` is the GGUF in llama.cpp; tokenizer and token table are ours.
+    `lora`: a GGUF LoRA adapter (from llmos export) that every context applies.
     Closing the LoadedModel closes the weights and every engine's context over them."""
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
@@ -466,7 +499,7 @@ def load_llamacpp(ref: ModelRef, engine_args: Mapping[str, str] | None = None) -
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmos-load")
     # llama.cpp loads the weights and makes the first context without the GIL, on the
     # other core, while this thread imports transformers and reads the tokenizer
-    loading = pool.submit(_load_native, str(Path(folder) / gguf))
+    loading = pool.submit(_load_native, str(Path(folder) / gguf), lora)
     import torch
 
     tokenizer = load_tokenizer(ref)
@@ -482,7 +515,7 @@ def load_llamacpp(ref: ModelRef, engine_args: Mapping[str, str] | None = None) -
         torch.device("cpu"),
         native.n_vocab,
         frozenset(eos),
-        ref.name,
+        f"{ref.name}+{Path(lora).stem}" if lora else ref.name,
         table_future=table,
         engine="llamacpp",
         closer=native.close,
