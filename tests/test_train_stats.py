@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +165,17 @@ def test_paired_evaluations_pairs_by_task_and_skips_unfinished_ones() -> None:
     empty = evaluation([], [], "after")
     with pytest.raises(ValueError, match="share no finished task"):
         paired_evaluations("s", before, empty)
+
+
+def test_transfer_comparison_refuses_unknown_sets_and_bad_budgets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmos_grammar.errors import LlmosError
+    from llmos_grammar.eval.compare import TRANSFER, compare_adapter, main
+
+    assert TRANSFER == ("chat", "sqlite_qa", "humaneval")
+    with pytest.raises(LlmosError, match="unknown task set"):
+        compare_adapter(str(tmp_path / "a.gguf"), ["chat", "poetry"])
+    assert main([str(tmp_path), "--limit", "0"]) == 2
+    assert main([str(tmp_path / "missing.gguf"), "--sets", "chat"]) == 1
+    assert "no such adapter file" in capsys.readouterr().err
