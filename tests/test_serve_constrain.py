@@ -107,6 +107,7 @@ def test_auto_tools_add_a_trigger_into_a_call_grammar_and_end_the_turn() -> None
     assert isinstance(states[rm.tool_end or ""], FinalState)
     assert rm.machine.start == "reply" and rm.machine.prompt.assistant_prefix == ""
     assert rm.tagged == {"reply"} and rm.tool_states == {call.name, more.name}
+    assert reply.constraint is not None and reply.constraint.text == "(?s:.*)"  # whole tags only
     for tool in TOOLS:
         assert json.dumps(tool.parameters) in rm.tools_prompt and tool.name in rm.tools_prompt
     assert "<tool_call>" in rm.tools_prompt
@@ -413,6 +414,9 @@ def test_tool_choice_none_never_calls(tiny: Any) -> None:
         assert {s.state for s in result.transcript} <= {"reply"}
 
 
+TAG = ["<", "tool", "_", "call", ">"]  # `<tool_call>`, one token a piece
+
+
 class Lead:
     """Steers the reply state to write `pieces` (one token each) and leaves the rest free."""
 
@@ -441,7 +445,7 @@ def _prefixes(text: str, ids: list[int]) -> Iterator[int]:
 
 def test_auto_text_then_a_call_through_the_trigger(tiny: Any) -> None:
     rm = with_tools("auto")
-    lead = Lead(["Let", " me", " check", " ", "<", "tool"])
+    lead = Lead(["Let", " me", " check", " ", *TAG])
     results = sampled(rm, tiny, seed=15, logits_processors=[lead])
     finished = 0
     for result in results:
@@ -453,9 +457,20 @@ def test_auto_text_then_a_call_through_the_trigger(tiny: Any) -> None:
     assert finished >= SAMPLES // 2
 
 
+def test_only_the_whole_tag_starts_a_call(tiny: Any) -> None:
+    """`<t` of `<table>` stays text: the free reply state is held to any text, where only a
+    whole trigger fires (a started one would force the rest of the tag)."""
+    rm = with_tools("auto")
+    lead = Lead(["Hi", " <", "t", "able", ">"])
+    budgets = Budgets(max_tokens=16)
+    for result in sampled(rm, tiny, seed=19, samples=4, logits_processors=[lead], budgets=budgets):
+        assert result.text.startswith("Hi <table>") and rm.tool_calls(result) == ()
+        assert rm.content(result) == result.text and rm.finish_reason(result) != "tool_calls"
+
+
 def test_streamed_text_reads_as_the_finished_run(tiny: Any) -> None:
     rm = with_tools("auto")
-    lead = Lead(["Sure", ".", "<", "tool"])
+    lead = Lead(["Sure", ".", *TAG])
     machine = replace(rm.machine, prompt=replace(rm.machine.prompt, system=rm.tools_prompt))
     with Runtime(machine, tiny, logits_processors=[lead], sampling=Sampling(1.0, seed=3)) as rt:
         reader, shown, streamed, result = rm.reader(), "", [], None

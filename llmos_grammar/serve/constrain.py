@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 MACHINES_KEPT = 256
 _WHERE = Location("<request>")
+ANY_TEXT = GrammarSource("regex", r"(?s:.*)", _WHERE)
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,10 @@ def _add_trigger(
                 )
         current = _text(states[name])
         states[name] = replace(current, triggers=(*current.triggers, Transition(tag, call)))
+        if current.constraint is None and not current.triggers:
+            # any text, so that only the whole tag starts a call: a started trigger fires in
+            # an unconstrained state, and `<t` of `<table>` would become a call
+            states[name] = replace(states[name], constraint=ANY_TEXT, backend="llguidance")
         tagged.append(name)
     if not tagged:
         raise BadRequest(
