@@ -121,7 +121,7 @@ def load_served(
             lm = load_for(name, ref, engine_args)
             groups.append(EngineGroup(ref.name, lm, start_engine(lm, ()), lm.token_table()))
         served: list[Served] = []
-        for machine, name in zip(machines, names, strict=True):
+        for machine, name in zip(machines, names[: len(machines)], strict=True):
             served.append(_spec(machine, groups[keys.index((machine.model, name))]))
         for group in groups:
             if not any(s.info.id == group.name for s in served):
