@@ -286,11 +286,12 @@ def _add_trigger(
                     param="tools",
                 )
         current = _text(states[name])
-        states[name] = replace(current, triggers=(*current.triggers, Transition(tag, call)))
+        tagged_state = replace(current, triggers=(*current.triggers, Transition(tag, call)))
         if current.constraint is None and not current.triggers:
             # any text, so that only the whole tag starts a call: a started trigger fires in
             # an unconstrained state, and `<t` of `<table>` would become a call
-            states[name] = replace(states[name], constraint=ANY_TEXT, backend="llguidance")
+            tagged_state = replace(tagged_state, constraint=ANY_TEXT, backend="llguidance")
+        states[name] = tagged_state
         tagged.append(name)
     if not tagged:
         raise BadRequest(
