@@ -4,7 +4,7 @@
 one. Every field is read by type and range; a field this server does not support (or
 does not know) is refused by name unless it asks for nothing (`logprobs: false`,
 `frequency_penalty: 0`), so no part of a request is ignored in silence. A model that is
-not served is an `UnknownModel` (404).
+not served is an `UnknownModel` (404). `Limits` bounds what one request may hold.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from llmos_grammar.serve.types import (
     ServedModel,
     UnknownModel,
 )
+
+__all__ = ["Limits", "parse_chat", "parse_completion"]
 
 Models = Collection[str] | Mapping[str, ServedModel]
 LIMITS = Limits()
