@@ -407,3 +407,18 @@ def test_transfer_comparison_pairs_base_and_adapter(
     printed = capsys.readouterr().out
     assert "calculator (base): " in printed and "calculator (adapter): " in printed
     assert table(rows).splitlines()[1].startswith("calculator")
+
+
+def test_the_exported_file_carries_the_training_record(tmp_path: Path) -> None:
+    from llmos_grammar.cli.adapter import adapter_line
+    from llmos_grammar.train.export import exported_train_info
+
+    write_adapter(tmp_path / "adapter", layers=(0,))
+    record = {"method": "rft", "rounds": 2, "seed": 0, "spec_key": "abc", "tasks_file": "t.jsonl"}
+    (tmp_path / "adapter" / "llmos_train.json").write_text(json.dumps(record))
+    export_lora(tmp_path / "adapter", tmp_path / "calc.gguf")
+    assert exported_train_info(tmp_path / "calc.gguf") == record
+    line = adapter_line(str(tmp_path / "calc.gguf"), "abc")
+    assert line.startswith(f"adapter {tmp_path / 'calc.gguf'}: trained by rft, 2 round(s)")
+    (tmp_path / "plain.gguf").write_bytes(b"not a gguf")
+    assert exported_train_info(tmp_path / "plain.gguf") == {}

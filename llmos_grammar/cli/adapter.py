@@ -55,11 +55,15 @@ def load_with_adapter(machine: Machine, adapter: str | None) -> LoadedModel | No
 
 
 def adapter_line(adapter: str, spec_key: str = "") -> str:
-    """`adapter DIR: trained by ...` (what the adapter's llmos_train.json records)."""
+    """`adapter DIR: trained by ...` (what the adapter's llmos_train.json records; an
+    exported .gguf carries it)."""
     from llmos_grammar.train.adapter import describe_adapter, train_info
+    from llmos_grammar.train.export import exported_train_info
     from llmos_grammar.visible import visible
 
-    return f"adapter {visible(adapter)}: {describe_adapter(train_info(adapter), spec_key)}"
+    gguf = adapter.endswith(".gguf")
+    info = exported_train_info(adapter) if gguf else train_info(adapter)
+    return f"adapter {visible(adapter)}: {describe_adapter(info, spec_key)}"
 
 
 def _load_gguf_adapter(machine: Machine, adapter: str) -> LoadedModel:
@@ -84,4 +88,5 @@ def _load_gguf_adapter(machine: Machine, adapter: str) -> LoadedModel:
             f"{machine.model.name!r} is not one (give llmos-train's adapter folder instead)"
         )
     choose("llamacpp", machine.model)  # llama-cpp-python is installed
+    print(adapter_line(adapter, machine.cache_key), file=sys.stderr, flush=True)
     return load_llamacpp(machine.model, lora=adapter)

@@ -116,6 +116,19 @@ def export_lora(
     )
 
 
+def exported_train_info(path: str | Path) -> dict[str, object]:
+    """The llmos_train.json an exported adapter carries ({} when it has none or the file is
+    not a GGUF)."""
+    import gguf
+
+    try:
+        field = gguf.GGUFReader(str(path)).fields.get(INFO_KEY)
+        data = json.loads(field.contents()) if field is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def lora_settings(folder: Path) -> LoraSettings:
     """The adapter's LoRA settings; ModelError for what llama.cpp cannot apply."""
     config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
