@@ -254,3 +254,27 @@ def test_a_raw_completion_is_its_prompt_as_plain_text(sched: BatchScheduler) -> 
     assert answer.done.usage.prompt_tokens == len(ids)
     assert any(row[: len(ids)] == ids for row in kept_ids(sched))
     assert answer.choices[0].finish_reason == "length"
+
+
+@pytest.mark.model
+def test_specs_of_one_model_share_its_engine_and_the_model_is_served_plain() -> None:
+    from llmos_grammar.ir import DEFAULT_MODEL
+    from llmos_grammar.serve.models import load_served
+    from tests.serve_sched_support import ROOT
+
+    specs = [ROOT / "examples" / name / "spec.yaml" for name in ("calculator", "chat")]
+    served = load_served(specs, engine="transformers")
+    try:
+        assert set(served.by_id) == {"calculator", "chat", DEFAULT_MODEL}
+        [group] = served.groups
+        assert all(s.group is group for s in served.by_id.values())
+        calculator = served.by_id["calculator"].info
+        assert calculator.spec == str(specs[0]) and calculator.max_tokens == 400
+        assert served.by_id[DEFAULT_MODEL].info.spec is None
+    finally:
+        served.close()
+    alone = load_served([], engine="transformers")
+    try:
+        assert [m.id for m in alone.models()] == [DEFAULT_MODEL]
+    finally:
+        alone.close()
