@@ -119,21 +119,37 @@ def test_required_and_named_start_with_a_call_none_adds_nothing() -> None:
         assert rm.machine.start == rm.call_state
         assert rm.machine.prompt.assistant_prefix == "<tool_call>"
         assert rm.tagged == frozenset()
-    named = with_tools("function", "get_time")
-    assert (
-        "get_weather" not in named.tools_prompt
-        and "Call the function get_time" in named.tools_prompt
-    )
     none = with_tools("none")
-    assert dict(none.machine.states) == dict(BASE.states) and none.tools_prompt == ""
+    assert dict(none.machine.states) == dict(BASE.states)
     assert none.call_state is None and none.tool_states == frozenset()
+
+
+CHOICES = (("auto", None), ("required", None), ("none", None), ("function", "get_time"))
+
+
+def test_the_tools_prompt_is_the_same_for_every_choice() -> None:
+    """The grammar enforces tool_choice and parallel_tool_calls; the system prompt lists
+    every declared tool alike, so a client changing them between turns keeps its cache."""
+    prompts = {
+        with_tools(mode, name, parallel=parallel).tools_prompt
+        for mode, name in (
+            ("auto", None),
+            ("required", None),
+            ("none", None),
+            ("function", "get_time"),
+        )
+        for parallel in (True, False)
+    }
+    assert len(prompts) == 1
+    (prompt,) = prompts
+    assert "get_weather" in prompt and "get_time" in prompt
 
 
 def test_parallel_false_ends_the_turn_after_one_call() -> None:
     rm = with_tools(parallel=False)
     call = rm.machine.states[rm.call_state or ""]
     assert isinstance(call, GrammarState) and call.next == rm.tool_end
-    assert rm.tool_states == {rm.call_state} and "at most one function" in rm.tools_prompt
+    assert rm.tool_states == {rm.call_state}
 
 
 def test_machines_are_kept_by_a_hash_of_the_request() -> None:

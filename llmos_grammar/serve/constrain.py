@@ -204,7 +204,8 @@ def _build(
     visible = frozenset(answers) if answers else None
     machine = replace(base, states=states, cache_key="request:" + key)
     if not active:
-        return RequestMachine(machine, syntax=syntax, visible=visible)
+        listed = tools_prompt(request.tools, syntax) if request.tools else ""
+        return RequestMachine(machine, listed, syntax=syntax, visible=visible)
     return _with_tools(base, machine, active, request, syntax, answers, visible)
 
 
@@ -249,7 +250,7 @@ def _with_tools(
     tool_states = frozenset({call, more} if parallel else {call})
     return RequestMachine(
         replace(machine, states=states, prompt=prompt, start=start),
-        tools_prompt(tools, request.tool_choice, parallel, syntax),
+        tools_prompt(request.tools, syntax),
         syntax,
         call,
         tool_states,

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 
 from llmos_grammar.serve.toolcalls import ToolSyntax
-from llmos_grammar.serve.types import Tool, ToolChoice
+from llmos_grammar.serve.types import Tool
 
 
 def tool_json(tool: Tool) -> str:
@@ -18,10 +18,10 @@ def tool_json(tool: Tool) -> str:
     return json.dumps({"type": "function", "function": function}, ensure_ascii=False)
 
 
-def tools_prompt(
-    tools: Sequence[Tool], choice: ToolChoice, parallel: bool, syntax: ToolSyntax
-) -> str:
-    """The tools the model may call and how to call them; what it must do by `choice`."""
+def tools_prompt(tools: Sequence[Tool], syntax: ToolSyntax) -> str:
+    """Every declared tool and how to call one. The same for every tool_choice and
+    parallel_tool_calls (the grammar enforces those), so that a client changing them
+    between turns keeps the system prompt, and with it the kept cache."""
     example = syntax.call_text_of("<function-name>", "<arguments-json-object>")
     lines = [
         "# Tools",
@@ -36,10 +36,4 @@ def tools_prompt(
         f"arguments within {syntax.open_tag} tags:",
         example,
     ]
-    if choice.mode == "function":
-        lines.append(f"Call the function {tools[0].name} now.")
-    elif choice.mode == "required":
-        lines.append("Call at least one function now.")
-    if not parallel:
-        lines.append("Call at most one function in this reply.")
     return "\n".join(lines)
