@@ -35,6 +35,7 @@ from llmos_grammar.serve.types import FinishReason, RequestDone, RequestFailed, 
 log = logging.getLogger("llmos.serve")
 ACTION_THREADS = 16
 MAX_WAIT_S = 5.0  # the longest the loop sleeps without looking at time limits
+SHUTDOWN = (503, "the server is shutting down")  # a request the shutdown ended: code shutdown
 
 
 class EngineLoop:
@@ -252,7 +253,8 @@ class EngineLoop:
         else:
             status, message = failure
             kind = "invalid_request_error" if status < 500 else "server_error"
-            job.ticket.push(RequestFailed(status, message, kind))
+            code = "shutdown" if failure == SHUTDOWN else None
+            job.ticket.push(RequestFailed(status, message, kind, code=code))
 
     def _drop(self, choice: Choice) -> None:
         """End an unfinished choice's row now: its actions killed, its row closed."""
@@ -291,7 +293,7 @@ class EngineLoop:
         with self._lock:
             waiting, self._inbox = list(self._inbox), deque()
         for job in [*self.running, *waiting]:
-            self._end(job, (503, "the server is shutting down"))
+            self._end(job, SHUTDOWN)
         self.slots.close(finished=False)
         self.kept.close()
         self.parts.actions.shutdown(wait=False, cancel_futures=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from llmos_grammar.serve.kept import DEFAULT_BYTES, Replies
 from llmos_grammar.serve.models import EngineGroup, ServedSet, load_served
 from llmos_grammar.serve.sched_choice import Job
-from llmos_grammar.serve.sched_loop import EngineLoop
+from llmos_grammar.serve.sched_loop import SHUTDOWN, EngineLoop
 from llmos_grammar.serve.sched_plan import Planner
 from llmos_grammar.serve.sched_sessions import Sessions
 from llmos_grammar.serve.ticket import ServeTicket
@@ -162,7 +162,7 @@ class BatchScheduler:
         for job in self._jobs():
             job.ticket.wait(max(0.0, deadline - time.monotonic()))
         for job in self._jobs():
-            self._loop(job.plan.served.group).cancel(job, 503, "the server is shutting down")
+            self._loop(job.plan.served.group).cancel(job, *SHUTDOWN)
         ended = time.monotonic() + 5.0  # the loop ends them between two passes
         for job in self._jobs():
             job.ticket.wait(max(0.0, ended - time.monotonic()))
