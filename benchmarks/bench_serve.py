@@ -160,8 +160,8 @@ def throughput(
 ) -> None:
     say(f"## Throughput: plain chat, greedy, max_tokens {max_tokens}, {per} chats per client")
     say(f"load average before: {load()}\n")
-    say("| clients | server | requests | tokens/s | TTFT p50 (s) | TTFT p99 (s) |")
-    say("|---:|---|---:|---:|---:|---:|")
+    say("| clients | server | requests | tokens | tokens/s | TTFT p50 (s) | TTFT p99 (s) |")
+    say("|---:|---|---:|---:|---:|---:|---:|")
     for k, clients in enumerate(levels):
         pair = (ours, theirs) if k % 2 == 0 else (theirs, ours)
         found: dict[str, Level] = {}
@@ -173,7 +173,8 @@ def throughput(
         for server in (ours, theirs):
             level = found[server.name]
             say(
-                f"| {clients} | {server.name} | {level.requests} | {level.tokens_per_s:.1f} "
+                f"| {clients} | {server.name} | {level.requests} | {level.tokens} "
+                f"| {level.tokens_per_s:.1f} "
                 f"| {level.ttft(50):.2f} | {level.ttft(99):.2f} |"
             )
     say(f"\nload average after: {load()}\n")

@@ -80,7 +80,7 @@ def start_llmos(name: str, folder: Path, on: frozenset[int], *options: str) -> S
 
 def start_llamacpp(name: str, folder: Path, on: frozenset[int], gguf: Path, n_ctx: int) -> Server:
     """`python -m llama_cpp.server --model GGUF` on a free port, on cores `on`, one thread
-    per core as ours."""
+    per core as ours; requests wait for the one running instead of interrupting it."""
     log = folder / f"{name}.log"
     port = free_port()
     threads = str(len(on))
@@ -88,6 +88,9 @@ def start_llamacpp(name: str, folder: Path, on: frozenset[int], gguf: Path, n_ct
         *(sys.executable, "-m", "llama_cpp.server", "--model", str(gguf)),
         *("--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)),
         *("--n_threads", threads, "--n_threads_batch", threads, "--verbose", "True"),
+        # by default a waiting request cuts the running stream short ([DONE] mid-answer):
+        # then concurrent clients would get less work done, not the same requests answered
+        *("--interrupt_requests", "False"),
     ]
     server = Server(name, _spawn(argv, log, on), log)
     server.url = f"http://127.0.0.1:{port}"
