@@ -54,8 +54,10 @@ class RowStore:
                 if runner is None and kept.runner is not None:
                     kept.runner.close()
             else:
-                first = self.copy(kept.seq, shared)
+                # touched first: a row opened for the copy on a full engine evicts the least
+                # recently used kept row, which must not be the one it copies from
                 self.kept.touch(kept)
+                first = self.copy(kept.seq, shared)
             first.append(list(ids[shared:]))
         rows = [(first, runner)]
         for _ in range(1, plan.request.n):
