@@ -15,9 +15,16 @@ printed for each part.
    server continues its own replies): time to first token per turn with cache
    reuse, with reuse off, and on llama.cpp's server (which reuses the longest
    prefix of its one context). Target: turn 10 at least 5x faster with reuse.
-3. A client-side tool round trip (a named tool_choice, then the tool's result):
-   the prompt tokens the second request prefilled (ours: prompt minus cached
-   tokens from `usage`; llama.cpp's: the prefix-match line of its log).
+3. A client-side tool round trip (a named tool_choice, then the tool's result
+   with tool_choice auto): the prompt tokens the second request prefilled (ours:
+   prompt minus cached tokens from `usage`; llama.cpp's: the prefix-match line of
+   its log).
+
+Greedy on both: temperature 0, and for llama.cpp's server `repeat_penalty: 1.0`
+(its default, 1.1, changes greedy replies); its requests wait for the running one
+(`--interrupt_requests False`) instead of cutting it short. `--cores N` pins every
+server to N cores with one thread each: on a machine busy with other work, the
+threads of one product wait on each other and both servers slow down many times.
 
     python benchmarks/bench_serve.py [--clients 1,4,8,16] [--requests 4] [--max-tokens 64]
         [--turns 10] [--engine llamacpp] [--cores N] [--parts throughput,conversation,tools]
@@ -136,7 +143,7 @@ def main() -> int:
             for server in servers:
                 wait_ready(server)
             for server in servers:  # the first request of a server pays for warming it
-                stream_chat(client(server.url), server.model, [_user("Hello")], 4)
+                stream_chat(client(server.url), server.model, [_user("Hello")], 4, server.greedy)
             say(f"# llmos serve benchmark: {machine()}")
             say(f"engine of llmos serve: {args.engine}; each server pinned to cores {sorted(on)}")
             say("with one thread per core\n")
@@ -168,7 +175,7 @@ def throughput(
         for server in pair:
             api = client(server.url)
             found[server.name] = run_level(
-                api, server.model, PROMPTS, clients, per, max_tokens, count
+                api, server.model, PROMPTS, clients, per, max_tokens, count, server.greedy
             )
         for server in (ours, theirs):
             level = found[server.name]
@@ -197,7 +204,7 @@ def conversation(servers: Sequence[Server], turns: int, max_tokens: int) -> None
             history = histories[server.name]
             history.append(_user(question))
             server.mark()
-            done = stream_chat(client(server.url), server.model, history, max_tokens)
+            done = stream_chat(client(server.url), server.model, history, max_tokens, server.greedy)
             history.append({"role": "assistant", "content": done.text})
             timed[server.name] = done
             reused[server.name] = _reused(server, done)
@@ -227,20 +234,14 @@ def _reused(server: Server, done: Timed) -> str:
 
 def tool_round_trip(servers: Sequence[Server]) -> None:
     """The first request must call get_weather (a named tool_choice); the second sends the
-    call and its result back, keeping that tool_choice or (as agent loops do once the call
-    is made) with tool_choice auto."""
+    call and its result back with tool_choice auto, as agent loops do once the call is made."""
     say("## A client-side tool round trip: what the second request prefilled")
     say(f"load average before: {load()}\n")
-    say(
-        "| server | prompt tokens | prefilled, same tool_choice "
-        "| prefilled, tool_choice auto | the call |"
-    )
+    say("| server | prompt tokens | prefilled | reused | the call |")
     say("|---|---:|---:|---:|---|")
     for server in servers:
-        api = client(server.url)
-        prompt, same, call = _round_trip(api, server, NAMED)
-        _, auto, _ = _round_trip(api, server, "auto")
-        say(f"| {server.name} | {prompt} | {same} | {auto} | {call} |")
+        prompt, prefilled, call = _round_trip(client(server.url), server, "auto")
+        say(f"| {server.name} | {prompt} | {prefilled} | {prompt - prefilled} | {call} |")
     say(f"\nload average after: {load()}\n")
 
 
@@ -295,6 +296,7 @@ def _tool_chat(
         parallel_tool_calls=False,
         max_tokens=max_tokens,
         temperature=0,
+        extra_body=server.greedy,
     )
 
 

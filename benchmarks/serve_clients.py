@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,9 +40,14 @@ def client(url: str) -> openai.OpenAI:
 
 
 def stream_chat(
-    api: openai.OpenAI, model: str, messages: Sequence[ChatCompletionMessageParam], max_tokens: int
+    api: openai.OpenAI,
+    model: str,
+    messages: Sequence[ChatCompletionMessageParam],
+    max_tokens: int,
+    extra: Mapping[str, object] | None = None,
 ) -> Timed:
-    """One greedy chat, streamed; `Timed` from the client's side."""
+    """One greedy chat, streamed (`extra`: body fields a server needs for greedy); `Timed`
+    from the client's side."""
     started = time.perf_counter()
     first: float | None = None
     pieces: list[str] = []
@@ -54,6 +59,7 @@ def stream_chat(
         temperature=0,
         stream=True,
         stream_options={"include_usage": True},
+        extra_body=extra,
     )
     for chunk in stream:
         if chunk.usage is not None:
@@ -94,6 +100,7 @@ def run_level(
     per_client: int,
     max_tokens: int,
     count: Count,
+    extra: Mapping[str, object] | None = None,
 ) -> Level:
     """`clients` threads, each sending `per_client` chats one after another (prompts taken
     in turn); completion tokens over the wall time from the first send to the last end."""
@@ -102,7 +109,8 @@ def run_level(
         done = []
         for j in range(per_client):
             prompt = prompts[(k * per_client + j) % len(prompts)]
-            done.append(stream_chat(api, model, [{"role": "user", "content": prompt}], max_tokens))
+            question: list[ChatCompletionMessageParam] = [{"role": "user", "content": prompt}]
+            done.append(stream_chat(api, model, question, max_tokens, extra))
         return done
 
     started = time.perf_counter()

@@ -33,6 +33,7 @@ class Server:
     log: Path
     url: str = ""
     model: str = ""
+    greedy: dict[str, object] = field(default_factory=dict)  # extra body fields for greedy
     _mark: int = field(default=0, repr=False)
 
     def mark(self) -> None:
@@ -94,6 +95,7 @@ def start_llamacpp(name: str, folder: Path, on: frozenset[int], gguf: Path, n_ct
     ]
     server = Server(name, _spawn(argv, log, on), log)
     server.url = f"http://127.0.0.1:{port}"
+    server.greedy = {"repeat_penalty": 1.0}  # its default 1.1 changes greedy replies
     return server
 
 
