@@ -42,7 +42,10 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> list[FakeBatchRuntime]:
     made: list[FakeBatchRuntime] = []
 
     def open_runtimes(
-        machines: Sequence[Any], adapter: str | None = None, engine_args: Any = None
+        machines: Sequence[Any],
+        adapter: str | None = None,
+        engine_args: Any = None,
+        details: bool = False,
     ) -> list[FakeBatchRuntime]:
         scripts = [llmos_script, plain_script]
         made.extend(FakeBatchRuntime(scripts[i]) for i in range(len(machines)))
@@ -111,7 +114,7 @@ def test_eval_ctrl_c_prints_partial_results(
     fake = FakeBatchRuntime(llmos_script, interrupt_after=3)
     monkeypatch.setattr(
         "llmos_grammar.cli.eval.open_runtimes",
-        lambda machines, adapter=None, engine_args=None: [fake, fake],
+        lambda machines, adapter=None, engine_args=None, details=False: [fake, fake],
     )
     out = tmp_path / "partial.json"
     argv = ["eval", CALC, "--tasks", CALC_TASKS, "--limit", "6", "--baseline", "plain"]
