@@ -18,7 +18,7 @@ COMMANDS = {
     "serve": ("llmos_grammar.cli.serve", "an OpenAI-compatible HTTP server: llmos serve SPEC..."),
     "check": ("llmos_grammar.cli.check", "validate specs, policies and grammars"),
     "eval": ("llmos_grammar.cli.eval", "success rate of a spec on a task set, pass@k, votes"),
-    "train": ("llmos_grammar.cli.train", "GRPO with LoRA on a spec's executed rollouts"),
+    "train": ("llmos_grammar.cli.train", "RFT or GRPO with LoRA on a spec's executed runs"),
     "graph": ("llmos_grammar.cli.graph", "print a spec's state machine as Mermaid or DOT"),
     "view": ("llmos_grammar.cli.view_html", "a trace as one HTML page: llmos view TRACE -o FILE"),
     "export": ("llmos_grammar.cli.export", "a trained LoRA adapter as a GGUF for llama.cpp"),
