@@ -201,3 +201,16 @@ def test_saved_adapter_loads_back(tmp_path: Path) -> None:
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(ids).logits, merged(ids).logits)
+
+
+def test_training_goes_on_from_a_saved_adapter(tmp_path: Path) -> None:
+    ctx = context()
+    rft_round(ctx, 1)
+    ctx.policy.save(tmp_path)
+    fresh = wrap(copy.deepcopy(varied_model().model), tokenizer(), name="tiny")
+    resumed = Policy(fresh, lora_r=8, init=tmp_path)  # the rank is the saved adapter's
+    saved, loaded = lora(ctx.policy), lora(resumed)
+    assert saved.keys() == loaded.keys() and saved
+    for name in saved:
+        torch.testing.assert_close(loaded[name], saved[name], rtol=0, atol=0)
+    assert {n for n, p in resumed.model.named_parameters() if p.requires_grad} == set(saved)

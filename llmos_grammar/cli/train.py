@@ -166,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{visible(machine.name)}: {plan(settings)} on {visible(tasks.name)} "
           f"({len(tasks.tasks)} tasks)", flush=True)  # fmt: skip
     prepare_for_model()
+    quiet_training()
     lm = load_model(machine.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,6 +176,13 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(summary(outcome))
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+
+
+def quiet_training() -> None:
+    """No deprecation notices about what peft itself calls in transformers."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
 
 
 def plan(s: TrainSettings) -> str:
