@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import socket
 from collections.abc import Iterator
 
 import httpx2 as httpx
@@ -283,7 +285,6 @@ def test_a_chunked_body_is_measured_while_it_is_read(server: Running) -> None:
 
 def raw_http(server: Running, headers: bytes, body: bytes) -> str:
     """Send a POST to /v1/chat/completions by hand; the start of the answer."""
-    import socket
     from urllib.parse import urlsplit
 
     where = urlsplit(server.url)
@@ -297,7 +298,29 @@ def raw_http(server: Running, headers: bytes, body: bytes) -> str:
             + b"\r\n"
             + body
         )
-        return sock.recv(65536).decode()
+        return read_answer(sock)
+
+
+def read_answer(sock: socket.socket) -> str:
+    """Read one HTTP answer: its head, then as many body bytes as it declares.
+
+    The head and the body may come in separate segments, so one recv is not enough.
+    """
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data.decode()
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    declared = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    wanted = int(declared.group(1)) if declared else 0
+    while len(body) < wanted:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_reading(server: Running) -> None:
