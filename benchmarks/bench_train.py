@@ -175,7 +175,7 @@ def new_context(machine: Any, lm: Any, tasks: Any, settings: Any) -> Any:
     from llmos_grammar.train.policy import Policy
 
     policy = Policy(lm, settings.lora_r)
-    optimizer = make_optimizer(policy, settings.lr)
+    optimizer = make_optimizer(policy, settings.learning_rate)
     runner = ActionRunner(machine.policy)
     return Context(machine, policy, Scorer(machine), runner, tasks, settings, optimizer, False)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
 from llmos_grammar.cli.main import main
-from llmos_grammar.cli.train import shaping_terms
+from llmos_grammar.cli.train import add_arguments, plan, settings_of, shaping_terms
 from llmos_grammar.train.heldout import paired_bootstrap
 from llmos_grammar.train.rewards import RewardLog, RewardTerm
 from llmos_grammar.train.steplog import StepLog, step_record
@@ -46,6 +47,23 @@ def test_missing_spec_and_tasks(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().err == "llmos-train: no such spec file: no.yaml\n"
     assert main(["train", CALC, "--tasks", "no.jsonl", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == "llmos-train: --tasks: no such file: no.jsonl\n"
+
+
+def parsed(*extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args([CALC, "--tasks", TRAIN, "--out", "out", *extra])
+
+
+def test_each_method_has_its_own_learning_rate_unless_told() -> None:
+    terms = shaping_terms([])
+    rft = settings_of(parsed(), terms)
+    assert (rft.method, rft.rounds, rft.samples, rft.epochs) == ("rft", 3, 4, 2)
+    assert rft.learning_rate == 2e-4 and "lr 0.0002" in plan(rft)
+    grpo = settings_of(parsed("--method", "grpo"), terms)
+    assert grpo.learning_rate == 1e-4 and "lr 0.0001" in plan(grpo)
+    told = settings_of(parsed("--method", "grpo", "--lr", "3e-5"), terms)
+    assert told.learning_rate == 3e-5 and "lr 3e-05" in plan(told)
 
 
 def test_shaping_terms_default_weight() -> None:

@@ -47,7 +47,7 @@ def context(settings: TrainSettings | None = None, runner: Any = None) -> Contex
     policy = Policy(lm, settings.lora_r)
     return Context(
         machine(), policy, EvenScorer(), runner or Calculator(), tasks(), settings,  # type: ignore[arg-type]
-        make_optimizer(policy, settings.lr), progress=False, logits_processors=[steer],
+        make_optimizer(policy, settings.learning_rate), progress=False, logits_processors=[steer],
     )  # fmt: skip
 
 
@@ -137,7 +137,7 @@ def test_the_training_pass_is_the_loss_on_chosen_tokens_only() -> None:
     ctx.optimizer.zero_grad(set_to_none=True)
     # the same loss over every completion token (forced and injected text too) is another one
     everything = reference_loss(model, examples, lambda ex: [1] * len(ex.mask))
-    assert abs(float(everything) - stats.loss) > 1e-3
+    assert abs(float(everything.detach()) - stats.loss) > 1e-3
     logps = chosen_token_logprobs(model, examples)
     assert [len(lp) for lp in logps] == [e.chosen for e in examples]
 

@@ -32,9 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rft: fine-tune on the solved runs, round after round; grpo: group-normalized "
         f"rewards, step after step ({DEFAULT_METHOD})",
     )
-    _number(parser, "--rounds", int, 2, "N", "rft: rounds of sampling and fine-tuning")
+    _number(parser, "--rounds", int, 3, "N", "rft: rounds of sampling and fine-tuning")
     _number(parser, "--samples", int, 4, "K", "rft: runs sampled per training task each round")
-    _number(parser, "--epochs", int, 1, "E", "rft: passes over each round's kept runs")
+    _number(parser, "--epochs", int, 2, "E", "rft: passes over each round's kept runs")
     _number(parser, "--fit-batch", int, 16, "N", "rft: kept runs per optimizer step")
     _number(parser, "--steps", int, 20, "N", "grpo: steps")
     _number(parser, "--group", int, 8, "G", "grpo: runs per task, rewards normalized in it")
@@ -44,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _number(parser, "--rows", int, 16, "R", "runs decoded together (the engine's batch)")
     _number(parser, "--micro-tokens", int, 512, "T", "tokens per micro-batch of the training pass")
-    _number(parser, "--lr", float, 1e-4, "X", "learning rate (AdamW)")
+    parser.add_argument(
+        "--lr", type=float, metavar="X", help="learning rate (AdamW) (rft 0.0002, grpo 0.0001)"
+    )
     _number(parser, "--lora-r", int, 16, "R", "LoRA rank")
     _number(parser, "--seed", int, 0, "S", "seed")
     _number(parser, "--temperature", float, 0.7, "T", "sampling temperature")
@@ -85,7 +87,7 @@ def usage_problem(args: argparse.Namespace) -> str | None:
             return f"--{name.replace('_', '-')} must be at least {low} (got {value})"
     if args.batch % args.group:
         return f"--batch ({args.batch}) must be a multiple of --group ({args.group})"
-    if args.lr <= 0:
+    if args.lr is not None and args.lr <= 0:
         return f"--lr must be positive (got {args.lr:g})"
     if args.wall_s is not None and args.wall_s <= 0:
         return f"--wall-s must be positive (got {args.wall_s:g})"
@@ -197,7 +199,7 @@ def plan(s: TrainSettings) -> str:
                 f"{s.group}) at temperature {s.temperature:g}, rewards "
                 + ", ".join(f"{t.name}x{t.weight:g}" for t in s.terms))  # fmt: skip
     start = f", from {visible(s.init)}" if s.init else ""
-    return f"{what}, LoRA r={s.lora_r}{start}, lr {s.lr:g}"
+    return f"{what}, LoRA r={s.lora_r}{start}, lr {s.learning_rate:g}"
 
 
 def summary(outcome: TrainOutcome) -> str:

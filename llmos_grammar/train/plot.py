@@ -50,6 +50,7 @@ def plot_progress(records: Sequence[Record], out: str, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     index = [r.index for r in records]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=[3, 2])
@@ -63,6 +64,7 @@ def plot_progress(records: Sequence[Record], out: str, title: str) -> None:
     bottom.plot(index, [r.fit.loss for r in records], marker="o", color="grey")
     bottom.set_ylabel("loss")
     bottom.set_xlabel("round" if records and records[0].method == "rft" else "step")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

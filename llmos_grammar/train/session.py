@@ -139,7 +139,7 @@ def _context(
     scorer = Scorer(machine, action=python_action(machine) if tests else None)
     return Context(
         machine, policy, scorer, runner or ActionRunner(machine.policy), tasks.tasks, settings,
-        make_optimizer(policy, settings.lr), progress,
+        make_optimizer(policy, settings.learning_rate), progress,
     )  # fmt: skip
 
 
