@@ -8,6 +8,7 @@ LLMOS_VIEWER_SCREENSHOTS=docs/images the pages' screenshots are saved there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -46,6 +47,24 @@ SELECTORS = {
     "healed": ".band-text .t.h",
 }
 SHOTS = os.environ.get("LLMOS_VIEWER_SCREENSHOTS")
+
+
+def shown(path: Path) -> str:
+    """A checkout path as the pages will show it: relative to the checkout when screenshots
+    for the docs are taken (the pages are then made from the checkout), absolute otherwise."""
+    return str(path.relative_to(ROOT)) if SHOTS else str(path)
+
+
+@contextlib.contextmanager
+def in_checkout() -> Iterator[None]:
+    """Make the pages from the checkout when screenshots are taken (see `shown`)."""
+    before = os.getcwd()
+    if SHOTS:
+        os.chdir(ROOT)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def _missing() -> str | None:
@@ -112,29 +131,37 @@ def real_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path
     chat and sqlite_qa through the same parts (run_header, EventLog, run_html) with a wall
     clock long enough for a loaded machine to reach their action."""
     from llmos_grammar.cli.main import main
-    from llmos_grammar.runtime import Runtime
-    from llmos_grammar.spec import load
-    from llmos_grammar.viewer import run_header
-    from llmos_grammar.viewer.record import EventLog
 
     folder = tmp_path_factory.mktemp("pages")
     pages: dict[str, tuple[Path, Trace]] = {}
     spec = ROOT / "examples" / "calculator" / "spec.yaml"
     page, trace = folder / "calculator.html", folder / "calculator.jsonl"
-    args = ["run", str(spec), EXAMPLES["calculator"], "--engine", "transformers"]
-    assert main([*args, "--html", str(page), "--trace", str(trace), "--no-color"]) == 0
-    pages["calculator"] = (page, read_trace(trace))
-    for name in ("chat", "sqlite_qa"):
-        machine = load(ROOT / "examples" / name / "spec.yaml")
-        machine = replace(machine, budgets=replace(machine.budgets, wall_s=900))
-        with Runtime(machine, engine="transformers", details=True) as runtime:
-            log = EventLog(run_header(machine, EXAMPLES[name], runtime))
-            for event in runtime.stream(EXAMPLES[name]):
-                log.add(event)
-        page = folder / f"{name}.html"
-        page.write_text(run_html(log.trace()), encoding="utf-8")
-        pages[name] = (page, log.trace())
+    args = ["run", shown(spec), EXAMPLES["calculator"], "--engine", "transformers"]
+    with in_checkout():
+        assert main([*args, "--html", str(page), "--trace", str(trace), "--no-color"]) == 0
+        pages["calculator"] = (page, read_trace(trace))
+        for name in ("chat", "sqlite_qa"):
+            pages[name] = page_of(name, folder)
     return pages
+
+
+def page_of(name: str, folder: Path) -> tuple[Path, Trace]:
+    """An example's run made through run_header, EventLog and run_html, with a wall clock
+    long enough for a loaded machine to reach its action."""
+    from llmos_grammar.runtime import Runtime
+    from llmos_grammar.spec import load
+    from llmos_grammar.viewer import run_header
+    from llmos_grammar.viewer.record import EventLog
+
+    machine = load(shown(ROOT / "examples" / name / "spec.yaml"))
+    machine = replace(machine, budgets=replace(machine.budgets, wall_s=900))
+    with Runtime(machine, engine="transformers", details=True) as runtime:
+        log = EventLog(run_header(machine, EXAMPLES[name], runtime))
+        for event in runtime.stream(EXAMPLES[name]):
+            log.add(event)
+    page = folder / f"{name}.html"
+    page.write_text(run_html(log.trace()), encoding="utf-8")
+    return page, log.trace()
 
 
 @pytest.mark.model
@@ -244,9 +271,10 @@ def eval_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     page, doc = folder / "report.html", folder / "report.json"
     spec = ROOT / "examples" / "calculator" / "spec.yaml"
     tasks = ROOT / "examples" / "calculator" / "tasks.jsonl"
-    args = ["eval", str(spec), "--tasks", str(tasks), "--limit", "4", "--wall-s", "900"]
+    args = ["eval", shown(spec), "--tasks", shown(tasks), "--limit", "4", "--wall-s", "900"]
     args += ["--engine", "transformers", "--no-progress", "--html", str(page), "--json", str(doc)]
-    assert main(args) == 0
+    with in_checkout():
+        assert main(args) == 0
     return page, json.loads(doc.read_text())
 
 
