@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from host import cpu_name  # noqa: E402
 from serve_clients import Count, Level, Timed, client, run_level, stream_chat  # noqa: E402
 from serve_procs import Server, cores, start_llamacpp, start_llmos, wait_ready  # noqa: E402
 
@@ -306,15 +306,7 @@ def _user(text: str) -> ChatCompletionMessageParam:
 
 def machine() -> str:
     """The CPU and the cores this run may use."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {len(os.sched_getaffinity(0))} cores"
+    return f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
 
 
 def load() -> str:

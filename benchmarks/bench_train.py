@@ -104,15 +104,9 @@ def report(args: argparse.Namespace) -> int:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "load": list(os.getloadavg()),
+    from host import cpu_name
+
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "load": list(os.getloadavg()),
             "time": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
 
 
