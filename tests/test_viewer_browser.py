@@ -55,16 +55,9 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if SHOTS else str(path)
 
 
-@contextlib.contextmanager
-def in_checkout() -> Iterator[None]:
+def in_checkout() -> contextlib.AbstractContextManager[object]:
     """Make the pages from the checkout when screenshots are taken (see `shown`)."""
-    before = os.getcwd()
-    if SHOTS:
-        os.chdir(ROOT)
-    try:
-        yield
-    finally:
-        os.chdir(before)
+    return contextlib.chdir(ROOT) if SHOTS else contextlib.nullcontext()
 
 
 def _missing() -> str | None:
